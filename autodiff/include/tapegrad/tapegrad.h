@@ -1,0 +1,9 @@
+// The whole autodiff API in one include.
+#pragma once
+
+#include <tapegrad/error.h>
+#include <tapegrad/op.h>
+#include <tapegrad/ops.h>
+#include <tapegrad/parameter.h>
+#include <tapegrad/tape.h>
+#include <tapegrad/tensor.h>
