@@ -138,8 +138,13 @@ class Tape {
   Var<S> constant(const Tensor& value) { return make_leaf(value, false, SlotKind::Constant); }
   /// A leaf whose gradient is readable through Var::grad() after backward.
   Var<S> variable(const Tensor& value) { return make_leaf(value, true, SlotKind::Variable); }
-  /// A parameter's value as a leaf; each sweep that reaches it adds to p.grad.
+  /// A parameter's value as a leaf; each sweep that reaches it adds to p.grad. The first call
+  /// on a tape copies p.value; later calls (until clear/rewind drops that leaf) return the
+  /// same leaf, so a cell can call leaf(W) at every step and W is recorded once.
   Var<S> leaf(Parameter<S>& p) {
+    for (auto it = params_.rbegin(); it != params_.rend(); ++it) {
+      if (it->param == &p) return handle(it->id);
+    }
     Var<S> v = make_leaf(p.value, true, SlotKind::Parameter);
     params_.push_back({v.id(), &p});
     names_[v.id()] = p.name;
