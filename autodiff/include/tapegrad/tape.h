@@ -68,6 +68,8 @@ class Var {
   [[nodiscard]] Tape<S>& tape() const;
   [[nodiscard]] std::uint32_t id() const { return id_; }
   [[nodiscard]] bool valid() const;
+  /// True for a default-constructed handle (no tape).
+  [[nodiscard]] bool empty() const { return tape_ == nullptr; }
   /// The forward value.
   [[nodiscard]] const Matrix<S>& value() const;
   /// dL/dv from the latest backward sweep (zeros where the sweep did not reach v).
@@ -180,8 +182,10 @@ class Tape {
     TAPEGRAD_CHECK(values_[loss.id()].size() == 1, ShapeError,
                    "backward: the loss '{}' is {}, not a scalar [1 x 1]; pass a seed of the same shape",
                    display_name(loss.id()), shape_of(values_[loss.id()]));
-    Tensor one = Tensor::Ones(1, 1);
-    backward(loss, one, opts);
+    TAPEGRAD_CHECK(opts.from.entries <= entries_.size(), TapeError,
+                   "backward: the mark (entry {}) is past the end of the tape ({} entries); was it rewound?",
+                   opts.from.entries, entries_.size());
+    sweep(loss.id(), nullptr, opts);  // seeded with ones in place: no temporary, no allocation
   }
   /// Reverse sweep from y seeded with dL/dy = seed (same shape as y).
   void backward(const Var<S>& y, const Tensor& seed, const BackwardOptions& opts = {}) {
@@ -192,7 +196,7 @@ class Tape {
     TAPEGRAD_CHECK(opts.from.entries <= entries_.size(), TapeError,
                    "backward: the mark (entry {}) is past the end of the tape ({} entries); was it rewound?",
                    opts.from.entries, entries_.size());
-    sweep(y.id(), seed, opts);
+    sweep(y.id(), &seed, opts);
   }
 
   // ---- time tags, names ------------------------------------------------------------------
@@ -365,14 +369,17 @@ class Tape {
   }
   [[nodiscard]] bool reached(std::uint32_t id) const { return info_[id].grad_stamp == stamp_; }
 
-  void sweep(std::uint32_t seed_id, const Tensor& seed, const BackwardOptions& opts);
+  // seed == nullptr seeds dL/dy with ones.
+  void sweep(std::uint32_t seed_id, const Tensor* seed, const BackwardOptions& opts);
   void run_observed(std::size_t i, OpCtx<S>& ctx);
 
   [[noreturn]] void raise_anomaly(std::string_view what, std::uint32_t id, const Tensor& bad,
                                   std::span<const std::uint32_t> inputs) const {
     const bool has_nan = bad.hasNaN();
-    std::string shapes;
-    for (std::uint32_t in : inputs) shapes += fmt::format("{}{}", shapes.empty() ? "" : ", ", shape_of(values_[in]));
+    std::string shapes;  // each input by name and shape, so the culprit can be found in user code
+    for (std::uint32_t in : inputs) {
+      shapes += fmt::format("{}'{}' {}", shapes.empty() ? "" : ", ", display_name(in), shape_of(values_[in]));
+    }
     const int t = info_[id].time;
     throw NumericError(fmt::format("anomaly: {} of op '{}' (node '{}'{}) holds {} in its {} tensor; inputs: [{}]",
                                    what, info_[id].producer_op, display_name(id),
@@ -445,9 +452,15 @@ class OpCtx {
 
 // ---- the reverse sweep ----------------------------------------------------------------
 template <class S>
-void Tape<S>::sweep(std::uint32_t seed_id, const Tensor& seed, const BackwardOptions& opts) {
+void Tape<S>::sweep(std::uint32_t seed_id, const Tensor* seed, const BackwardOptions& opts) {
   ++stamp_;
-  grad_slot(seed_id) = seed;
+  if (seed == nullptr) {
+    grad_slot(seed_id).setOnes();
+  } else if (seed == &grads_[seed_id]) {
+    info_[seed_id].grad_stamp = stamp_;  // seeded with its own previous gradient: keep it as is
+  } else {
+    grad_slot(seed_id) = *seed;
+  }
   const bool instrumented = observer_ || anomaly_;
   for (std::size_t i = entries_.size(); i-- > opts.from.entries;) {
     Entry& e = entries_[i];

@@ -1,0 +1,51 @@
+// Tiny ops defined in the tests with the public apply() API, so the engine tests depend only
+// on tape.h/op.h (not on the op library) and know every derivative exactly.
+#pragma once
+
+#include <tapegrad/op.h>
+
+namespace tapegrad::testing {
+
+/// a + b (same shapes).
+template <class S>
+Var<S> t_plus(const Var<S>& a, const Var<S>& b) {
+  return apply<S>(
+      {"t_plus", a.shape()}, {a, b}, [](OpCtx<S>& c) { c.y().noalias() = c.x(0) + c.x(1); },
+      [](OpCtx<S>& c) {
+        if (c.needs_grad(0)) c.gx(0) += c.gy();
+        if (c.needs_grad(1)) c.gx(1) += c.gy();
+      });
+}
+
+/// a * b elementwise (same shapes).
+template <class S>
+Var<S> t_times(const Var<S>& a, const Var<S>& b) {
+  return apply<S>(
+      {"t_times", a.shape()}, {a, b}, [](OpCtx<S>& c) { c.y().array() = c.x(0).array() * c.x(1).array(); },
+      [](OpCtx<S>& c) {
+        if (c.needs_grad(0)) c.gx(0).array() += c.gy().array() * c.x(1).array();
+        if (c.needs_grad(1)) c.gx(1).array() += c.gy().array() * c.x(0).array();
+      });
+}
+
+/// k * x.
+template <class S>
+Var<S> t_scale(const Var<S>& x, S k) {
+  return apply<S>(
+      {"t_scale", x.shape()}, {x}, [k](OpCtx<S>& c) { c.y().noalias() = k * c.x(0); },
+      [k](OpCtx<S>& c) {
+        if (c.needs_grad(0)) c.gx(0) += k * c.gy();
+      });
+}
+
+/// Sum of all elements, [1 x 1].
+template <class S>
+Var<S> t_sum(const Var<S>& x) {
+  return apply<S>(
+      {"t_sum", {1, 1}}, {x}, [](OpCtx<S>& c) { c.y()(0, 0) = c.x(0).sum(); },
+      [](OpCtx<S>& c) {
+        if (c.needs_grad(0)) c.gx(0).array() += c.gy()(0, 0);
+      });
+}
+
+}  // namespace tapegrad::testing
