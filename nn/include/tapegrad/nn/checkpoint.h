@@ -1,0 +1,89 @@
+// Checkpoints in the safetensors format (readable by Python's safetensors.numpy.load_file):
+// an 8-byte little-endian header length N, N bytes of JSON describing each tensor (dtype,
+// shape, byte range) plus string metadata, then the raw little-endian row-major tensor data.
+// Saving is atomic (temp file, fsync, rename); loading validates the whole file against the
+// model before it changes anything.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <tapegrad/nn/module.h>
+#include <tapegrad/nn/optim.h>
+#include <tapegrad/parameter.h>
+
+namespace tapegrad::nn {
+
+/// Parameters with the names they are saved under (e.g. Module::named_parameters()).
+template <class S>
+using NamedParameters = std::vector<std::pair<std::string, Parameter<S>*>>;
+
+/// One tensor of a safetensors file, as stored.
+struct StoredTensor {
+  std::string dtype;                ///< "F32", "F64", "I32", ...
+  std::vector<std::int64_t> shape;  ///< any rank
+  std::vector<std::uint8_t> bytes;  ///< little-endian, row-major
+};
+
+/// A whole safetensors file: tensors by name and the "__metadata__" strings.
+struct SafetensorsFile {
+  std::map<std::string, StoredTensor> tensors;
+  std::map<std::string, std::string> metadata;
+};
+
+/// Reads and validates any safetensors file (for inspection). Errors -> CheckpointError.
+SafetensorsFile read_safetensors(const std::filesystem::path& path);
+
+/// What a loaded checkpoint carried besides the tensors.
+struct CheckpointInfo {
+  std::int64_t step = 0;                        ///< the "step" metadata (0 when absent)
+  std::map<std::string, std::string> metadata;  ///< every metadata entry, including "step" and "optim.*"
+};
+
+/// How load_checkpoint treats optimizer state.
+struct LoadOptions {
+  /// When no optimizer is given: true ignores the file's "optim." tensors (loading weights only),
+  /// false treats them as extra names (an error).
+  bool ignore_optimizer_state = false;
+};
+
+/// Writes params (and the optimizer's state tensors under "optim.<name>", its kind, step count,
+/// learning rate and hyperparameters as "optim.*" metadata), the step counter as "step", and
+/// `metadata` (keys "step" and "optim.*" are reserved -> ValueError). Atomic: the file at path
+/// is either the old one or the complete new one. I/O failure -> CheckpointError.
+template <class S>
+void save_checkpoint(const std::filesystem::path& path, const NamedParameters<S>& params,
+                     std::type_identity_t<Optimizer<S>>* optimizer = nullptr, std::int64_t step = 0,
+                     const std::map<std::string, std::string>& metadata = {});
+
+/// Reads the checkpoint at path into params (and the optimizer). Everything is validated first:
+/// file size, header, every expected name present and no other, dtype matching S, shapes,
+/// offsets; any problem -> CheckpointError naming the file, the tensor and expected vs found,
+/// with params and optimizer unchanged.
+template <class S>
+CheckpointInfo load_checkpoint(const std::filesystem::path& path, const NamedParameters<S>& params,
+                               std::type_identity_t<Optimizer<S>>* optimizer = nullptr,
+                               const LoadOptions& options = {});
+
+/// save_checkpoint with module.named_parameters().
+template <class S>
+void save_checkpoint(const std::filesystem::path& path, Module<S>& module,
+                     std::type_identity_t<Optimizer<S>>* optimizer = nullptr, std::int64_t step = 0,
+                     const std::map<std::string, std::string>& metadata = {}) {
+  save_checkpoint<S>(path, module.named_parameters(), optimizer, step, metadata);
+}
+
+/// load_checkpoint into module.named_parameters().
+template <class S>
+CheckpointInfo load_checkpoint(const std::filesystem::path& path, Module<S>& module,
+                               std::type_identity_t<Optimizer<S>>* optimizer = nullptr,
+                               const LoadOptions& options = {}) {
+  return load_checkpoint<S>(path, module.named_parameters(), optimizer, options);
+}
+
+}  // namespace tapegrad::nn

@@ -1,0 +1,39 @@
+// Adagrad with optional learning-rate decay and initial accumulator, as torch.optim.Adagrad.
+#include <tapegrad/nn/optim.h>
+
+#include "optim_checks.h"
+
+namespace tapegrad::nn {
+
+template <class S>
+Adagrad<S>::Adagrad(std::vector<Parameter<S>*> params, const AdagradOptions& options)
+    : Optimizer<S>("adagrad", std::move(params), options.lr), o_(options) {
+  detail::check_non_negative("adagrad", "lr_decay", o_.lr_decay);
+  detail::check_non_negative("adagrad", "weight_decay", o_.weight_decay);
+  detail::check_non_negative("adagrad", "initial_accumulator_value", o_.initial_accumulator_value);
+  detail::check_non_negative("adagrad", "eps", o_.eps);
+  sum_ = &this->add_state("sum", static_cast<S>(o_.initial_accumulator_value));
+}
+
+template <class S>
+void Adagrad<S>::update(std::size_t i, Parameter<S>& p, std::int64_t t) {
+  Matrix<S> g = p.grad;
+  if (o_.weight_decay != 0) g += static_cast<S>(o_.weight_decay) * p.value;
+  const double clr = this->learning_rate() / (1 + static_cast<double>(t - 1) * o_.lr_decay);
+  Matrix<S>& s = (*sum_)[i];
+  s.array() += g.array().square();
+  p.value.array() -= static_cast<S>(clr) * g.array() / (s.array().sqrt() + static_cast<S>(o_.eps));
+}
+
+template <class S>
+std::vector<std::pair<std::string, double>> Adagrad<S>::hyperparameters() const {
+  return {{"lr_decay", o_.lr_decay},
+          {"weight_decay", o_.weight_decay},
+          {"initial_accumulator_value", o_.initial_accumulator_value},
+          {"eps", o_.eps}};
+}
+
+template class Adagrad<float>;
+template class Adagrad<double>;
+
+}  // namespace tapegrad::nn

@@ -1,0 +1,75 @@
+// Adam and AdamW, as torch.optim.Adam / AdamW (bias correction, eps outside the sqrt).
+#include <cmath>
+
+#include <tapegrad/nn/optim.h>
+
+#include "optim_checks.h"
+
+namespace tapegrad::nn {
+
+template <class S>
+Adam<S>::Adam(std::vector<Parameter<S>*> params, const AdamOptions& options)
+    : Adam("adam", std::move(params), options, false) {}
+
+template <class S>
+Adam<S>::Adam(std::string kind, std::vector<Parameter<S>*> params, const AdamOptions& options, bool decoupled)
+    : Optimizer<S>(std::move(kind), std::move(params), options.lr), o_(options), decoupled_(decoupled) {
+  const char* who = decoupled ? "adamw" : "adam";
+  detail::check_unit_interval(who, "beta1", o_.beta1);
+  detail::check_unit_interval(who, "beta2", o_.beta2);
+  detail::check_non_negative(who, "eps", o_.eps);
+  detail::check_non_negative(who, "weight_decay", o_.weight_decay);
+  m_ = &this->add_state("m");
+  v_ = &this->add_state("v");
+  if (o_.amsgrad) v_max_ = &this->add_state("v_max");
+}
+
+template <class S>
+void Adam<S>::update(std::size_t i, Parameter<S>& p, std::int64_t t) {
+  const double lr = this->learning_rate();
+  const S b1 = static_cast<S>(o_.beta1);
+  const S b2 = static_cast<S>(o_.beta2);
+  Matrix<S> g = p.grad;
+  if (o_.weight_decay != 0) {
+    if (decoupled_) {
+      p.value *= static_cast<S>(1 - lr * o_.weight_decay);
+    } else {
+      g += static_cast<S>(o_.weight_decay) * p.value;
+    }
+  }
+  Matrix<S>& m = (*m_)[i];
+  Matrix<S>& v = (*v_)[i];
+  m = b1 * m + (S(1) - b1) * g;
+  v.array() = b2 * v.array() + (S(1) - b2) * g.array().square();
+  const double td = static_cast<double>(t);
+  const S bc1 = static_cast<S>(1 - std::pow(o_.beta1, td));
+  const S bc2_sqrt = static_cast<S>(std::sqrt(1 - std::pow(o_.beta2, td)));
+  const Matrix<S>* second = &v;
+  if (v_max_ != nullptr) {
+    Matrix<S>& vmax = (*v_max_)[i];
+    vmax = vmax.cwiseMax(v);
+    second = &vmax;
+  }
+  const S step_size = static_cast<S>(lr) / bc1;
+  p.value.array() -= step_size * m.array() / (second->array().sqrt() / bc2_sqrt + static_cast<S>(o_.eps));
+}
+
+template <class S>
+std::vector<std::pair<std::string, double>> Adam<S>::hyperparameters() const {
+  return {{"beta1", o_.beta1},
+          {"beta2", o_.beta2},
+          {"eps", o_.eps},
+          {"weight_decay", o_.weight_decay},
+          {"amsgrad", o_.amsgrad ? 1.0 : 0.0}};
+}
+
+template <class S>
+AdamW<S>::AdamW(std::vector<Parameter<S>*> params, const AdamOptions& options)
+    : Adam<S>("adamw", std::move(params), options, true) {}
+
+template class Adam<float>;
+template class Adam<double>;
+template class AdamW<float>;
+template class AdamW<double>;
+
+}  // namespace tapegrad::nn

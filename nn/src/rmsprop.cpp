@@ -1,0 +1,58 @@
+// RMSprop (optionally centered, optionally with momentum), as torch.optim.RMSprop.
+#include <tapegrad/nn/optim.h>
+
+#include "optim_checks.h"
+
+namespace tapegrad::nn {
+
+template <class S>
+Rmsprop<S>::Rmsprop(std::vector<Parameter<S>*> params, const RmspropOptions& options)
+    : Optimizer<S>("rmsprop", std::move(params), options.lr), o_(options) {
+  detail::check_unit_interval("rmsprop", "alpha", o_.alpha);
+  detail::check_non_negative("rmsprop", "eps", o_.eps);
+  detail::check_non_negative("rmsprop", "weight_decay", o_.weight_decay);
+  detail::check_non_negative("rmsprop", "momentum", o_.momentum);
+  square_avg_ = &this->add_state("square_avg");
+  if (o_.centered) grad_avg_ = &this->add_state("grad_avg");
+  if (o_.momentum > 0) momentum_ = &this->add_state("momentum");
+}
+
+template <class S>
+void Rmsprop<S>::update(std::size_t i, Parameter<S>& p, std::int64_t) {
+  const S a = static_cast<S>(o_.alpha);
+  const S lr = static_cast<S>(this->learning_rate());
+  Matrix<S> g = p.grad;
+  if (o_.weight_decay != 0) g += static_cast<S>(o_.weight_decay) * p.value;
+  Matrix<S>& s = (*square_avg_)[i];
+  s.array() = a * s.array() + (S(1) - a) * g.array().square();
+  Matrix<S> den;
+  if (grad_avg_ != nullptr) {
+    Matrix<S>& m = (*grad_avg_)[i];
+    m = a * m + (S(1) - a) * g;
+    // s - m^2 >= 0 in exact arithmetic; the clamp keeps rounding from producing a NaN.
+    den = ((s.array() - m.array().square()).cwiseMax(S(0)).sqrt() + static_cast<S>(o_.eps)).matrix();
+  } else {
+    den = (s.array().sqrt() + static_cast<S>(o_.eps)).matrix();
+  }
+  if (momentum_ != nullptr) {
+    Matrix<S>& b = (*momentum_)[i];
+    b.array() = static_cast<S>(o_.momentum) * b.array() + g.array() / den.array();
+    p.value -= lr * b;
+  } else {
+    p.value.array() -= lr * g.array() / den.array();
+  }
+}
+
+template <class S>
+std::vector<std::pair<std::string, double>> Rmsprop<S>::hyperparameters() const {
+  return {{"alpha", o_.alpha},
+          {"eps", o_.eps},
+          {"weight_decay", o_.weight_decay},
+          {"momentum", o_.momentum},
+          {"centered", o_.centered ? 1.0 : 0.0}};
+}
+
+template class Rmsprop<float>;
+template class Rmsprop<double>;
+
+}  // namespace tapegrad::nn
