@@ -2,6 +2,7 @@
 #pragma once
 
 #include <tapegrad/error.h>
+#include <tapegrad/gradcheck.h>
 #include <tapegrad/op.h>
 #include <tapegrad/ops.h>
 #include <tapegrad/parameter.h>

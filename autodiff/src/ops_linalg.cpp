@@ -1,0 +1,63 @@
+// Matrix products and layout. The products write straight into their destination
+// (noalias GEMMs): no temporary for the forward value or for either input gradient.
+#include <tapegrad/op.h>
+#include <tapegrad/ops.h>
+
+#include "instantiate.h"
+
+namespace tapegrad {
+
+// y = a b, [n x k] [k x m] -> [n x m];  da = g b^T, db = a^T g
+template <class S>
+Var<S> matmul(const Var<S>& a, const Var<S>& b) {
+  TAPEGRAD_CHECK(a.cols() == b.rows(), ShapeError, "matmul: a is {} but b is {}; a.cols must equal b.rows", a.shape(),
+                 b.shape());
+  return apply<S>(
+      {"matmul", {a.rows(), b.cols()}}, {a, b},
+      [](OpCtx<S>& c) {
+        c.y().setZero();  // well defined (zeros) when the inner dimension is 0
+        c.y().noalias() += c.x(0) * c.x(1);
+      },
+      [](OpCtx<S>& c) {
+        if (c.needs_grad(0)) c.gx(0).noalias() += c.gy() * c.x(1).transpose();
+        if (c.needs_grad(1)) c.gx(1).noalias() += c.x(0).transpose() * c.gy();
+      });
+}
+
+// y = a^T;  da = g^T
+template <class S>
+Var<S> transpose(const Var<S>& a) {
+  return apply<S>(
+      {"transpose", {a.cols(), a.rows()}}, {a}, [](OpCtx<S>& c) { c.y() = c.x(0).transpose(); },
+      [](OpCtx<S>& c) {
+        if (c.needs_grad(0)) c.gx(0) += c.gy().transpose();
+      });
+}
+
+// y = x W + 1 b, x [n x k], W [k x m], b [1 x m];  dx = g W^T, dW = x^T g, db = sum of g's rows
+template <class S>
+Var<S> affine(const Var<S>& x, const Var<S>& w, const Var<S>& b) {
+  TAPEGRAD_CHECK(x.cols() == w.rows(), ShapeError, "affine: x is {} but w is {}; x.cols must equal w.rows", x.shape(),
+                 w.shape());
+  TAPEGRAD_CHECK(b.rows() == 1 && b.cols() == w.cols(), ShapeError,
+                 "affine: b is {} but must be a row [1 x {}] to match w {}", b.shape(), w.cols(), w.shape());
+  return apply<S>(
+      {"affine", {x.rows(), w.cols()}}, {x, w, b},
+      [](OpCtx<S>& c) {
+        c.y().rowwise() = c.x(2).row(0);
+        c.y().noalias() += c.x(0) * c.x(1);
+      },
+      [](OpCtx<S>& c) {
+        if (c.needs_grad(0)) c.gx(0).noalias() += c.gy() * c.x(1).transpose();
+        if (c.needs_grad(1)) c.gx(1).noalias() += c.x(0).transpose() * c.gy();
+        if (c.needs_grad(2)) c.gx(2) += c.gy().colwise().sum();
+      });
+}
+
+#define TAPEGRAD_INSTANTIATE_LINALG(S)                  \
+  template Var<S> matmul(const Var<S>&, const Var<S>&); \
+  template Var<S> transpose(const Var<S>&);             \
+  template Var<S> affine(const Var<S>&, const Var<S>&, const Var<S>&);
+TAPEGRAD_FOR_EACH_SCALAR(TAPEGRAD_INSTANTIATE_LINALG)
+
+}  // namespace tapegrad

@@ -1,0 +1,184 @@
+// Shape and indexing ops: the gradient of each is the matching inverse placement (a slice of
+// the output gradient, a scatter-add, a reshape back).
+#include <tapegrad/op.h>
+#include <tapegrad/ops.h>
+
+#include "broadcast.h"
+#include "instantiate.h"
+
+namespace tapegrad {
+
+// y = [x_0 x_1 ...] side by side;  dx_i = the columns of g that x_i produced
+template <class S>
+Var<S> concat_cols(std::span<const Var<S>> parts) {
+  TAPEGRAD_CHECK(!parts.empty(), ValueError, "concat_cols: needs at least one part");
+  Index cols = 0;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    TAPEGRAD_CHECK(parts[i].rows() == parts[0].rows(), ShapeError,
+                   "concat_cols: part {} is {} but part 0 is {}; every part needs {} rows", i, parts[i].shape(),
+                   parts[0].shape(), parts[0].rows());
+    cols += parts[i].cols();
+  }
+  return apply<S>(
+      {"concat_cols", {parts[0].rows(), cols}}, parts,
+      [](OpCtx<S>& c) {
+        Index at = 0;
+        for (std::size_t i = 0; i < c.num_inputs(); ++i) {
+          c.y().middleCols(at, c.x(i).cols()) = c.x(i);
+          at += c.x(i).cols();
+        }
+      },
+      [](OpCtx<S>& c) {
+        Index at = 0;
+        for (std::size_t i = 0; i < c.num_inputs(); ++i) {
+          const Index w = c.x(i).cols();
+          if (c.needs_grad(i)) c.gx(i) += c.gy().middleCols(at, w);
+          at += w;
+        }
+      });
+}
+
+// y = [x_0; x_1; ...] stacked;  dx_i = the rows of g that x_i produced
+template <class S>
+Var<S> concat_rows(std::span<const Var<S>> parts) {
+  TAPEGRAD_CHECK(!parts.empty(), ValueError, "concat_rows: needs at least one part");
+  Index rows = 0;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    TAPEGRAD_CHECK(parts[i].cols() == parts[0].cols(), ShapeError,
+                   "concat_rows: part {} is {} but part 0 is {}; every part needs {} columns", i, parts[i].shape(),
+                   parts[0].shape(), parts[0].cols());
+    rows += parts[i].rows();
+  }
+  return apply<S>(
+      {"concat_rows", {rows, parts[0].cols()}}, parts,
+      [](OpCtx<S>& c) {
+        Index at = 0;
+        for (std::size_t i = 0; i < c.num_inputs(); ++i) {
+          c.y().middleRows(at, c.x(i).rows()) = c.x(i);
+          at += c.x(i).rows();
+        }
+      },
+      [](OpCtx<S>& c) {
+        Index at = 0;
+        for (std::size_t i = 0; i < c.num_inputs(); ++i) {
+          const Index h = c.x(i).rows();
+          if (c.needs_grad(i)) c.gx(i) += c.gy().middleRows(at, h);
+          at += h;
+        }
+      });
+}
+
+// y = x[:, begin:begin+count];  dx[:, begin:begin+count] += g
+template <class S>
+Var<S> slice_cols(const Var<S>& x, Index begin, Index count) {
+  TAPEGRAD_CHECK(begin >= 0 && count >= 0 && begin + count <= x.cols(), ShapeError,
+                 "slice_cols: begin {}, count {} is out of range for x {} (needs 0 <= begin, 0 <= count, begin + "
+                 "count <= {})",
+                 begin, count, x.shape(), x.cols());
+  return apply<S>(
+      {"slice_cols", {x.rows(), count}}, {x}, [begin, count](OpCtx<S>& c) { c.y() = c.x(0).middleCols(begin, count); },
+      [begin, count](OpCtx<S>& c) {
+        if (c.needs_grad(0)) c.gx(0).middleCols(begin, count) += c.gy();
+      });
+}
+
+// y = x[begin:begin+count, :];  dx[begin:begin+count, :] += g
+template <class S>
+Var<S> slice_rows(const Var<S>& x, Index begin, Index count) {
+  TAPEGRAD_CHECK(begin >= 0 && count >= 0 && begin + count <= x.rows(), ShapeError,
+                 "slice_rows: begin {}, count {} is out of range for x {} (needs 0 <= begin, 0 <= count, begin + "
+                 "count <= {})",
+                 begin, count, x.shape(), x.rows());
+  return apply<S>(
+      {"slice_rows", {count, x.cols()}}, {x}, [begin, count](OpCtx<S>& c) { c.y() = c.x(0).middleRows(begin, count); },
+      [begin, count](OpCtx<S>& c) {
+        if (c.needs_grad(0)) c.gx(0).middleRows(begin, count) += c.gy();
+      });
+}
+
+// y_i = table[index_i];  dtable[index_i] += g_i (a repeated index accumulates)
+template <class S>
+Var<S> gather_rows(const Var<S>& table, std::span<const std::int32_t> index) {
+  for (std::size_t i = 0; i < index.size(); ++i) {
+    TAPEGRAD_CHECK(index[i] >= 0 && index[i] < table.rows(), ValueError,
+                   "gather_rows: index[{}] = {} is out of range for a table {} of {} rows", i, index[i], table.shape(),
+                   table.rows());
+  }
+  return apply<S>(
+      {"gather_rows", {static_cast<Index>(index.size()), table.cols()}, {}, index}, {table},
+      [](OpCtx<S>& c) {
+        const auto idx = c.ints();
+        for (std::size_t i = 0; i < idx.size(); ++i) c.y().row(static_cast<Index>(i)) = c.x(0).row(idx[i]);
+      },
+      [](OpCtx<S>& c) {
+        if (!c.needs_grad(0)) return;
+        Matrix<S>& gx = c.gx(0);
+        const auto idx = c.ints();
+        for (std::size_t i = 0; i < idx.size(); ++i) gx.row(idx[i]) += c.gy().row(static_cast<Index>(i));
+      });
+}
+
+// y = the elements of x in row-major order as [rows x cols];  dx = g read back in x's shape
+template <class S>
+Var<S> reshape(const Var<S>& x, Index rows, Index cols) {
+  TAPEGRAD_CHECK(rows >= 0 && cols >= 0 && rows * cols == x.value().size(), ShapeError,
+                 "reshape: cannot reshape x {} ({} elements) to [{} x {}]", x.shape(), x.value().size(), rows, cols);
+  using Map = Eigen::Map<const Matrix<S>>;
+  return apply<S>(
+      {"reshape", {rows, cols}}, {x}, [rows, cols](OpCtx<S>& c) { c.y() = Map(c.x(0).data(), rows, cols); },
+      [](OpCtx<S>& c) {
+        if (c.needs_grad(0)) c.gx(0) += Map(c.gy().data(), c.x(0).rows(), c.x(0).cols());
+      });
+}
+
+// y = x * mask (mask constant, saved in aux(0); broadcasts like mul);  dx = g * mask
+template <class S>
+Var<S> mask_mul(const Var<S>& x, const Matrix<S>& mask) {
+  const Shape out = detail::broadcast_shape("mask_mul", x.shape(), shape_of(mask), "x", "mask");
+  return apply<S>(
+      {"mask_mul", out, {shape_of(mask)}}, {x},
+      [&mask, out](OpCtx<S>& c) {
+        c.aux(0) = mask;
+        detail::broadcast_apply<S>(c.x(0), c.aux(0), out, [&](const auto& a, const auto& m) { c.y().array() = a * m; });
+      },
+      [out](OpCtx<S>& c) {
+        if (!c.needs_grad(0)) return;
+        detail::broadcast_apply<S>(c.x(0), c.aux(0), out,
+                                   [&](const auto&, const auto& m) { detail::reduce_to(c.gx(0), c.gy().array() * m); });
+      });
+}
+
+// y = cond != 0 ? a : b (cond constant of the output shape, saved in aux(0); a, b broadcast);
+// da = g where cond, db = g elsewhere
+template <class S>
+Var<S> where(const Matrix<S>& cond, const Var<S>& a, const Var<S>& b) {
+  const Shape out = detail::broadcast_shape("where", a.shape(), b.shape());
+  TAPEGRAD_CHECK(shape_of(cond) == out, ShapeError, "where: cond is {} but a {} and b {} broadcast to {}",
+                 shape_of(cond), a.shape(), b.shape(), out);
+  return apply<S>(
+      {"where", out, {out}}, {a, b},
+      [&cond, out](OpCtx<S>& c) {
+        c.aux(0) = cond;
+        detail::broadcast_apply<S>(c.x(0), c.x(1), out, [&](const auto& x0, const auto& x1) {
+          c.y().array() = (c.aux(0).array() != S(0)).select(x0, x1);
+        });
+      },
+      [](OpCtx<S>& c) {
+        const auto taken = c.aux(0).array() != S(0);
+        if (c.needs_grad(0)) detail::reduce_to(c.gx(0), taken.select(c.gy().array(), S(0)));
+        if (c.needs_grad(1)) detail::reduce_to(c.gx(1), taken.select(S(0), c.gy().array()));
+      });
+}
+
+#define TAPEGRAD_INSTANTIATE_SHAPE(S)                                        \
+  template Var<S> concat_cols(std::span<const Var<S>>);                      \
+  template Var<S> concat_rows(std::span<const Var<S>>);                      \
+  template Var<S> slice_cols(const Var<S>&, Index, Index);                   \
+  template Var<S> slice_rows(const Var<S>&, Index, Index);                   \
+  template Var<S> gather_rows(const Var<S>&, std::span<const std::int32_t>); \
+  template Var<S> reshape(const Var<S>&, Index, Index);                      \
+  template Var<S> mask_mul(const Var<S>&, const Matrix<S>&);                 \
+  template Var<S> where(const Matrix<S>&, const Var<S>&, const Var<S>&);
+TAPEGRAD_FOR_EACH_SCALAR(TAPEGRAD_INSTANTIATE_SHAPE)
+
+}  // namespace tapegrad
