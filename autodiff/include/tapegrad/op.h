@@ -41,7 +41,7 @@ Var<S> apply(const OpSpec& spec, std::span<const Var<S>> inputs, Forward&& forwa
   Tape<S>& tape = inputs[0].tape();
   bool requires_grad = false;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
-    tape.check(inputs[i], spec.name, fmt::format("input {}", i));
+    tape.check_input(inputs[i], spec.name, i);
     requires_grad = requires_grad || tape.requires_grad(inputs[i].id());
   }
   using SlotKind = typename Tape<S>::SlotKind;

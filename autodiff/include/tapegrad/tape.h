@@ -248,6 +248,12 @@ class Tape {
                    "{}: argument '{}' (node #{}) was used after its tape was cleared or rewound", op, arg, v.id_);
   }
 
+  /// check() for input `index` of op, formatting the argument name only on failure (hot path).
+  void check_input(const Var<S>& v, std::string_view op, std::size_t index) const {
+    if (v.tape_ == this && v.id_ < n_values_ && info_[v.id_].epoch == v.epoch_) [[likely]] return;
+    check(v, op, fmt::format("input {}", index));
+  }
+
   /// Registers fn to run on dL/dv when it is final (see Var::register_hook).
   void register_hook(const Var<S>& v, std::function<void(Tensor&)> fn) {
     check(v, "register_hook", "v");
