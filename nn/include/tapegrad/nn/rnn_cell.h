@@ -28,6 +28,7 @@ enum class RecurrentInit {
 template <class S>
 class RnnCell : public Module<S> {
  public:
+  using Scalar = S;
   static constexpr const char* kName = "RnnCell";
   struct Options {
     Index input_size = 0;

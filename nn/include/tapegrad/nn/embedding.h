@@ -1,0 +1,47 @@
+// A lookup table of K learned vectors of width D: forward(ids) stacks table rows ids[0..B).
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <span>
+
+#include <tapegrad/nn/module.h>
+#include <tapegrad/ops.h>
+
+namespace tapegrad::nn {
+
+/// Row i of forward(ids) is table row ids[i]; the gradient scatter-adds into those rows.
+template <class S>
+class Embedding : public Module<S> {
+ public:
+  using Scalar = S;
+  static constexpr const char* kName = "Embedding";
+  struct Options {
+    Index num_embeddings = 0;  ///< K, the vocabulary size.
+    Index embedding_dim = 0;   ///< D.
+    double init_std = 1.0;     ///< table ~ N(0, init_std^2).
+  };
+
+  /// ValueError for non-positive sizes or a negative init_std.
+  Embedding(const Options& options, std::mt19937_64& rng);
+
+  /// [ids.size() x D] with the module's table. ValueError for an id outside [0, K).
+  Var<S> forward(Tape<S>& tape, std::span<const std::int32_t> ids) { return forward(tape.leaf(table), ids); }
+  /// The same with a given table Var of shape [K x D].
+  Var<S> forward(const Var<S>& table_var, std::span<const std::int32_t> ids) const;
+
+  [[nodiscard]] Index num_embeddings() const { return options_.num_embeddings; }
+  [[nodiscard]] Index embedding_dim() const { return options_.embedding_dim; }
+
+  void visit_parameters(const ParameterVisitor<S>& v) override { v("table", table); }
+
+  Parameter<S> table;  ///< [K x D]
+
+ private:
+  Options options_;
+};
+
+extern template class Embedding<float>;
+extern template class Embedding<double>;
+
+}  // namespace tapegrad::nn

@@ -1,0 +1,260 @@
+// Deep and bidirectional recurrences built from any cell.
+//
+// Stacked<Cell>: L layers of the same cell type. Layer 0 reads x, layer l > 0 reads layer
+// l-1's output (its h). Each layer has its own weights, shared across time steps. The state
+// is the per-layer states concatenated: for LSTM layers {h0, c0, h1, c1, ...}. In training
+// mode with dropout p > 0, the output of every layer but the last is multiplied by a fresh
+// mask each step: each unit is kept with probability 1 - p and scaled by 1/(1 - p) (inverted
+// dropout, so evaluation needs no rescaling). Masks come from the module's own seedable rng.
+// Stacked<Cell> is itself a cell (step / initial_state / output), so it unrolls, stacks into
+// Bidirectional, and drives truncated BPTT like any other cell.
+//
+// Bidirectional<Cell>: two independent cells, "fwd" reading positions 0..T-1 and "bwd"
+// reading T-1..0; the output at position t is [fwd_t, bwd_t] ([B x 2H]). Variable-length
+// batches are handled as in unroll.h: the backward direction of a sequence of length n starts
+// from its initial state at position n-1.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include <tapegrad/nn/gru_cell.h>
+#include <tapegrad/nn/lstm_cell.h>
+#include <tapegrad/nn/module.h>
+#include <tapegrad/nn/rnn_cell.h>
+#include <tapegrad/nn/state.h>
+#include <tapegrad/nn/unroll.h>
+#include <tapegrad/ops.h>
+
+namespace tapegrad::nn {
+
+/// L layers of Cell with dropout between layers. Parameter names: "layers.<l>.cell.<name>".
+template <class Cell>
+class Stacked : public Module<typename Cell::Scalar> {
+ public:
+  using Scalar = typename Cell::Scalar;
+  using S = Scalar;
+  struct Options {
+    typename Cell::Options cell;  ///< Layer 0's options; layers above read hidden_size inputs.
+    Index num_layers = 1;
+    double dropout = 0.0;    ///< Probability of dropping a unit between layers (training only), in [0, 1).
+    std::uint64_t seed = 0;  ///< Seed of the dropout masks' rng.
+  };
+  /// Per-layer weights, layer 0 first.
+  using Weights = std::vector<typename Cell::Weights>;
+
+  /// Builds the layers from rng (in order). ValueError for num_layers < 1 or dropout outside [0, 1).
+  Stacked(const Options& options, std::mt19937_64& rng) : options_(options), dropout_rng_(options.seed) {
+    TAPEGRAD_CHECK(options.num_layers >= 1, ValueError, "Stacked: num_layers must be >= 1, got {}", options.num_layers);
+    TAPEGRAD_CHECK(options.dropout >= 0.0 && options.dropout < 1.0, ValueError,
+                   "Stacked: dropout must be in [0, 1), got {}", options.dropout);
+    typename Cell::Options layer = options.cell;
+    layers_.reserve(static_cast<std::size_t>(options.num_layers));
+    for (Index l = 0; l < options.num_layers; ++l) {
+      layers_.emplace_back(layer, rng);
+      layer.input_size = layer.hidden_size;
+    }
+  }
+
+  /// One step of every layer with the module's Parameters.
+  State<S> step(const Var<S>& x, const State<S>& s) { return step(bind(x.tape()), x, s); }
+  /// One step of every layer with the given weights (draws dropout masks when training).
+  State<S> step(const Weights& w, const Var<S>& x, const State<S>& s) {
+    TAPEGRAD_CHECK(w.size() == layers_.size(), ValueError, "Stacked.step: got weights for {} layer(s), expected {}",
+                   w.size(), layers_.size());
+    TAPEGRAD_CHECK(s.size() == state_tensors(), ShapeError,
+                   "Stacked.step: the state has {} tensor(s), expected {} ({} layer(s) x {})", s.size(),
+                   state_tensors(), layers_.size(), per_layer());
+    State<S> out;
+    out.tensors.reserve(s.size());
+    Var<S> input = x;
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+      State<S> next = layers_[l].step(w[l], input, layer_state(s, l));
+      input = layers_[l].output(next);
+      if (l + 1 < layers_.size() && training_ && options_.dropout > 0) input = mask_mul(input, dropout_mask(input));
+      for (Var<S>& v : next.tensors) out.tensors.push_back(v);
+    }
+    return out;
+  }
+  /// Every layer's zero state, concatenated.
+  State<S> initial_state(Tape<S>& tape, Index batch) const {
+    State<S> out;
+    for (const Cell& c : layers_) {
+      for (const Var<S>& v : c.initial_state(tape, batch).tensors) out.tensors.push_back(v);
+    }
+    return out;
+  }
+  /// The top layer's output.
+  Var<S> output(const State<S>& s) const { return layers_.back().output(layer_state(s, layers_.size() - 1)); }
+  /// Layer l's part of a stacked state.
+  State<S> layer_state(const State<S>& s, std::size_t l) const {
+    TAPEGRAD_CHECK(s.size() == state_tensors(), ShapeError,
+                   "Stacked.layer_state: the state has {} tensor(s), expected {}", s.size(), state_tensors());
+    State<S> out;
+    const std::size_t k = per_layer();
+    out.tensors.assign(s.tensors.begin() + static_cast<std::ptrdiff_t>(l * k),
+                       s.tensors.begin() + static_cast<std::ptrdiff_t>((l + 1) * k));
+    return out;
+  }
+
+  /// Every layer's Parameters as leaves of tape.
+  Weights bind(Tape<S>& tape) {
+    Weights w;
+    for (Cell& c : layers_) w.push_back(c.bind(tape));
+    return w;
+  }
+  /// Given Vars in named_parameters() order (layer 0's first); counts and shapes are checked.
+  Weights bind(std::span<const Var<S>> vars) const {
+    TAPEGRAD_CHECK(vars.size() == num_parameter_tensors(), ValueError,
+                   "Stacked.bind: got {} weight tensor(s), expected {}", vars.size(), num_parameter_tensors());
+    Weights w;
+    std::size_t at = 0;
+    for (const Cell& c : layers_) {
+      w.push_back(c.bind(vars.subspan(at, c.num_parameter_tensors())));
+      at += c.num_parameter_tensors();
+    }
+    return w;
+  }
+
+  /// Dropout on (training) or off (evaluation).
+  void train(bool on = true) { training_ = on; }
+  [[nodiscard]] bool training() const { return training_; }
+  /// Restarts the dropout mask sequence.
+  void seed(std::uint64_t s) { dropout_rng_.seed(s); }
+
+  [[nodiscard]] Cell& layer(std::size_t l) { return layers_.at(l); }
+  [[nodiscard]] const Cell& layer(std::size_t l) const { return layers_.at(l); }
+  [[nodiscard]] std::size_t num_layers() const { return layers_.size(); }
+  [[nodiscard]] Index input_size() const { return layers_.front().input_size(); }
+  [[nodiscard]] Index hidden_size() const { return layers_.back().hidden_size(); }
+  [[nodiscard]] Index output_size() const { return layers_.back().output_size(); }
+  [[nodiscard]] std::size_t state_tensors() const { return layers_.size() * per_layer(); }
+  [[nodiscard]] std::size_t num_parameter_tensors() const {
+    std::size_t n = 0;
+    for (const Cell& c : layers_) n += c.num_parameter_tensors();
+    return n;
+  }
+  [[nodiscard]] const Options& options() const { return options_; }
+
+  void visit_parameters(const ParameterVisitor<S>& v) override {
+    for (std::size_t l = 0; l < layers_.size(); ++l) v.child(fmt::format("layers.{}.cell", l), layers_[l]);
+  }
+
+ private:
+  [[nodiscard]] std::size_t per_layer() const { return layers_.front().state_tensors(); }
+  Matrix<S> dropout_mask(const Var<S>& like) {
+    const double p = options_.dropout;
+    const S keep_scale = static_cast<S>(1.0 / (1.0 - p));
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    Matrix<S> m(like.rows(), like.cols());
+    for (Index i = 0; i < m.rows(); ++i) {
+      for (Index j = 0; j < m.cols(); ++j) m(i, j) = u(dropout_rng_) < p ? S(0) : keep_scale;
+    }
+    return m;
+  }
+
+  Options options_;
+  std::vector<Cell> layers_;
+  std::mt19937_64 dropout_rng_;
+  bool training_ = true;
+};
+
+/// A forward and a backward Cell over a whole sequence. Parameter names: "fwd.<name>", "bwd.<name>".
+template <class Cell>
+class Bidirectional : public Module<typename Cell::Scalar> {
+ public:
+  using Scalar = typename Cell::Scalar;
+  using S = Scalar;
+  using Options = typename Cell::Options;
+  struct Weights {
+    typename Cell::Weights fwd, bwd;
+  };
+  struct Output {
+    std::vector<Var<S>> outputs;  ///< outputs[t] = [fwd output at t, bwd output at t], [B x 2H].
+    State<S> final_state;         ///< The fwd direction's final state, then the bwd direction's.
+  };
+
+  /// fwd is built from rng first, then bwd.
+  Bidirectional(const Options& options, std::mt19937_64& rng) : fwd_(options, rng), bwd_(options, rng) {}
+
+  /// Runs both directions over xs from s0 (fwd tensors, then bwd; see initial_state).
+  Output forward(const std::vector<Var<S>>& xs, const State<S>& s0, std::span<const std::int32_t> lengths = {}) {
+    TAPEGRAD_CHECK(!xs.empty(), ValueError, "Bidirectional.forward: the sequence xs is empty");
+    return forward(bind(xs[0].tape()), xs, s0, lengths);
+  }
+  /// The same with the given weights.
+  Output forward(const Weights& w, const std::vector<Var<S>>& xs, const State<S>& s0,
+                 std::span<const std::int32_t> lengths = {}) {
+    const std::size_t k = fwd_.state_tensors();
+    TAPEGRAD_CHECK(s0.size() == 2 * k, ShapeError,
+                   "Bidirectional.forward: the state has {} tensor(s), expected {} ({} per direction)", s0.size(),
+                   2 * k, k);
+    State<S> s_fwd, s_bwd;
+    s_fwd.tensors.assign(s0.tensors.begin(), s0.tensors.begin() + static_cast<std::ptrdiff_t>(k));
+    s_bwd.tensors.assign(s0.tensors.begin() + static_cast<std::ptrdiff_t>(k), s0.tensors.end());
+    auto fwd = with_weights(fwd_, w.fwd);
+    auto bwd = with_weights(bwd_, w.bwd);
+    Unrolled<S> a = many_to_many(fwd, xs, s_fwd, lengths, Direction::Forward);
+    Unrolled<S> b = many_to_many(bwd, xs, s_bwd, lengths, Direction::Reverse);
+    Output out;
+    Tape<S>& tape = xs[0].tape();
+    for (std::size_t t = 0; t < xs.size(); ++t) {
+      auto scope = tape.time_step(static_cast<int>(t));
+      out.outputs.push_back(concat_cols<S>({a.outputs[t], b.outputs[t]}));
+    }
+    out.final_state = std::move(a.final_state);
+    for (Var<S>& v : b.final_state.tensors) out.final_state.tensors.push_back(v);
+    return out;
+  }
+  /// Zero states of both directions (fwd tensors, then bwd).
+  State<S> initial_state(Tape<S>& tape, Index batch) const {
+    State<S> out = fwd_.initial_state(tape, batch);
+    for (const Var<S>& v : bwd_.initial_state(tape, batch).tensors) out.tensors.push_back(v);
+    return out;
+  }
+
+  /// Both directions' Parameters as leaves of tape.
+  Weights bind(Tape<S>& tape) { return {fwd_.bind(tape), bwd_.bind(tape)}; }
+  /// Given Vars in named_parameters() order (fwd's, then bwd's).
+  Weights bind(std::span<const Var<S>> vars) const {
+    const std::size_t n = fwd_.num_parameter_tensors();
+    TAPEGRAD_CHECK(vars.size() == 2 * n, ValueError, "Bidirectional.bind: got {} weight tensor(s), expected {}",
+                   vars.size(), 2 * n);
+    return {fwd_.bind(vars.first(n)), bwd_.bind(vars.subspan(n))};
+  }
+
+  [[nodiscard]] Cell& forward_cell() { return fwd_; }
+  [[nodiscard]] Cell& backward_cell() { return bwd_; }
+  [[nodiscard]] Index output_size() const { return fwd_.output_size() + bwd_.output_size(); }
+  [[nodiscard]] std::size_t state_tensors() const { return 2 * fwd_.state_tensors(); }
+  [[nodiscard]] std::size_t num_parameter_tensors() const { return 2 * fwd_.num_parameter_tensors(); }
+
+  void visit_parameters(const ParameterVisitor<S>& v) override {
+    v.child("fwd", fwd_);
+    v.child("bwd", bwd_);
+  }
+
+ private:
+  Cell fwd_;
+  Cell bwd_;
+};
+
+extern template class Stacked<RnnCell<float>>;
+extern template class Stacked<RnnCell<double>>;
+extern template class Stacked<LstmCell<float>>;
+extern template class Stacked<LstmCell<double>>;
+extern template class Stacked<GruCell<float>>;
+extern template class Stacked<GruCell<double>>;
+extern template class Bidirectional<RnnCell<float>>;
+extern template class Bidirectional<RnnCell<double>>;
+extern template class Bidirectional<LstmCell<float>>;
+extern template class Bidirectional<LstmCell<double>>;
+extern template class Bidirectional<GruCell<float>>;
+extern template class Bidirectional<GruCell<double>>;
+
+}  // namespace tapegrad::nn

@@ -1,0 +1,32 @@
+#include <tapegrad/nn/embedding.h>
+#include <tapegrad/nn/init.h>
+
+namespace tapegrad::nn {
+
+template <class S>
+Embedding<S>::Embedding(const Options& options, std::mt19937_64& rng) : options_(options) {
+  TAPEGRAD_CHECK(options.num_embeddings > 0 && options.embedding_dim > 0, ValueError,
+                 "Embedding: num_embeddings ({}) and embedding_dim ({}) must be positive", options.num_embeddings,
+                 options.embedding_dim);
+  TAPEGRAD_CHECK(options.init_std >= 0, ValueError, "Embedding: init_std must be >= 0, got {}", options.init_std);
+  table = Parameter<S>(Matrix<S>(options.num_embeddings, options.embedding_dim), "table");
+  init::normal(table, rng, 0.0, options.init_std);
+}
+
+template <class S>
+Var<S> Embedding<S>::forward(const Var<S>& table_var, std::span<const std::int32_t> ids) const {
+  const Shape want{num_embeddings(), embedding_dim()};
+  TAPEGRAD_CHECK(table_var.shape() == want, ShapeError, "Embedding.forward: the table is {}, expected {}",
+                 table_var.shape(), want);
+  TAPEGRAD_CHECK(!ids.empty(), ValueError, "Embedding.forward: ids is empty");
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    TAPEGRAD_CHECK(ids[i] >= 0 && ids[i] < num_embeddings(), ValueError,
+                   "Embedding.forward: ids[{}] = {} is outside [0, {}) (num_embeddings)", i, ids[i], num_embeddings());
+  }
+  return gather_rows(table_var, ids);
+}
+
+template class Embedding<float>;
+template class Embedding<double>;
+
+}  // namespace tapegrad::nn
