@@ -71,7 +71,7 @@ GradcheckResult gradcheck(const Fn& fn, const std::vector<Matrix<double>>& input
         report.max_abs_error = std::max(report.max_abs_error, std::isfinite(err) ? err : HUGE_VAL);
         report.max_rel_error = std::max(report.max_rel_error, std::isfinite(rel) ? rel : HUGE_VAL);
         report.ok = report.ok && element_ok;
-        const double rank = element_ok ? excess : HUGE_VAL;
+        const double rank = std::isnan(excess) ? HUGE_VAL : excess;  // the worst element, NaN first
         if (rank > worst_excess) {
           worst_excess = rank;
           report.worst_row = r;
