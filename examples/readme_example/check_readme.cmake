@@ -1,0 +1,16 @@
+# Fails unless the first ```cpp block of README equals SOURCE (so the README's code is the code
+# that CI compiles and runs).
+file(READ ${README} readme)
+file(READ ${SOURCE} source)
+string(FIND "${readme}" "```cpp\n" begin)
+if(begin EQUAL -1)
+  message(FATAL_ERROR "${README} has no ```cpp block")
+endif()
+math(EXPR begin "${begin} + 7")
+string(SUBSTRING "${readme}" ${begin} -1 rest)
+string(FIND "${rest}" "```" end)
+string(SUBSTRING "${rest}" 0 ${end} block)
+if(NOT block STREQUAL source)
+  message(FATAL_ERROR "The first ```cpp block of ${README} differs from ${SOURCE}; copy one into the other.")
+endif()
+message(STATUS "README example matches ${SOURCE}")
