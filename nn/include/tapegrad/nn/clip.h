@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include <tapegrad/error.h>
 #include <tapegrad/parameter.h>
 
 namespace tapegrad::nn {

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include <tapegrad/error.h>
 #include <tapegrad/parameter.h>
 #include <tapegrad/tensor.h>
 
