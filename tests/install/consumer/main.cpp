@@ -8,28 +8,32 @@
 
 namespace {
 
-// A one-parameter module, so the nn headers are exercised too.
-struct Scale : tapegrad::nn::Module<double> {
-  tapegrad::Parameter<double> w{tapegrad::Matrix<double>::Constant(1, 1, 0.5), "w"};
+// A one-parameter module, so the nn headers are exercised too: w is [2 x 1].
+struct Linear : tapegrad::nn::Module<double> {
+  tapegrad::Parameter<double> w{tapegrad::Matrix<double>{{0.5}, {-0.25}}, "w"};
   void visit_parameters(const tapegrad::nn::ParameterVisitor<double>& v) override { v("w", w); }
 };
 
 }  // namespace
 
 int main() {
-  Scale m;
+  Linear m;
   tapegrad::Tape<double> tape;
-  // y = tanh(tanh(w)); dy/dw = (1 - y^2) (1 - tanh(w)^2)
+  // L = sum(tanh(tanh(x w))) with x = [1 x 2]; dL/dw = x^T (1 - y^2) (1 - u^2), u = tanh(x w).
+  const tapegrad::Matrix<double> x_value{{0.8, 2.0}};
+  auto x = tape.constant(x_value);
   auto w = tape.leaf(m.w);
-  auto y = tapegrad::tanh(tapegrad::tanh(w));
-  tape.backward(y);
+  auto loss = tapegrad::sum(tapegrad::tanh(tapegrad::tanh(tapegrad::matmul(x, w))));
+  tape.backward(loss);
 
-  const double inner = std::tanh(0.5);
-  const double outer = std::tanh(inner);
-  const double expected = (1 - outer * outer) * (1 - inner * inner);
-  const double got = m.parameters().at(0)->grad(0, 0);
-  std::printf("y = %.12f (expected %.12f), dy/dw = %.12f (expected %.12f)\n", y.item(), outer, got, expected);
-  const bool ok = std::abs(y.item() - outer) < 1e-12 && std::abs(got - expected) < 1e-12;
+  const double u = std::tanh(0.8 * 0.5 + 2.0 * -0.25);
+  const double y = std::tanh(u);
+  const double chain = (1 - y * y) * (1 - u * u);
+  const tapegrad::Matrix<double>& grad = m.parameters().at(0)->grad;
+  std::printf("L = %.12f (expected %.12f)\n", loss.item(), y);
+  std::printf("dL/dw = [%.12f, %.12f] (expected [%.12f, %.12f])\n", grad(0, 0), grad(1, 0), 0.8 * chain, 2.0 * chain);
+  const bool ok = std::abs(loss.item() - y) < 1e-12 && std::abs(grad(0, 0) - 0.8 * chain) < 1e-12 &&
+                  std::abs(grad(1, 0) - 2.0 * chain) < 1e-12;
   std::puts(ok ? "install consumer: OK" : "install consumer: WRONG GRADIENT");
   return ok ? 0 : 1;
 }
