@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <ostream>
 #include <span>
 #include <string>
 #include <vector>
@@ -37,6 +38,9 @@ struct OpCase {
   double rtol = 1e-5;
   ReferenceFn reference;  ///< optional plain-Eigen forward value
 };
+
+/// GoogleTest prints a row by its name (instead of its bytes) in failure messages.
+inline void PrintTo(const OpCase& c, std::ostream* os) { *os << c.name; }
 
 /// Every row of the table.
 const std::vector<OpCase>& op_cases();
