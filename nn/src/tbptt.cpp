@@ -1,0 +1,224 @@
+// The truncated-BPTT driver. Full, Chunked and Overlapping are one loop over windows
+// [window_begin, end): Full is a single window, Chunked has window_begin = first_loss, and
+// Overlapping re-records k2 - k1 steps before first_loss from a saved detached state.
+#include <tapegrad/nn/tbptt.h>
+
+#include <algorithm>
+#include <utility>
+
+#include <tapegrad/op.h>
+#include <tapegrad/window.h>
+
+namespace tapegrad::nn {
+
+const char* mode_name(TbpttMode mode) {
+  switch (mode) {
+    case TbpttMode::Full:
+      return "full";
+    case TbpttMode::Chunked:
+      return "chunked";
+    case TbpttMode::Overlapping:
+      return "overlapping";
+    case TbpttMode::PerOutputWindow:
+      return "per_output_window";
+  }
+  return "unknown";
+}
+
+void TbpttConfig::validate() const {
+  switch (mode) {
+    case TbpttMode::Full:
+      return;
+    case TbpttMode::Chunked:
+      TAPEGRAD_CHECK(k1 >= 1, ValueError, "TbpttConfig: chunked mode needs k1 >= 1 (the chunk length), got k1 = {}",
+                     k1);
+      TAPEGRAD_CHECK(k2 == k1 || k2 == 0, ValueError,
+                     "TbpttConfig: chunked mode needs k2 == k1 (got k1 = {}, k2 = {}); use overlapping(k1, k2) for "
+                     "k2 > k1",
+                     k1, k2);
+      return;
+    case TbpttMode::Overlapping:
+      TAPEGRAD_CHECK(k1 >= 1, ValueError,
+                     "TbpttConfig: overlapping mode needs k1 >= 1 (steps between updates), got k1 = {}", k1);
+      TAPEGRAD_CHECK(k2 >= k1, ValueError,
+                     "TbpttConfig: overlapping mode needs k2 >= k1 (a sweep covers at least the k1 new steps), got "
+                     "k2 = {} with k1 = {}",
+                     k2, k1);
+      return;
+    case TbpttMode::PerOutputWindow:
+      TAPEGRAD_CHECK(tau >= 0, ValueError,
+                     "TbpttConfig: per-output-window mode needs tau >= 0 (steps each loss reaches back), got tau = {}",
+                     tau);
+      return;
+  }
+  detail::raise<ValueError>("TbpttConfig: unknown mode {}", static_cast<int>(mode));
+}
+
+std::string TbpttConfig::describe() const {
+  switch (mode) {
+    case TbpttMode::Full:
+      return "full BPTT";
+    case TbpttMode::Chunked:
+      return fmt::format("chunked TBPTT k1=k2={}", k1);
+    case TbpttMode::Overlapping:
+      return fmt::format("overlapping TBPTT k1={} k2={}", k1, k2);
+    case TbpttMode::PerOutputWindow:
+      return fmt::format("per-output-window TBPTT tau={}", tau);
+  }
+  return "unknown TBPTT mode";
+}
+
+template <class S>
+std::string TbpttReport<S>::describe() const {
+  return fmt::format("{}: {} steps, {} sweeps, {} updates, loss {:.6g}", config.describe(), num_steps, sweeps, updates,
+                     total_loss);
+}
+
+namespace {
+
+// The sum of a window's [1 x 1] losses as one entry, so the window takes a single sweep.
+template <class S>
+Var<S> sum_losses(const std::vector<Var<S>>& losses) {
+  if (losses.size() == 1) return losses[0];
+  return apply<S>(
+      OpSpec{"tbptt_sum_losses", {1, 1}}, std::span<const Var<S>>(losses),
+      [](OpCtx<S>& c) {
+        S total = 0;
+        for (std::size_t i = 0; i < c.num_inputs(); ++i) total += c.x(i)(0, 0);
+        c.y()(0, 0) = total;
+      },
+      [](OpCtx<S>& c) {
+        for (std::size_t i = 0; i < c.num_inputs(); ++i) {
+          if (c.needs_grad(i)) c.gx(i)(0, 0) += c.gy()(0, 0);
+        }
+      });
+}
+
+// Checks what a StepFn returned against the state it started from.
+template <class S>
+void check_step(const StepResult<S>& r, const std::vector<Shape>& shapes, int t) {
+  TAPEGRAD_CHECK(r.next.size() == shapes.size(), ShapeError,
+                 "run_tbptt: step {} returned a state of {} tensors, but the carried state has {}", t, r.next.size(),
+                 shapes.size());
+  for (std::size_t i = 0; i < shapes.size(); ++i) {
+    TAPEGRAD_CHECK(!r.next.tensors[i].empty(), TapeError, "run_tbptt: step {} returned an empty state tensor {}", t, i);
+    TAPEGRAD_CHECK(r.next.tensors[i].shape() == shapes[i], ShapeError,
+                   "run_tbptt: step {} returned state tensor {} of shape {}, but the carried one is {}", t, i,
+                   r.next.tensors[i].shape(), shapes[i]);
+  }
+  if (!r.loss.empty()) {
+    TAPEGRAD_CHECK(r.loss.shape() == (Shape{1, 1}), ShapeError,
+                   "run_tbptt: step {} returned a loss of shape {}, not a scalar [1 x 1]", t, r.loss.shape());
+  }
+}
+
+template <class S>
+TbpttReport<S> run_per_output_window(Tape<S>& tape, int num_steps, const std::vector<Matrix<S>>& initial_state,
+                                     const std::vector<Shape>& shapes, const StepFn<S>& step, const UpdateFn& update,
+                                     TbpttReport<S> report) {
+  tape.clear();
+  State<S> state = constant_state(tape, initial_state);
+  const WindowReport w = backward_per_output_window(tape, num_steps, report.config.tau, [&](int t) -> Var<S> {
+    StepResult<S> r = step(tape, t, state);
+    check_step(r, shapes, t);
+    state = std::move(r.next);
+    return r.loss;
+  });
+  report.sweeps = w.sweeps;
+  report.total_loss = w.loss;
+  if (w.sweeps > 0) {
+    if (update) update(UpdateInfo{0, 0, num_steps, 0, w.sweeps, w.loss});
+    report.updates = 1;
+  }
+  report.final_state = values_of(state);
+  return report;
+}
+
+}  // namespace
+
+template <class S>
+TbpttReport<S> run_tbptt(Tape<S>& tape, int num_steps, const std::vector<Matrix<S>>& initial_state,
+                         const StepFn<S>& step, const UpdateFn& update, const TbpttConfig& config) {
+  config.validate();
+  TAPEGRAD_CHECK(num_steps >= 1, ValueError, "run_tbptt: num_steps is {}; a sequence needs at least one step",
+                 num_steps);
+  TAPEGRAD_CHECK(static_cast<bool>(step), ValueError, "run_tbptt: the step function is empty");
+  TbpttReport<S> report;
+  report.config = config;
+  report.num_steps = num_steps;
+  std::vector<Shape> shapes;
+  for (const Matrix<S>& m : initial_state) shapes.push_back(shape_of(m));
+  if (config.mode == TbpttMode::PerOutputWindow) {
+    return run_per_output_window(tape, num_steps, initial_state, shapes, step, update, std::move(report));
+  }
+
+  // k1: steps whose losses one update covers; k2: steps one sweep reaches.
+  int k1 = num_steps;
+  int k2 = num_steps;
+  if (config.mode != TbpttMode::Full) {
+    k1 = config.k1;
+    k2 = std::max(config.k1, config.k2);
+  }
+  // (step s, the carried state values before step s), detached copies, sorted by s: the
+  // starts of windows still to come.
+  std::vector<std::pair<int, std::vector<Matrix<S>>>> saved{{0, initial_state}};
+  std::vector<Var<S>> losses;
+
+  for (int first_loss = 0; first_loss < num_steps;) {
+    const int end = std::min(first_loss + k1, num_steps);
+    // Every window reaches k2 - k1 steps behind its first loss (a short last window too).
+    const int begin = std::max(0, first_loss - (k2 - k1));
+    // The next window's first step (none after the last window).
+    const int next_begin = end == num_steps ? num_steps + 1 : std::max(0, end - (k2 - k1));
+    std::erase_if(saved, [&](const auto& e) { return e.first < begin; });
+    TAPEGRAD_CHECK(!saved.empty() && saved.front().first == begin, TapeError,
+                   "run_tbptt: internal error, no saved state for step {}", begin);
+
+    tape.clear();
+    State<S> state = constant_state(tape, saved.front().second);  // every tensor detached: no gradient crosses
+    losses.clear();
+    double window_loss = 0.0;
+    for (int t = begin; t < end; ++t) {
+      StepResult<S> r;
+      {
+        auto scope = tape.time_step(t);
+        r = step(tape, t, state);
+      }
+      check_step(r, shapes, t);
+      state = std::move(r.next);
+      if (t >= first_loss && !r.loss.empty()) {
+        losses.push_back(r.loss);
+        window_loss += static_cast<double>(r.loss.item());
+      }
+      // Keep the state before step t + 1 if a later window starts there. A re-recorded step
+      // replaces the value computed under older parameters (see the note in tbptt.h).
+      if (t + 1 >= next_begin) {
+        auto it = std::find_if(saved.begin(), saved.end(), [&](const auto& e) { return e.first == t + 1; });
+        if (it != saved.end()) {
+          it->second = values_of(state);
+        } else {
+          saved.emplace_back(t + 1, values_of(state));
+        }
+      }
+    }
+    if (!losses.empty()) {
+      tape.backward(sum_losses(losses));
+      ++report.sweeps;
+      if (update) update(UpdateInfo{report.updates, first_loss, end, begin, 1, window_loss});
+      ++report.updates;
+    }
+    report.total_loss += window_loss;
+    if (end == num_steps) report.final_state = values_of(state);
+    first_loss = end;
+  }
+  return report;
+}
+
+#define TAPEGRAD_NN_INSTANTIATE_TBPTT(S)                                                                             \
+  template struct TbpttReport<S>;                                                                                    \
+  template TbpttReport<S> run_tbptt(Tape<S>&, int, const std::vector<Matrix<S>>&, const StepFn<S>&, const UpdateFn&, \
+                                    const TbpttConfig&);
+TAPEGRAD_NN_INSTANTIATE_TBPTT(float)
+TAPEGRAD_NN_INSTANTIATE_TBPTT(double)
+
+}  // namespace tapegrad::nn
