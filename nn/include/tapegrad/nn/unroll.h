@@ -112,7 +112,7 @@ State<S> run(Cell& cell, const std::vector<Var<S>>& xs, const State<S>& s0, std:
 /// With Direction::Reverse the steps run from T-1 down to 0 and outputs[t] still belongs to
 /// position t.
 template <class Cell, class S>
-Unrolled<S> many_to_many(Cell& cell, const std::vector<Var<S>>& xs, const State<S>& s0,
+Unrolled<S> many_to_many(Cell&& cell, const std::vector<Var<S>>& xs, const State<S>& s0,
                          std::span<const std::int32_t> lengths = {}, Direction dir = Direction::Forward) {
   Unrolled<S> out;
   out.final_state = detail::run(cell, xs, s0, lengths, dir, &out.outputs);
@@ -122,7 +122,7 @@ Unrolled<S> many_to_many(Cell& cell, const std::vector<Var<S>>& xs, const State<
 /// Runs cell over xs from s0 and returns only the final state (for a variable-length batch,
 /// each row's state after its own last step).
 template <class Cell, class S>
-State<S> many_to_one(Cell& cell, const std::vector<Var<S>>& xs, const State<S>& s0,
+State<S> many_to_one(Cell&& cell, const std::vector<Var<S>>& xs, const State<S>& s0,
                      std::span<const std::int32_t> lengths = {}, Direction dir = Direction::Forward) {
   return detail::run(cell, xs, s0, lengths, dir, nullptr);
 }
