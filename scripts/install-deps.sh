@@ -3,7 +3,7 @@
 # that already has every package makes no apt call at all. Without root, prints the command to run.
 set -euo pipefail
 
-PACKAGES=(build-essential cmake libeigen3-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev)
+PACKAGES=(build-essential cmake libeigen3-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
