@@ -124,7 +124,7 @@ Unrolled<S> many_to_many(Cell&& cell, const std::vector<Var<S>>& xs, const State
 template <class Cell, class S>
 State<S> many_to_one(Cell&& cell, const std::vector<Var<S>>& xs, const State<S>& s0,
                      std::span<const std::int32_t> lengths = {}, Direction dir = Direction::Forward) {
-  return detail::run(cell, xs, s0, lengths, dir, nullptr);
+  return detail::run(cell, xs, s0, lengths, dir, static_cast<std::vector<Var<S>>*>(nullptr));
 }
 
 }  // namespace tapegrad::nn
