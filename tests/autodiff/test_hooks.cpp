@@ -96,6 +96,23 @@ TEST(Hooks, RegisteringAfterTheNodeWasConsumedIsATapeError) {
   EXPECT_THROW(y.register_hook(nullptr), ValueError);
 }
 
+TEST(Hooks, AConsumerDroppedByRewindNoLongerBlocksAHook) {
+  Tape<double> tape;
+  auto x = tape.variable(scalar(0.3));
+  auto h = tanh(x);
+  const Mark m = tape.mark();
+  (void)t_scale(h, 2.0);  // consumes h ...
+  EXPECT_THROW(h.register_hook([](M&) {}), TapeError);
+  tape.rewind(m);  // ... until rewind drops that consumer
+  double seen = 0;
+  h.register_hook([&](M& g) { seen = g(0, 0); });
+  auto loss = t_scale(h, 5.0);
+  tape.backward(loss);
+  EXPECT_NEAR(seen, 5.0, 1e-15);
+  EXPECT_NEAR(x.grad()(0, 0), 5 * (1 - std::tanh(0.3) * std::tanh(0.3)), 1e-15);
+  EXPECT_THROW(h.register_hook([](M&) {}), TapeError);  // consumed again
+}
+
 TEST(Hooks, IntermediateGradientsAreRetainedAfterBackward) {
   Tape<double> tape;
   auto x = tape.variable(scalar(0.7));

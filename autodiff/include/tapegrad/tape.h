@@ -118,10 +118,10 @@ struct NodeEvent {
 
 /// How a sweep runs.
 struct BackwardOptions {
-  Mark from{};            ///< Sweep only entries recorded at or after this mark.
-  bool release = false;   ///< Mark swept entries as released: sweeping them again throws.
+  Mark from{};                        ///< Sweep only entries recorded at or after this mark.
+  bool release = false;               ///< Mark swept entries as released: sweeping them again throws.
   bool accumulate_parameters = true;  ///< Add reached parameter leaves' gradients to Parameter::grad.
-  bool run_hooks = true;  ///< Run tensor hooks (Jacobian probes turn them off).
+  bool run_hooks = true;              ///< Run tensor hooks (Jacobian probes turn them off).
 };
 
 template <class S>
@@ -190,9 +190,8 @@ class Tape {
   /// Reverse sweep from y seeded with dL/dy = seed (same shape as y).
   void backward(const Var<S>& y, const Tensor& seed, const BackwardOptions& opts = {}) {
     check(y, "backward", "y");
-    TAPEGRAD_CHECK(shape_of(seed) == shape_of(values_[y.id()]), ShapeError,
-                   "backward: seed is {} but '{}' is {}", shape_of(seed), display_name(y.id()),
-                   shape_of(values_[y.id()]));
+    TAPEGRAD_CHECK(shape_of(seed) == shape_of(values_[y.id()]), ShapeError, "backward: seed is {} but '{}' is {}",
+                   shape_of(seed), display_name(y.id()), shape_of(values_[y.id()]));
     TAPEGRAD_CHECK(opts.from.entries <= entries_.size(), TapeError,
                    "backward: the mark (entry {}) is past the end of the tape ({} entries); was it rewound?",
                    opts.from.entries, entries_.size());
@@ -250,18 +249,20 @@ class Tape {
 
   /// check() for input `index` of op, formatting the argument name only on failure (hot path).
   void check_input(const Var<S>& v, std::string_view op, std::size_t index) const {
-    if (v.tape_ == this && v.id_ < n_values_ && info_[v.id_].epoch == v.epoch_) [[likely]] return;
+    if (v.tape_ == this && v.id_ < n_values_ && info_[v.id_].epoch == v.epoch_) [[likely]]
+      return;
     check(v, op, fmt::format("input {}", index));
   }
 
   /// Registers fn to run on dL/dv when it is final (see Var::register_hook).
   void register_hook(const Var<S>& v, std::function<void(Tensor&)> fn) {
     check(v, "register_hook", "v");
-    TAPEGRAD_CHECK(!info_[v.id()].consumed, TapeError,
+    TAPEGRAD_CHECK(info_[v.id()].first_consumer >= entries_.size(), TapeError,
                    "register_hook: node '{}' was already consumed by a later op; register hooks right after "
                    "the node is created, before any op reads it",
                    display_name(v.id()));
-    TAPEGRAD_CHECK(static_cast<bool>(fn), ValueError, "register_hook: the hook for '{}' is empty", display_name(v.id()));
+    TAPEGRAD_CHECK(static_cast<bool>(fn), ValueError, "register_hook: the hook for '{}' is empty",
+                   display_name(v.id()));
     Entry& e = push_entry("hook", v.id(), u32(args_.size()), 0, 0, u32(ints_.size()), 0);
     e.is_hook = true;
     e.backward = [hook = std::move(fn)](OpCtx<S>& ctx) mutable { hook(ctx.gy_mutable()); };
@@ -286,7 +287,7 @@ class Tape {
     s.grad_stamp = 0;
     s.kind = kind;
     s.requires_grad = requires_grad;
-    s.consumed = false;
+    s.first_consumer = kNoEntry;
     s.producer_op = op;
     names_[id].clear();
     return id;
@@ -296,9 +297,13 @@ class Tape {
   std::vector<std::uint32_t>& args() { return args_; }
   std::vector<std::int32_t>& ints() { return ints_; }
   template <class Backward>
-  void record(const char* op, std::uint32_t out, std::uint32_t args_begin, std::uint16_t n_in,
-              std::uint16_t n_aux, std::uint32_t ints_begin, std::uint32_t n_ints, Backward&& backward) {
-    for (std::uint32_t k = 0; k < n_in; ++k) info_[args_[args_begin + k]].consumed = true;
+  void record(const char* op, std::uint32_t out, std::uint32_t args_begin, std::uint16_t n_in, std::uint16_t n_aux,
+              std::uint32_t ints_begin, std::uint32_t n_ints, Backward&& backward) {
+    // A consumer dropped by rewind() no longer counts: only the first live one matters.
+    for (std::uint32_t k = 0; k < n_in; ++k) {
+      SlotInfo& s = info_[args_[args_begin + k]];
+      if (s.first_consumer >= entries_.size()) s.first_consumer = u32(entries_.size());
+    }
     Entry& e = push_entry(op, out, args_begin, n_in, n_aux, ints_begin, n_ints);
     e.backward = std::forward<Backward>(backward);
   }
@@ -334,7 +339,7 @@ class Tape {
     const char* producer_op = "leaf";
     SlotKind kind = SlotKind::Constant;
     bool requires_grad = false;
-    bool consumed = false;
+    std::uint32_t first_consumer = kNoEntry;  // index of the first entry reading the slot
   };
   struct ParamLeaf {
     std::uint32_t id;
@@ -342,6 +347,7 @@ class Tape {
   };
 
   static std::uint32_t u32(std::size_t n) { return static_cast<std::uint32_t>(n); }
+  static constexpr std::uint32_t kNoEntry = std::numeric_limits<std::uint32_t>::max();
 
   Var<S> make_leaf(const Tensor& value, bool requires_grad, SlotKind kind) {
     const char* op = kind == SlotKind::Parameter ? "parameter" : (requires_grad ? "variable" : "constant");
@@ -387,8 +393,8 @@ class Tape {
       shapes += fmt::format("{}'{}' {}", shapes.empty() ? "" : ", ", display_name(in), shape_of(values_[in]));
     }
     const int t = info_[id].time;
-    throw NumericError(fmt::format("anomaly: {} of op '{}' (node '{}'{}) holds {} in its {} tensor; inputs: [{}]",
-                                   what, info_[id].producer_op, display_name(id),
+    throw NumericError(fmt::format("anomaly: {} of op '{}' (node '{}'{}) holds {} in its {} tensor; inputs: [{}]", what,
+                                   info_[id].producer_op, display_name(id),
                                    t == kNoTime ? std::string() : fmt::format(", time step {}", t),
                                    has_nan ? "NaN" : "Inf", shape_of(bad), shapes));
   }
@@ -420,8 +426,13 @@ class OpCtx {
   using Tensor = Matrix<S>;
   OpCtx(Tape<S>& tape, std::uint32_t out, std::uint32_t args_begin, std::uint16_t n_in, std::uint16_t n_aux,
         std::uint32_t ints_begin, std::uint32_t n_ints)
-      : tape_(tape), out_(out), args_begin_(args_begin), n_in_(n_in), n_aux_(n_aux),
-        ints_begin_(ints_begin), n_ints_(n_ints) {}
+      : tape_(tape),
+        out_(out),
+        args_begin_(args_begin),
+        n_in_(n_in),
+        n_aux_(n_aux),
+        ints_begin_(ints_begin),
+        n_ints_(n_ints) {}
 
   [[nodiscard]] std::size_t num_inputs() const { return n_in_; }
   [[nodiscard]] const Tensor& x(std::size_t i) const { return tape_.values_[input_id(i)]; }
@@ -433,9 +444,7 @@ class OpCtx {
   /// Saved auxiliary tensor k (shapes given in OpSpec::aux).
   Tensor& aux(std::size_t k) { return tape_.values_[tape_.args_[args_begin_ + n_in_ + k]]; }
   /// Saved integers (OpSpec::ints), e.g. class targets or row indices.
-  [[nodiscard]] std::span<const std::int32_t> ints() const {
-    return {tape_.ints_.data() + ints_begin_, n_ints_};
-  }
+  [[nodiscard]] std::span<const std::int32_t> ints() const { return {tape_.ints_.data() + ints_begin_, n_ints_}; }
   /// dL/dy (backward only).
   [[nodiscard]] const Tensor& gy() const { return tape_.grads_[out_]; }
   /// dL/dx_i accumulator (backward only): always add into it.
@@ -556,7 +565,8 @@ const Matrix<S>& Var<S>::grad() const {
 template <class S>
 S Var<S>::item() const {
   const Matrix<S>& v = value();
-  TAPEGRAD_CHECK(v.size() == 1, ShapeError, "item: node '{}' is {}, not [1 x 1]", tape_->display_name(id_), shape_of(v));
+  TAPEGRAD_CHECK(v.size() == 1, ShapeError, "item: node '{}' is {}, not [1 x 1]", tape_->display_name(id_),
+                 shape_of(v));
   return v(0, 0);
 }
 template <class S>
