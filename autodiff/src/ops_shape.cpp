@@ -133,7 +133,7 @@ Var<S> reshape(const Var<S>& x, Index rows, Index cols) {
 
 // y = x * mask (mask constant, saved in aux(0); broadcasts like mul);  dx = g * mask
 template <class S>
-Var<S> mask_mul(const Var<S>& x, const Matrix<S>& mask) {
+Var<S> mask_mul(const Var<S>& x, const std::type_identity_t<Matrix<S>>& mask) {
   const Shape out = detail::broadcast_shape("mask_mul", x.shape(), shape_of(mask), "x", "mask");
   return apply<S>(
       {"mask_mul", out, {shape_of(mask)}}, {x},
@@ -151,7 +151,7 @@ Var<S> mask_mul(const Var<S>& x, const Matrix<S>& mask) {
 // y = cond != 0 ? a : b (cond constant of the output shape, saved in aux(0); a, b broadcast);
 // da = g where cond, db = g elsewhere
 template <class S>
-Var<S> where(const Matrix<S>& cond, const Var<S>& a, const Var<S>& b) {
+Var<S> where(const std::type_identity_t<Matrix<S>>& cond, const Var<S>& a, const Var<S>& b) {
   const Shape out = detail::broadcast_shape("where", a.shape(), b.shape());
   TAPEGRAD_CHECK(shape_of(cond) == out, ShapeError, "where: cond is {} but a {} and b {} broadcast to {}",
                  shape_of(cond), a.shape(), b.shape(), out);
@@ -170,15 +170,15 @@ Var<S> where(const Matrix<S>& cond, const Var<S>& a, const Var<S>& b) {
       });
 }
 
-#define TAPEGRAD_INSTANTIATE_SHAPE(S)                                        \
-  template Var<S> concat_cols(std::span<const Var<S>>);                      \
-  template Var<S> concat_rows(std::span<const Var<S>>);                      \
-  template Var<S> slice_cols(const Var<S>&, Index, Index);                   \
-  template Var<S> slice_rows(const Var<S>&, Index, Index);                   \
-  template Var<S> gather_rows(const Var<S>&, std::span<const std::int32_t>); \
-  template Var<S> reshape(const Var<S>&, Index, Index);                      \
-  template Var<S> mask_mul(const Var<S>&, const Matrix<S>&);                 \
-  template Var<S> where(const Matrix<S>&, const Var<S>&, const Var<S>&);
+#define TAPEGRAD_INSTANTIATE_SHAPE(S)                                              \
+  template Var<S> concat_cols(std::span<const Var<S>>);                            \
+  template Var<S> concat_rows(std::span<const Var<S>>);                            \
+  template Var<S> slice_cols(const Var<S>&, Index, Index);                         \
+  template Var<S> slice_rows(const Var<S>&, Index, Index);                         \
+  template Var<S> gather_rows(const Var<S>&, std::span<const std::int32_t>);       \
+  template Var<S> reshape(const Var<S>&, Index, Index);                            \
+  template Var<S> mask_mul(const Var<S>&, const std::type_identity_t<Matrix<S>>&); \
+  template Var<S> where(const std::type_identity_t<Matrix<S>>&, const Var<S>&, const Var<S>&);
 TAPEGRAD_FOR_EACH_SCALAR(TAPEGRAD_INSTANTIATE_SHAPE)
 
 }  // namespace tapegrad

@@ -18,54 +18,83 @@ namespace tapegrad {
 // [B x 1] (a column) or [1 x 1]. The gradient of a broadcast input is summed back to its shape.
 
 /// a + b.                        d/da = 1, d/db = 1
-template <class S> Var<S> add(const Var<S>& a, const Var<S>& b);
+template <class S>
+Var<S> add(const Var<S>& a, const Var<S>& b);
 /// a - b.                        d/da = 1, d/db = -1
-template <class S> Var<S> sub(const Var<S>& a, const Var<S>& b);
+template <class S>
+Var<S> sub(const Var<S>& a, const Var<S>& b);
 /// a * b (elementwise).          d/da = b, d/db = a
-template <class S> Var<S> mul(const Var<S>& a, const Var<S>& b);
+template <class S>
+Var<S> mul(const Var<S>& a, const Var<S>& b);
 /// a / b (elementwise).          d/da = 1/b, d/db = -a/b^2
-template <class S> Var<S> div(const Var<S>& a, const Var<S>& b);
+template <class S>
+Var<S> div(const Var<S>& a, const Var<S>& b);
 /// max(a, b) elementwise; ties send the gradient to a.
-template <class S> Var<S> maximum(const Var<S>& a, const Var<S>& b);
+template <class S>
+Var<S> maximum(const Var<S>& a, const Var<S>& b);
 /// min(a, b) elementwise; ties send the gradient to a.
-template <class S> Var<S> minimum(const Var<S>& a, const Var<S>& b);
+template <class S>
+Var<S> minimum(const Var<S>& a, const Var<S>& b);
 
 // ---- scalar arithmetic (ops_unary.cpp) -----------------------------------------------------
 /// x + c.                        d/dx = 1
-template <class S> Var<S> add_scalar(const Var<S>& x, std::type_identity_t<S> c);
+template <class S>
+Var<S> add_scalar(const Var<S>& x, std::type_identity_t<S> c);
 /// c * x.                        d/dx = c
-template <class S> Var<S> mul_scalar(const Var<S>& x, std::type_identity_t<S> c);
+template <class S>
+Var<S> mul_scalar(const Var<S>& x, std::type_identity_t<S> c);
 /// -x.                           d/dx = -1
-template <class S> Var<S> neg(const Var<S>& x);
+template <class S>
+Var<S> neg(const Var<S>& x);
 /// x^p (elementwise, real p; x > 0 unless p is a whole number).   d/dx = p x^(p-1)
-template <class S> Var<S> pow(const Var<S>& x, std::type_identity_t<S> p);
+template <class S>
+Var<S> pow(const Var<S>& x, std::type_identity_t<S> p);
 
 // ---- elementwise functions (ops_unary.cpp) -----------------------------------------------
-template <class S> Var<S> tanh(const Var<S>& x);      ///< d = 1 - y^2
-template <class S> Var<S> sigmoid(const Var<S>& x);   ///< logistic 1/(1+e^-x); d = y (1 - y)
-template <class S> Var<S> relu(const Var<S>& x);      ///< max(x, 0); d = [x > 0]
-template <class S> Var<S> leaky_relu(const Var<S>& x, std::type_identity_t<S> slope);  ///< x or slope*x; d = 1 or slope
-template <class S> Var<S> exp(const Var<S>& x);       ///< d = y
-template <class S> Var<S> log(const Var<S>& x);       ///< natural log; d = 1/x
-template <class S> Var<S> sqrt(const Var<S>& x);      ///< d = 1/(2y)
-template <class S> Var<S> square(const Var<S>& x);    ///< d = 2x
-template <class S> Var<S> abs(const Var<S>& x);       ///< d = sign(x)
-template <class S> Var<S> reciprocal(const Var<S>& x);  ///< 1/x; d = -y^2
-template <class S> Var<S> softplus(const Var<S>& x);  ///< log(1+e^x), stable; d = sigmoid(x)
-template <class S> Var<S> log_sigmoid(const Var<S>& x);  ///< -softplus(-x), stable; d = 1 - sigmoid(x)
-template <class S> Var<S> sin(const Var<S>& x);       ///< d = cos x
-template <class S> Var<S> cos(const Var<S>& x);       ///< d = -sin x
-template <class S> Var<S> hardtanh(const Var<S>& x);  ///< clamp(x, -1, 1); d = [|x| < 1]
+template <class S>
+Var<S> tanh(const Var<S>& x);  ///< d = 1 - y^2
+template <class S>
+Var<S> sigmoid(const Var<S>& x);  ///< logistic 1/(1+e^-x); d = y (1 - y)
+template <class S>
+Var<S> relu(const Var<S>& x);  ///< max(x, 0); d = [x > 0]
+template <class S>
+Var<S> leaky_relu(const Var<S>& x, std::type_identity_t<S> slope);  ///< x or slope*x; d = 1 or slope
+template <class S>
+Var<S> exp(const Var<S>& x);  ///< d = y
+template <class S>
+Var<S> log(const Var<S>& x);  ///< natural log; d = 1/x
+template <class S>
+Var<S> sqrt(const Var<S>& x);  ///< d = 1/(2y)
+template <class S>
+Var<S> square(const Var<S>& x);  ///< d = 2x
+template <class S>
+Var<S> abs(const Var<S>& x);  ///< d = sign(x)
+template <class S>
+Var<S> reciprocal(const Var<S>& x);  ///< 1/x; d = -y^2
+template <class S>
+Var<S> softplus(const Var<S>& x);  ///< log(1+e^x), stable; d = sigmoid(x)
+template <class S>
+Var<S> log_sigmoid(const Var<S>& x);  ///< -softplus(-x), stable; d = 1 - sigmoid(x)
+template <class S>
+Var<S> sin(const Var<S>& x);  ///< d = cos x
+template <class S>
+Var<S> cos(const Var<S>& x);  ///< d = -sin x
+template <class S>
+Var<S> hardtanh(const Var<S>& x);  ///< clamp(x, -1, 1); d = [|x| < 1]
 /// min(max(x, lo), hi); gradient 1 strictly inside (lo, hi), 0 outside.
-template <class S> Var<S> clamp(const Var<S>& x, std::type_identity_t<S> lo, std::type_identity_t<S> hi);
+template <class S>
+Var<S> clamp(const Var<S>& x, std::type_identity_t<S> lo, std::type_identity_t<S> hi);
 
 // ---- matrix products and layout (ops_linalg.cpp) ------------------------------------------
 /// a b, [n x k] times [k x m].   da = g b^T, db = a^T g
-template <class S> Var<S> matmul(const Var<S>& a, const Var<S>& b);
+template <class S>
+Var<S> matmul(const Var<S>& a, const Var<S>& b);
 /// a^T.
-template <class S> Var<S> transpose(const Var<S>& a);
+template <class S>
+Var<S> transpose(const Var<S>& a);
 /// x W + b with b a [1 x m] row broadcast over the batch (one entry instead of two).
-template <class S> Var<S> affine(const Var<S>& x, const Var<S>& w, const Var<S>& b);
+template <class S>
+Var<S> affine(const Var<S>& x, const Var<S>& w, const Var<S>& b);
 
 // ---- reductions and normalisations (ops_reduce.cpp) ----------------------------------------
 /// Which axis a reduction collapses: Rows gives [1 x cols] (e.g. sum over a batch), Cols gives
@@ -74,16 +103,23 @@ enum class Axis { Rows, Cols };
 /// How a per-row loss becomes one number.
 enum class Reduction { Sum, Mean };
 
-template <class S> Var<S> sum(const Var<S>& x);               ///< sum of all elements, [1 x 1]
-template <class S> Var<S> sum(const Var<S>& x, Axis axis);    ///< see Axis
-template <class S> Var<S> mean(const Var<S>& x);              ///< mean of all elements, [1 x 1]
-template <class S> Var<S> mean(const Var<S>& x, Axis axis);   ///< see Axis
+template <class S>
+Var<S> sum(const Var<S>& x);  ///< sum of all elements, [1 x 1]
+template <class S>
+Var<S> sum(const Var<S>& x, Axis axis);  ///< see Axis
+template <class S>
+Var<S> mean(const Var<S>& x);  ///< mean of all elements, [1 x 1]
+template <class S>
+Var<S> mean(const Var<S>& x, Axis axis);  ///< see Axis
 /// Row-wise log(sum(exp(x))), stable, [rows x 1].
-template <class S> Var<S> logsumexp(const Var<S>& x);
+template <class S>
+Var<S> logsumexp(const Var<S>& x);
 /// Row-wise softmax: each row becomes a distribution.   d: y * (g - sum(g * y))
-template <class S> Var<S> softmax(const Var<S>& x);
+template <class S>
+Var<S> softmax(const Var<S>& x);
 /// Row-wise log-softmax, stable for logits of any magnitude.   d: g - softmax * sum(g)
-template <class S> Var<S> log_softmax(const Var<S>& x);
+template <class S>
+Var<S> log_softmax(const Var<S>& x);
 /// Fused softmax + cross-entropy with integer class targets, one per row of logits [N x K].
 /// Rows whose target equals ignore_index contribute no loss and no gradient; Mean divides by
 /// the number of rows not ignored. Stable for logits of magnitude 1e4 in float32. [1 x 1]
@@ -91,50 +127,101 @@ template <class S>
 Var<S> softmax_cross_entropy(const Var<S>& logits, std::span<const std::int32_t> targets,
                              Reduction reduction = Reduction::Mean, std::int32_t ignore_index = -100);
 /// Mean squared error, mean over all elements of (pred - target)^2. [1 x 1]
-template <class S> Var<S> mse_loss(const Var<S>& pred, const Var<S>& target);
+template <class S>
+Var<S> mse_loss(const Var<S>& pred, const Var<S>& target);
 /// y_i = x[i, index_i], [rows x 1] (picks one entry per row; used by NLL losses).
-template <class S> Var<S> pick(const Var<S>& x, std::span<const std::int32_t> index);
+template <class S>
+Var<S> pick(const Var<S>& x, std::span<const std::int32_t> index);
 
 // ---- shape and indexing (ops_shape.cpp) ------------------------------------------------------
 /// Stacks tensors side by side ([r x c1], [r x c2], ... -> [r x sum c]).
-template <class S> Var<S> concat_cols(std::span<const Var<S>> parts);
+template <class S>
+Var<S> concat_cols(std::span<const Var<S>> parts);
 /// Stacks tensors on top of each other ([r1 x c], [r2 x c], ... -> [sum r x c]).
-template <class S> Var<S> concat_rows(std::span<const Var<S>> parts);
+template <class S>
+Var<S> concat_rows(std::span<const Var<S>> parts);
 /// Columns [begin, begin + count).
-template <class S> Var<S> slice_cols(const Var<S>& x, Index begin, Index count);
+template <class S>
+Var<S> slice_cols(const Var<S>& x, Index begin, Index count);
 /// Rows [begin, begin + count).
-template <class S> Var<S> slice_rows(const Var<S>& x, Index begin, Index count);
+template <class S>
+Var<S> slice_rows(const Var<S>& x, Index begin, Index count);
 /// Embedding lookup: row i of the result is table row index[i]. Backward scatter-adds.
-template <class S> Var<S> gather_rows(const Var<S>& table, std::span<const std::int32_t> index);
+template <class S>
+Var<S> gather_rows(const Var<S>& table, std::span<const std::int32_t> index);
 /// Same elements in row-major order, new shape.
-template <class S> Var<S> reshape(const Var<S>& x, Index rows, Index cols);
+template <class S>
+Var<S> reshape(const Var<S>& x, Index rows, Index cols);
 /// Elementwise x * mask with a constant mask (dropout, padding masks); mask broadcasts like mul.
-template <class S> Var<S> mask_mul(const Var<S>& x, const Matrix<S>& mask);
+template <class S>
+Var<S> mask_mul(const Var<S>& x, const std::type_identity_t<Matrix<S>>& mask);
 /// where(cond, a, b): a where cond != 0, else b. cond is a constant of the output shape.
-template <class S> Var<S> where(const Matrix<S>& cond, const Var<S>& a, const Var<S>& b);
+template <class S>
+Var<S> where(const std::type_identity_t<Matrix<S>>& cond, const Var<S>& a, const Var<S>& b);
 
 /// A copy of x's value with no history: gradients stop here (stop-gradient).
-template <class S> Var<S> detach(const Var<S>& x) { return x.tape().constant(x.value()); }
+template <class S>
+Var<S> detach(const Var<S>& x) {
+  return x.tape().constant(x.value());
+}
 
-template <class S> Var<S> concat_cols(std::initializer_list<Var<S>> parts) {
+template <class S>
+Var<S> concat_cols(std::initializer_list<Var<S>> parts) {
   return concat_cols<S>(std::span<const Var<S>>(parts.begin(), parts.size()));
 }
-template <class S> Var<S> concat_rows(std::initializer_list<Var<S>> parts) {
+template <class S>
+Var<S> concat_rows(std::initializer_list<Var<S>> parts) {
   return concat_rows<S>(std::span<const Var<S>>(parts.begin(), parts.size()));
 }
 
 // ---- operators -------------------------------------------------------------------------------
-template <class S> Var<S> operator+(const Var<S>& a, const Var<S>& b) { return add(a, b); }
-template <class S> Var<S> operator-(const Var<S>& a, const Var<S>& b) { return sub(a, b); }
-template <class S> Var<S> operator*(const Var<S>& a, const Var<S>& b) { return mul(a, b); }
-template <class S> Var<S> operator/(const Var<S>& a, const Var<S>& b) { return div(a, b); }
-template <class S> Var<S> operator-(const Var<S>& x) { return neg(x); }
-template <class S> Var<S> operator+(const Var<S>& x, std::type_identity_t<S> c) { return add_scalar(x, c); }
-template <class S> Var<S> operator+(std::type_identity_t<S> c, const Var<S>& x) { return add_scalar(x, c); }
-template <class S> Var<S> operator-(const Var<S>& x, std::type_identity_t<S> c) { return add_scalar(x, -c); }
-template <class S> Var<S> operator-(std::type_identity_t<S> c, const Var<S>& x) { return add_scalar(neg(x), c); }
-template <class S> Var<S> operator*(const Var<S>& x, std::type_identity_t<S> c) { return mul_scalar(x, c); }
-template <class S> Var<S> operator*(std::type_identity_t<S> c, const Var<S>& x) { return mul_scalar(x, c); }
-template <class S> Var<S> operator/(const Var<S>& x, std::type_identity_t<S> c) { return mul_scalar(x, S(1) / c); }
+template <class S>
+Var<S> operator+(const Var<S>& a, const Var<S>& b) {
+  return add(a, b);
+}
+template <class S>
+Var<S> operator-(const Var<S>& a, const Var<S>& b) {
+  return sub(a, b);
+}
+template <class S>
+Var<S> operator*(const Var<S>& a, const Var<S>& b) {
+  return mul(a, b);
+}
+template <class S>
+Var<S> operator/(const Var<S>& a, const Var<S>& b) {
+  return div(a, b);
+}
+template <class S>
+Var<S> operator-(const Var<S>& x) {
+  return neg(x);
+}
+template <class S>
+Var<S> operator+(const Var<S>& x, std::type_identity_t<S> c) {
+  return add_scalar(x, c);
+}
+template <class S>
+Var<S> operator+(std::type_identity_t<S> c, const Var<S>& x) {
+  return add_scalar(x, c);
+}
+template <class S>
+Var<S> operator-(const Var<S>& x, std::type_identity_t<S> c) {
+  return add_scalar(x, -c);
+}
+template <class S>
+Var<S> operator-(std::type_identity_t<S> c, const Var<S>& x) {
+  return add_scalar(neg(x), c);
+}
+template <class S>
+Var<S> operator*(const Var<S>& x, std::type_identity_t<S> c) {
+  return mul_scalar(x, c);
+}
+template <class S>
+Var<S> operator*(std::type_identity_t<S> c, const Var<S>& x) {
+  return mul_scalar(x, c);
+}
+template <class S>
+Var<S> operator/(const Var<S>& x, std::type_identity_t<S> c) {
+  return mul_scalar(x, S(1) / c);
+}
 
 }  // namespace tapegrad
