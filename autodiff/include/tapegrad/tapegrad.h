@@ -3,8 +3,10 @@
 
 #include <tapegrad/error.h>
 #include <tapegrad/gradcheck.h>
+#include <tapegrad/jacobian.h>
 #include <tapegrad/op.h>
 #include <tapegrad/ops.h>
 #include <tapegrad/parameter.h>
 #include <tapegrad/tape.h>
 #include <tapegrad/tensor.h>
+#include <tapegrad/window.h>
