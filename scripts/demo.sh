@@ -3,7 +3,7 @@
 set -euo pipefail
 
 # The demo program: a target under examples/ whose binary lands in <build>/bin/<target>.
-DEMO=bptt_compare
+DEMO=char_lm
 DEMO_ARGS=("$@")
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -1,0 +1,36 @@
+// char_lm: the main Tapegrad demo. A character-level language model (embedding -> stacked
+// LSTM/GRU/RNN -> linear head) trained with truncated BPTT on Shakespeare (or any --data
+// text), with a live progress line, validation loss, a checkpoint, a gradient-flow picture
+// and generated text. `char_lm --help` lists every option.
+#include <cstdio>
+#include <exception>
+
+#include <fmt/format.h>
+#include <Eigen/Core>
+
+#include <tapegrad/error.h>
+#include <tapegrad/nn/gru_cell.h>
+#include <tapegrad/nn/lstm_cell.h>
+#include <tapegrad/nn/rnn_cell.h>
+
+#include "corpus.h"
+#include "options.h"
+#include "train.h"
+
+int main(int argc, char** argv) {
+  const char_lm::ParseResult parsed = char_lm::parse_options(argc, argv);
+  if (!parsed.options) return parsed.exit_code;
+  const char_lm::Options& o = *parsed.options;
+  try {
+    if (o.threads >= 2) Eigen::initParallel();  // Eigen's lazily built tables, before a second thread uses them
+    const auto path = o.data.empty() ? char_lm::default_data_path(argv[0]) : std::filesystem::path(o.data);
+    const char_lm::Corpus corpus = char_lm::load_corpus(path, o.seq_len);
+    if (o.cell == "rnn") return char_lm::train_and_sample<tapegrad::nn::RnnCell<float>>(o, corpus);
+    if (o.cell == "gru") return char_lm::train_and_sample<tapegrad::nn::GruCell<float>>(o, corpus);
+    return char_lm::train_and_sample<tapegrad::nn::LstmCell<float>>(o, corpus);
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    fmt::print(stderr, "\nchar_lm: error: {}\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,90 @@
+// The language model: Embedding -> Stacked<Cell> -> Linear head over the vocabulary, float32.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <span>
+#include <vector>
+
+#include <tapegrad/nn/embedding.h>
+#include <tapegrad/nn/linear.h>
+#include <tapegrad/nn/module.h>
+#include <tapegrad/nn/stacked.h>
+#include <tapegrad/nn/state.h>
+
+namespace char_lm {
+
+using tapegrad::Matrix;
+using tapegrad::Tape;
+using tapegrad::Var;
+using S = float;
+
+/// Sizes of the model (the rest of Options is about training).
+struct ModelShape {
+  int vocab = 0;
+  int embed = 0;
+  int hidden = 0;
+  int layers = 1;
+};
+
+/// Embedding, L recurrent layers of Cell, and a linear head producing next-byte logits.
+/// Parameter names: "embed.table", "rnn.layers.<l>.cell.<w>", "head.W", "head.b".
+template <class Cell>
+class Model : public tapegrad::nn::Module<S> {
+ public:
+  /// The weights one step reads, bound once per tape.
+  struct Weights {
+    Var<S> table;
+    typename tapegrad::nn::Stacked<Cell>::Weights rnn;
+    typename tapegrad::nn::Linear<S>::Weights head;
+  };
+
+  Model(const ModelShape& shape, std::mt19937_64& rng)
+      : embed_({shape.vocab, shape.embed, 0.5}, rng),
+        rnn_(stacked_options(shape), rng),
+        head_({shape.hidden, shape.vocab}, rng) {}
+
+  /// Binds every Parameter as a leaf of tape (idempotent while the tape keeps the leaves).
+  Weights bind(Tape<S>& tape) { return {tape.leaf(embed_.table), rnn_.bind(tape), head_.bind(tape)}; }
+
+  /// One step: reads ids (one per batch row) and the state, returns the next state and logits.
+  struct Step {
+    tapegrad::nn::State<S> next;
+    Var<S> logits;  ///< [B x vocab]
+  };
+  Step step(const Weights& w, std::span<const std::int32_t> ids, const tapegrad::nn::State<S>& s) {
+    Var<S> x = embed_.forward(w.table, ids);
+    tapegrad::nn::State<S> next = rnn_.step(w.rnn, x, s);
+    return {next, head_.forward(w.head, rnn_.output(next))};
+  }
+
+  /// The zero state's values for a batch (what a cleared tape starts from).
+  std::vector<Matrix<S>> zero_state(int batch) const {
+    Tape<S> scratch;
+    return tapegrad::nn::values_of(rnn_.initial_state(scratch, batch));
+  }
+
+  /// The recurrent layers.
+  tapegrad::nn::Stacked<Cell>& rnn() { return rnn_; }
+
+  void visit_parameters(const tapegrad::nn::ParameterVisitor<S>& v) override {
+    v.child("embed", embed_);
+    v.child("rnn", rnn_);
+    v.child("head", head_);
+  }
+
+ private:
+  static typename tapegrad::nn::Stacked<Cell>::Options stacked_options(const ModelShape& shape) {
+    typename tapegrad::nn::Stacked<Cell>::Options o;
+    o.cell.input_size = shape.embed;
+    o.cell.hidden_size = shape.hidden;
+    o.num_layers = shape.layers;
+    return o;
+  }
+
+  tapegrad::nn::Embedding<S> embed_;
+  tapegrad::nn::Stacked<Cell> rnn_;
+  tapegrad::nn::Linear<S> head_;
+};
+
+}  // namespace char_lm

@@ -1,0 +1,134 @@
+#include "options.h"
+
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+namespace char_lm {
+
+namespace {
+
+// Checks that involve more than one option (CLI11 validators see one value at a time).
+void check_combinations(const Options& o) {
+  if (o.k2 > 0 && o.k1 == 0) throw CLI::ValidationError("--k2", "needs --k1 (k2 is how far each update reaches back)");
+  if (o.k1 > o.seq_len) {
+    throw CLI::ValidationError(
+        "--k1", "is " + std::to_string(o.k1) + " but must be <= --seq-len (" + std::to_string(o.seq_len) + ")");
+  }
+  if (o.k2 > 0 && o.k2 < o.k1) {
+    throw CLI::ValidationError("--k2",
+                               "is " + std::to_string(o.k2) + " but must be >= --k1 (" + std::to_string(o.k1) + ")");
+  }
+  if (o.k2 > o.seq_len) {
+    throw CLI::ValidationError(
+        "--k2", "is " + std::to_string(o.k2) + " but must be <= --seq-len (" + std::to_string(o.seq_len) + ")");
+  }
+}
+
+// A number in (lo, hi]: CLI::Range cannot exclude its lower end and prints 1e-7 as 0.000000.
+CLI::Validator above(double lo, double hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& text) -> std::string {
+        double v = 0;
+        if (!CLI::detail::lexical_cast(text, v)) return "'" + text + "' is not a number";
+        if (!(v > lo && v <= hi))
+          return "must be > " + CLI::detail::to_string(lo) + " and <= " + CLI::detail::to_string(hi) + ", got " + text;
+        return {};
+      },
+      "NUMBER in (" + CLI::detail::to_string(lo) + ", " + CLI::detail::to_string(hi) + "]");
+}
+
+}  // namespace
+
+ParseResult parse_options(int argc, char** argv) {
+  Options o;
+  CLI::App app{
+      "char_lm: trains a character-level language model (embedding -> stacked recurrent cell -> linear head, "
+      "softmax cross-entropy) with truncated BPTT on Tapegrad, then generates text.\n"
+      "Tokens are the bytes of the text (any UTF-8 or ASCII file works; a multi-byte character is several "
+      "tokens); the vocabulary is the set of distinct bytes. The first 90% of the file is trained on, the last "
+      "10% is held out for validation. Runs are reproducible: the batches of step s and every random draw are "
+      "functions of (--seed, s), so --resume continues exactly where a run stopped.",
+      "char_lm"};
+  app.option_defaults()->always_capture_default();
+  app.get_formatter()->column_width(34);
+
+  app.add_option("--cell", o.cell, "Recurrent cell: rnn (tanh), lstm or gru")
+      ->check(CLI::IsMember({"rnn", "lstm", "gru"}));
+  app.add_option("--layers", o.layers, "Stacked recurrent layers")->check(CLI::Range(1, 8));
+  app.add_option("--hidden", o.hidden, "Hidden units per layer")->check(CLI::Range(1, 4096));
+  app.add_option("--embed", o.embed, "Width of the character embedding")->check(CLI::Range(1, 4096));
+  app.add_option("--seq-len", o.seq_len, "Characters per training sequence (the state starts at zero for each)")
+      ->check(CLI::Range(2, 100000));
+  auto* k1 = app.add_option("--k1", o.k1,
+                            "Truncated BPTT: update every k1 steps (k1 = k2: disjoint chunks). "
+                            "Default when neither --k1 nor --tau is given: --seq-len / 2")
+                 ->check(CLI::Range(1, 100000));
+  auto* k2 = app.add_option("--k2", o.k2,
+                            "Truncated BPTT: each update back-propagates the last k1 losses through the last k2 "
+                            "steps (k1 <= k2 <= --seq-len; default k1)")
+                 ->check(CLI::Range(1, 100000));
+  auto* tau = app.add_option("--tau", o.tau,
+                             "Per-output window instead of --k1/--k2: each loss reaches back tau steps, one update "
+                             "per sequence")
+                  ->check(CLI::Range(0, 100000));
+  tau->excludes(k1)->excludes(k2);
+  for (CLI::Option* opt : {k1, k2, tau}) opt->default_str("");  // 'not given', not a value
+  app.add_option("--clip", o.clip, "Global gradient-norm threshold (0 disables clipping; the norm is reported)")
+      ->check(CLI::Range(0.0, 1e6));
+  app.add_option("--lr", o.lr, "Learning rate")->check(above(0.0, 10.0));
+  app.add_option("--optimizer", o.optimizer, "Optimizer")->check(CLI::IsMember({"adam", "sgd"}));
+  app.add_option("--steps", o.steps,
+                 "Training steps in all (one step = one batch of --batch sequences of --seq-len characters); "
+                 "with --resume, training continues up to this step")
+      ->check(CLI::Range(0, 10000000));
+  app.add_option("--seed", o.seed, "Seed of the initial weights, the batch order and the sampler");
+  app.add_option("--data", o.data,
+                 "Training text (UTF-8 or ASCII; bytes are the tokens). Default: the bundled "
+                 "data/tinyshakespeare.txt")
+      ->check(CLI::ExistingFile);
+  app.add_option("--resume", o.resume,
+                 "Checkpoint to continue from (weights, optimizer state, step); the model options must match it")
+      ->check(CLI::ExistingFile);
+  app.add_option("--save", o.save, "Where to write the checkpoint (default: <out>/char_lm.safetensors)");
+  app.add_option("--sample", o.sample, "Characters to generate after training (0: none)")
+      ->check(CLI::Range(0, 1000000));
+  app.add_option("--temperature", o.temperature, "Sampling temperature (lower: more conservative)")
+      ->check(above(0.0, 100.0));
+  app.add_option("--prime", o.prime, "Text the sample starts from (default: the first character of the data)");
+  const int hw = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  app.add_option("--threads", o.threads,
+                 "Threads: training with --threads 2 or more runs each validation pass on a worker thread "
+                 "while the next steps train")
+      ->check(CLI::Range(1, std::max(hw, 64)));
+  app.add_option("--batch", o.batch, "Sequences per step")->check(CLI::Range(1, 4096));
+  app.add_option("--eval-every", o.eval_every, "Validation loss on held-out text every N steps (0: only at the end)")
+      ->check(CLI::Range(0, 10000000));
+  app.add_option("--eval-batches", o.eval_batches, "Batches of held-out text per validation pass")
+      ->check(CLI::Range(1, 10000));
+  app.add_option("--out", o.out,
+                 "Output directory: checkpoint, gradient-flow picture (gradient_flow.svg) and its CSV "
+                 "(gradient_flow.csv) of the last step");
+  app.add_option("--log-file", o.log_file,
+                 "Also write a machine-readable loss log (CSV: step,train_loss,grad_norm) to this file");
+  app.add_option("--progress", o.progress,
+                 "Progress display: auto (one updating line on a terminal, plain lines otherwise), tty, plain, none")
+      ->check(CLI::IsMember({"auto", "tty", "plain", "none"}));
+
+  try {
+    app.parse(argc, argv);
+    check_combinations(o);
+  } catch (const CLI::ParseError& e) {
+    return {std::nullopt, app.exit(e)};
+  }
+  return {o, 0};
+}
+
+std::string checkpoint_path(const Options& o) {
+  if (!o.save.empty()) return o.save;
+  return (std::filesystem::path(o.out) / "char_lm.safetensors").string();
+}
+
+}  // namespace char_lm

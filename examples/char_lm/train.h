@@ -1,0 +1,189 @@
+// The training run for one cell type: build or resume the model, train with truncated BPTT
+// (nn/tbptt.h) and global-norm clipping, validate, checkpoint, write the gradient-flow
+// picture, and sample. Everything random is a function of (--seed, step), so a resumed run
+// repeats an uninterrupted one exactly.
+#pragma once
+
+#include <cmath>
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <future>
+#include <limits>
+#include <memory>
+#include <numbers>
+#include <random>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include <tapegrad/nn/checkpoint.h>
+#include <tapegrad/nn/clip.h>
+#include <tapegrad/nn/loss.h>
+#include <tapegrad/nn/tbptt.h>
+
+#include "corpus.h"
+#include "evaluate.h"
+#include "gradient_flow.h"
+#include "model.h"
+#include "options.h"
+#include "progress.h"
+#include "run_config.h"
+#include "sample.h"
+
+namespace char_lm {
+
+namespace nn = tapegrad::nn;
+
+/// Trains, evaluates, saves and samples as the options say. Returns the exit code.
+template <class Cell>
+int train_and_sample(const Options& o, const Corpus& corpus) {
+  const double baseline = std::log(static_cast<double>(corpus.vocab.size()));
+  std::mt19937_64 init_rng(mix_seed(o.seed, 0, 0));  // stream 0: the initial weights
+  Model<Cell> model({corpus.vocab.size(), o.embed, o.hidden, o.layers}, init_rng);
+  const std::vector<tapegrad::Parameter<S>*> params = model.parameters();
+  std::unique_ptr<nn::Optimizer<S>> opt = make_optimizer(o, params);
+  const nn::TbpttConfig config = truncation(o);
+  config.validate();
+
+  std::int64_t start = 0;
+  if (!o.resume.empty()) {
+    check_resume_compatible(o.resume, o, corpus.vocab);
+    start = nn::load_checkpoint<S>(o.resume, model, opt.get()).step;
+    opt->set_learning_rate(o.lr);
+  }
+  const std::filesystem::path out_dir(o.out);
+  const std::filesystem::path ckpt(checkpoint_path(o));
+  std::filesystem::create_directories(out_dir);
+  if (ckpt.has_parent_path()) std::filesystem::create_directories(ckpt.parent_path());
+
+  std::size_t n_params = 0;
+  for (const auto* p : params) n_params += static_cast<std::size_t>(p->size());
+  const std::int64_t tokens_per_step = static_cast<std::int64_t>(o.batch) * o.seq_len;
+  fmt::print("data     {}: {} bytes, vocabulary {} bytes, {} train / {} validation tokens\n", corpus.path.string(),
+             corpus.num_bytes, corpus.vocab.size(), corpus.train.size(), corpus.valid.size());
+  fmt::print("baseline uniform guess: ln({}) = {:.3f} nats/char ({:.3f} bits/char)\n", corpus.vocab.size(), baseline,
+             baseline / std::numbers::ln2);
+  fmt::print("model    embed {} -> {} x {} {} -> linear {}: {} parameters (float32)\n", o.embed, o.layers, o.hidden,
+             o.cell, corpus.vocab.size(), n_params);
+  fmt::print("training {} lr {}, clip {}, {}, batch {} x {} chars = {} tokens/step, seed {}\n", o.optimizer, o.lr,
+             o.clip > 0 ? fmt::format("global norm {}", o.clip) : std::string("off"), config.describe(), o.batch,
+             o.seq_len, tokens_per_step, o.seed);
+  if (start > 0) fmt::print("resumed  from {} at step {}\n", o.resume, start);
+  if (start >= o.steps) fmt::print("nothing to train: the run is already at step {} (--steps {})\n", start, o.steps);
+  std::fflush(stdout);
+
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> log(nullptr, &std::fclose);
+  if (!o.log_file.empty()) {
+    log.reset(std::fopen(o.log_file.c_str(), "w"));
+    if (!log) throw std::runtime_error(fmt::format("--log-file: cannot write {}", o.log_file));
+    std::fputs("step,train_loss,grad_norm\n", log.get());
+  }
+
+  Progress progress(Progress::style_from(o.progress), start + 1, o.steps, tokens_per_step, baseline);
+  double last_val = std::numeric_limits<double>::quiet_NaN();
+  auto report_val = [&](std::int64_t s, double v) {
+    last_val = v;
+    progress.message(fmt::format("step {:>5}  validation loss {:.4f} nats/char ({:.3f} bits/char), uniform {:.3f}", s,
+                                 v, v / std::numbers::ln2, baseline));
+  };
+  // With --threads >= 2 a validation pass runs on a copy of the model on a worker thread.
+  struct PendingEval {
+    std::int64_t step;
+    std::future<double> loss;
+  };
+  std::deque<PendingEval> pending;
+  auto drain = [&](bool wait) {
+    while (!pending.empty() &&
+           (wait || pending.front().loss.wait_for(std::chrono::seconds(0)) == std::future_status::ready)) {
+      report_val(pending.front().step, pending.front().loss.get());
+      pending.pop_front();
+    }
+  };
+  auto validate = [&](std::int64_t s) {
+    if (o.threads >= 2) {
+      pending.push_back({s, std::async(std::launch::async, [m = model, &corpus, &o]() mutable {
+                           return validation_loss(m, corpus.valid, o.batch, o.seq_len, o.eval_batches);
+                         })});
+    } else {
+      report_val(s, validation_loss(model, corpus.valid, o.batch, o.seq_len, o.eval_batches));
+    }
+  };
+  auto save = [&](std::int64_t s) {
+    nn::save_checkpoint<S>(ckpt, model, opt.get(), s, checkpoint_metadata(o, corpus.vocab));
+  };
+
+  Tape<S> tape;
+  const std::vector<Matrix<S>> zero = model.zero_state(o.batch);
+  const S inv_len = S(1) / static_cast<S>(o.seq_len);
+  const double clip_at = o.clip > 0 ? o.clip : std::numeric_limits<double>::infinity();
+  double first_loss = std::numeric_limits<double>::quiet_NaN(), last_loss = first_loss;
+  std::int64_t updates = 0, clipped = 0;
+  for (std::int64_t s = start + 1; s <= o.steps; ++s) {
+    const Batch batch = training_batch(corpus.train, o.batch, o.seq_len, o.seed, s);
+    // Each position's loss is the batch mean divided by seq_len, so a step's summed loss is
+    // the mean loss per character and the gradient does not grow with --seq-len.
+    nn::StepFn<S> step = [&](Tape<S>& t, int i, const nn::State<S>& state) -> nn::StepResult<S> {
+      const auto ti = static_cast<std::size_t>(i);
+      auto r = model.step(model.bind(t), batch.inputs[ti], state);
+      return {r.next, nn::cross_entropy(r.logits, batch.targets[ti]) * inv_len};
+    };
+    double norm = 0.0;
+    nn::UpdateFn update = [&](const nn::UpdateInfo&) {
+      const nn::ClipReport c = nn::clip_grad_global_norm(params, clip_at);
+      norm = std::max(norm, c.norm_seen);
+      clipped += c.clipped ? 1 : 0;
+      ++updates;
+      opt->step();
+      opt->zero_grad();
+    };
+    const nn::TbpttReport<S> r = nn::run_tbptt<S>(tape, o.seq_len, zero, step, update, config);
+    if (!std::isfinite(r.total_loss)) {
+      throw std::runtime_error(
+          fmt::format("step {}: the training loss is {} (try a smaller --lr or --clip)", s, r.total_loss));
+    }
+    if (s == start + 1) first_loss = r.total_loss;
+    last_loss = r.total_loss;
+    if (log) std::fputs(fmt::format("{},{:.9g},{:.9g}\n", s, r.total_loss, norm).c_str(), log.get());
+    progress.update(s, r.total_loss, norm);
+    drain(false);
+    if (o.eval_every > 0 && s % o.eval_every == 0) {
+      save(s);
+      validate(s);
+    }
+  }
+  drain(true);
+  progress.finish();
+  const bool trained = o.steps > start;
+  if (trained && (o.eval_every == 0 || o.steps % o.eval_every != 0)) validate(o.steps);
+  drain(true);
+  if (trained) save(o.steps);
+
+  if (trained) {
+    fmt::print("done     {} steps in {:.1f} s, {:.0f} tokens/s, {} updates ({} clipped)\n", o.steps - start,
+               progress.seconds(), progress.tokens_per_second(), updates, clipped);
+    fmt::print("loss     train {:.4f} -> {:.4f}, validation {:.4f} nats/char; uniform baseline ln({}) = {:.3f}\n",
+               first_loss, last_loss, last_val, corpus.vocab.size(), baseline);
+    fmt::print("saved    {} (step {}, weights + {} state)\n", ckpt.string(), o.steps, opt->kind());
+  }
+
+  // The gradient-flow picture of the last step's first sequence.
+  const std::int64_t last = std::max<std::int64_t>(o.steps, 1);
+  const Batch last_batch = training_batch(corpus.train, 1, o.seq_len, o.seed, last);
+  const auto flow =
+      write_gradient_flow(model, last_batch, out_dir, fmt::format("char_lm {}: ||dL/dh_k|| at step {}", o.cell, last));
+  fmt::print("gradient flow  {}  -> {}, {}\n", flow.summary(), (out_dir / "gradient_flow.svg").string(),
+             (out_dir / "gradient_flow.csv").string());
+
+  if (o.sample > 0) {
+    const std::string prime = o.prime.empty() ? std::string(1, corpus.vocab.byte(corpus.train.front())) : o.prime;
+    const std::string text = sample_text(model, corpus.vocab, prime, o.sample, o.temperature,
+                                         mix_seed(o.seed, 2, static_cast<std::uint64_t>(last)));
+    fmt::print("sample   (temperature {}, {} chars after \"{}\"):\n{}{}\n", o.temperature, o.sample, prime, prime,
+               text);
+  }
+  std::fflush(stdout);
+  return 0;
+}
+
+}  // namespace char_lm
