@@ -1,0 +1,54 @@
+// LSTM: hand_lstm.h against nn::LstmCell on the tape.
+#include <tapegrad/nn/lstm_cell.h>
+
+#include "hand_lstm.h"
+#include "models.h"
+#include "tape_side.h"
+
+namespace bptt {
+
+namespace {
+constexpr int T = 8, B = 2, kIn = 4, H = 5, K = 5;
+}
+
+ModelResult compare_lstm() {
+  Rng rng(20240603);
+  const LstmWeights w{rng.matrix(kIn, 4 * H, 0.6), rng.matrix(H, 4 * H, 0.6), rng.matrix(1, 4 * H, 0.5)};
+  const MatrixXd h0 = rng.matrix(B, H, 0.5), c0 = rng.matrix(B, H, 0.5);
+  const Head head{rng.matrix(H, K, 0.8), rng.matrix(1, K, 0.8)};
+  const Sequence seq = make_sequence(rng, T, B, kIn, K);
+
+  const auto steps = lstm_forward(w, h0, c0, seq.xs);
+  std::vector<MatrixXd> hs;
+  for (const LstmStep& s : steps) hs.push_back(s.h);
+  const HeadGrads hg = head_backward(head, hs, seq);
+  const LstmGrads g = lstm_backward(w, steps, h0, c0, seq.xs, hg.dh_out);
+
+  std::mt19937_64 init_rng(3);
+  nn::LstmCell<double> cell({kIn, H}, init_rng);
+  cell.W_ih.value = w.W_ih;
+  cell.W_hh.value = w.W_hh;
+  cell.b.value = w.b;
+  auto lin = make_linear(head, init_rng);
+  std::vector<Param> init{Param(M(h0), "h0"), Param(M(c0), "c0")};
+  tg::Tape<double> tape;
+  const auto [states, loss] = full_bptt(tape, cell, lin, seq, init);
+
+  auto got = cell.named_parameters();
+  for (const auto& p : lin.named_parameters()) got.emplace_back("readout." + p.first, p.second);
+  got.emplace_back("h0", &init[0]);
+  got.emplace_back("c0", &init[1]);
+
+  ModelResult r;
+  r.model = "lstm";
+  r.description =
+      "LSTM (nn::LstmCell, gate columns i, f, g, o), c_t = f*c_{t-1} + i*g, h_t = o*tanh(c_t), "
+      "read-out softmax(h_t V + c); T = 8, B = 2, in = 4, H = 5, K = 5";
+  r.loss = loss;
+  r.modes.push_back({"full", param_diffs(got, {&g.dW_ih, &g.dW_hh, &g.db, &hg.dV, &hg.dc, &g.dh0, &g.dc0})});
+  r.state_names = {"dL/dh_t", "dL/dc_t"};
+  r.steps = step_diffs(states, {0, 1}, {&g.dh, &g.dc});
+  return r;
+}
+
+}  // namespace bptt
