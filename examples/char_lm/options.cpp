@@ -52,7 +52,7 @@ ParseResult parse_options(int argc, char** argv) {
       "10% is held out for validation. Runs are reproducible: the batches of step s and every random draw are "
       "functions of (--seed, s), so --resume continues exactly where a run stopped.",
       "char_lm"};
-  app.option_defaults()->always_capture_default();
+  app.option_defaults()->always_capture_default()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.get_formatter()->column_width(34);
 
   app.add_option("--cell", o.cell, "Recurrent cell: rnn (tanh), lstm or gru")

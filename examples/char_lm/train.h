@@ -171,9 +171,14 @@ int train_and_sample(const Options& o, const Corpus& corpus) {
   const std::int64_t last = std::max<std::int64_t>(o.steps, 1);
   const Batch last_batch = training_batch(corpus.train, 1, o.seq_len, o.seed, last);
   const auto flow =
-      write_gradient_flow(model, last_batch, out_dir, fmt::format("char_lm {}: ||dL/dh_k|| at step {}", o.cell, last));
-  fmt::print("gradient flow  {}  -> {}, {}\n", flow.summary(), (out_dir / "gradient_flow.svg").string(),
-             (out_dir / "gradient_flow.csv").string());
+      write_gradient_flow(model, last_batch, out_dir,
+                          fmt::format("char_lm {}: gradient flow at step {} (top layer, full BPTT)", o.cell, last));
+  fmt::print(
+      "gradient flow  {}\n               ||dh_{}/dh_0|| = {:.3g} (how much of the first character reaches the last "
+      "state)\n"
+      "               -> {}, {}\n",
+      flow.summary(), o.seq_len, flow.steps.front().product_spectral, (out_dir / "gradient_flow.svg").string(),
+      (out_dir / "gradient_flow.csv").string());
 
   if (o.sample > 0) {
     const std::string prime = o.prime.empty() ? std::string(1, corpus.vocab.byte(corpus.train.front())) : o.prime;

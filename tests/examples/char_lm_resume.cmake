@@ -28,3 +28,10 @@ foreach(mode IN LISTS modes)
     message(FATAL_ERROR "${mode}: resumed run differs from the uninterrupted one\nuninterrupted:\n${a}\nresumed:\n${b}")
   endif()
 endforeach()
+
+# Resuming with another model shape stops with a message naming the option.
+execute_process(COMMAND ${CHAR_LM} ${CHAR_LM_TINY} --hidden 13 --steps 9 --out ${WORK_DIR}/mismatch
+  --resume ${WORK_DIR}/mode0/split/char_lm.safetensors RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc MATCHES "^[0-9]+$" OR rc EQUAL 0 OR NOT err MATCHES "--hidden 12, this run has --hidden 13")
+  message(FATAL_ERROR "resume with --hidden 13 from a --hidden 12 checkpoint: rc '${rc}'\n${out}${err}")
+endif()
