@@ -4,6 +4,7 @@
 #include <string>
 
 #include <fmt/format.h>
+#include <Eigen/SVD>
 
 #include <tapegrad/nn/lstm_cell.h>
 #include <tapegrad/nn/rnn_cell.h>
@@ -64,7 +65,7 @@ void write_flow(const Options& o, int length, const nn::GradientFlowReport& rnn0
       {"LSTM, at init", ks(lstm0), grad_norms(lstm0), false},
   };
   nn::PlotOptions po;
-  po.title = fmt::format("Adding problem, T = {}: gradient of the loss at step T", length);
+  po.title = fmt::format("Adding problem T = {}, {} updates: gradient from step T", length, o.steps);
   po.x_label = "time step k (the loss is at k = T)";
   po.y_label = "||dL/dh_k||";
   nn::write_log_plot(series, po, path_in(o, stem + ".svg"));
@@ -113,7 +114,8 @@ void run_compare(const Options& o, Results& results) {
                 rr.test_mse, lr.test_mse, kBaselineMse, rr.seconds, lr.seconds);
     std::printf("            ||dL/dh_0|| / ||dL/dh_T|| after training: vanilla %.2e, LSTM %.2e\n", ratio(rnn1),
                 ratio(lstm1));
-    std::printf("            vanilla: %s\n", describe(rnn1).c_str());
+    const double sigma = Eigen::JacobiSVD<Eigen::MatrixXd>(Eigen::MatrixXd(rnn.W_hh.value)).singularValues()(0);
+    std::printf("            vanilla: %s; gamma*sigma_max(W_hh) = %.3f\n", describe(rnn1).c_str(), sigma);
     std::printf("            LSTM:    %s\n", describe(lstm1).c_str());
   }
   std::printf("\n   (short default runs; longer ones, e.g. --steps 3000, separate the two models much more clearly)\n");
