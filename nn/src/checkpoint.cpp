@@ -4,6 +4,7 @@
 
 #include <bit>
 #include <charconv>
+#include <cmath>
 #include <cstring>
 #include <set>
 
@@ -181,8 +182,9 @@ CheckpointInfo load_checkpoint(const std::filesystem::path& path, const NamedPar
     if (!parse_number(get("optim.step"), optim_step) || optim_step < 0) {
       fail(path, fmt::format("metadata 'optim.step' is \"{}\", expected a non-negative integer", get("optim.step")));
     }
-    if (!parse_number(get("optim.lr"), optim_lr) || !(optim_lr >= 0)) {
-      fail(path, fmt::format("metadata 'optim.lr' is \"{}\", expected a non-negative number", get("optim.lr")));
+    // from_chars accepts "inf": check finiteness here, before any tensor is copied.
+    if (!parse_number(get("optim.lr"), optim_lr) || !std::isfinite(optim_lr) || !(optim_lr >= 0)) {
+      fail(path, fmt::format("metadata 'optim.lr' is \"{}\", expected a finite non-negative number", get("optim.lr")));
     }
   }
   // 4. Everything checked: copy.
