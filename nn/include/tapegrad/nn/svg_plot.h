@@ -27,7 +27,7 @@ struct PlotOptions {
   int height = 500;
 };
 
-/// An SVG document: x linear, y log10 with a tick and grid line per decade, one <polyline>
+/// An SVG document: x linear, y log10 with a tick and grid line per decade, one `<polyline>`
 /// per series (each in its own colour), a legend, the title and axis labels. Throws
 /// ValueError if there is no series, a series' x and y differ in length, or no point is
 /// positive and finite.

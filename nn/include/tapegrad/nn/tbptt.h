@@ -59,7 +59,7 @@ struct TbpttConfig {
 };
 
 /// What a StepFn returns: the state after the step and the step's loss ([1 x 1], or an empty
-/// Var<S>{} when the step has no output, e.g. all but the last step of the adding problem).
+/// `Var<S>{}` when the step has no output, e.g. all but the last step of the adding problem).
 template <class S>
 struct StepResult {
   State<S> next;
