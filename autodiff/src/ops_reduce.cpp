@@ -54,7 +54,9 @@ Var<S> sum(const Var<S>& x, Axis axis) {
   return apply<S>(
       {"sum", out}, {x},
       [axis](OpCtx<S>& c) {
-        if (axis == Axis::Rows) {
+        if (c.x(0).size() == 0) {
+          c.y().setZero();  // Eigen's partial reductions offset a null pointer on empty input (UB)
+        } else if (axis == Axis::Rows) {
           c.y() = c.x(0).colwise().sum();
         } else {
           c.y() = c.x(0).rowwise().sum();

@@ -22,6 +22,7 @@ Var<S> concat_cols(std::span<const Var<S>> parts) {
   return apply<S>(
       {"concat_cols", {parts[0].rows(), cols}}, parts,
       [](OpCtx<S>& c) {
+        if (c.y().size() == 0) return;  // a block of an empty matrix offsets a null pointer (UB)
         Index at = 0;
         for (std::size_t i = 0; i < c.num_inputs(); ++i) {
           c.y().middleCols(at, c.x(i).cols()) = c.x(i);
@@ -29,6 +30,7 @@ Var<S> concat_cols(std::span<const Var<S>> parts) {
         }
       },
       [](OpCtx<S>& c) {
+        if (c.y().size() == 0) return;
         Index at = 0;
         for (std::size_t i = 0; i < c.num_inputs(); ++i) {
           const Index w = c.x(i).cols();
@@ -52,6 +54,7 @@ Var<S> concat_rows(std::span<const Var<S>> parts) {
   return apply<S>(
       {"concat_rows", {rows, parts[0].cols()}}, parts,
       [](OpCtx<S>& c) {
+        if (c.y().size() == 0) return;  // a block of an empty matrix offsets a null pointer (UB)
         Index at = 0;
         for (std::size_t i = 0; i < c.num_inputs(); ++i) {
           c.y().middleRows(at, c.x(i).rows()) = c.x(i);
@@ -59,6 +62,7 @@ Var<S> concat_rows(std::span<const Var<S>> parts) {
         }
       },
       [](OpCtx<S>& c) {
+        if (c.y().size() == 0) return;
         Index at = 0;
         for (std::size_t i = 0; i < c.num_inputs(); ++i) {
           const Index h = c.x(i).rows();
@@ -71,28 +75,34 @@ Var<S> concat_rows(std::span<const Var<S>> parts) {
 // y = x[:, begin:begin+count];  dx[:, begin:begin+count] += g
 template <class S>
 Var<S> slice_cols(const Var<S>& x, Index begin, Index count) {
-  TAPEGRAD_CHECK(begin >= 0 && count >= 0 && begin + count <= x.cols(), ShapeError,
+  TAPEGRAD_CHECK(begin >= 0 && count >= 0 && count <= x.cols() - begin, ShapeError,
                  "slice_cols: begin {}, count {} is out of range for x {} (needs 0 <= begin, 0 <= count, begin + "
                  "count <= {})",
                  begin, count, x.shape(), x.cols());
   return apply<S>(
-      {"slice_cols", {x.rows(), count}}, {x}, [begin, count](OpCtx<S>& c) { c.y() = c.x(0).middleCols(begin, count); },
+      {"slice_cols", {x.rows(), count}}, {x},
       [begin, count](OpCtx<S>& c) {
-        if (c.needs_grad(0)) c.gx(0).middleCols(begin, count) += c.gy();
+        if (c.y().size() != 0) c.y() = c.x(0).middleCols(begin, count);  // empty: no block of a null pointer
+      },
+      [begin, count](OpCtx<S>& c) {
+        if (c.needs_grad(0) && c.gy().size() != 0) c.gx(0).middleCols(begin, count) += c.gy();
       });
 }
 
 // y = x[begin:begin+count, :];  dx[begin:begin+count, :] += g
 template <class S>
 Var<S> slice_rows(const Var<S>& x, Index begin, Index count) {
-  TAPEGRAD_CHECK(begin >= 0 && count >= 0 && begin + count <= x.rows(), ShapeError,
+  TAPEGRAD_CHECK(begin >= 0 && count >= 0 && count <= x.rows() - begin, ShapeError,
                  "slice_rows: begin {}, count {} is out of range for x {} (needs 0 <= begin, 0 <= count, begin + "
                  "count <= {})",
                  begin, count, x.shape(), x.rows());
   return apply<S>(
-      {"slice_rows", {count, x.cols()}}, {x}, [begin, count](OpCtx<S>& c) { c.y() = c.x(0).middleRows(begin, count); },
+      {"slice_rows", {count, x.cols()}}, {x},
       [begin, count](OpCtx<S>& c) {
-        if (c.needs_grad(0)) c.gx(0).middleRows(begin, count) += c.gy();
+        if (c.y().size() != 0) c.y() = c.x(0).middleRows(begin, count);  // empty: no block of a null pointer
+      },
+      [begin, count](OpCtx<S>& c) {
+        if (c.needs_grad(0) && c.gy().size() != 0) c.gx(0).middleRows(begin, count) += c.gy();
       });
 }
 
@@ -121,8 +131,11 @@ Var<S> gather_rows(const Var<S>& table, std::span<const std::int32_t> index) {
 // y = the elements of x in row-major order as [rows x cols];  dx = g read back in x's shape
 template <class S>
 Var<S> reshape(const Var<S>& x, Index rows, Index cols) {
-  TAPEGRAD_CHECK(rows >= 0 && cols >= 0 && rows * cols == x.value().size(), ShapeError,
-                 "reshape: cannot reshape x {} ({} elements) to [{} x {}]", x.shape(), x.value().size(), rows, cols);
+  // Divides instead of multiplying: rows * cols may overflow for absurd requests.
+  const Index size = x.value().size();
+  TAPEGRAD_CHECK(rows >= 0 && cols >= 0 && (rows == 0 ? size == 0 : size % rows == 0 && size / rows == cols),
+                 ShapeError, "reshape: cannot reshape x {} ({} elements) to [{} x {}]", x.shape(), x.value().size(),
+                 rows, cols);
   using Map = Eigen::Map<const Matrix<S>>;
   return apply<S>(
       {"reshape", {rows, cols}}, {x}, [rows, cols](OpCtx<S>& c) { c.y() = Map(c.x(0).data(), rows, cols); },

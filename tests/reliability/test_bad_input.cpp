@@ -327,6 +327,20 @@ std::vector<Row> rows() {
                  f.tape.clear();
                  f.tape.rewind(m);
                }});
+  r.push_back({"rewind_stale_mark", Kind::Tape, {"rewind", "stale"}, [](Fixture& f) {
+                 var(f, 1, 2);
+                 const tg::Mark m = f.tape.mark();  // 1 value
+                 tg::tanh(var(f, 1, 2));            // 3 values, 1 entry
+                 const tg::Mark late = f.tape.mark();
+                 f.tape.rewind(m);
+                 var(f, 2, 2);
+                 var(f, 2, 2);
+                 tg::tanh(var(f, 2, 2));  // the tape is longer again, but not the one `late` was taken on
+                 f.tape.rewind(late);
+               }});
+  r.push_back({"slice_overflow", Kind::Shape, {"slice_cols", "out of range"}, [](Fixture& f) {
+                 tg::slice_cols(var(f, 2, 3), std::numeric_limits<tg::Index>::max(), 2);  // begin + count overflows
+               }});
   // ---- cells and sequences
   r.push_back({"lstm_state_shape", Kind::Shape, {"LstmCell.step", "state tensor", "[2 x 5]"}, [](Fixture& f) {
                  nn::State<double> s{{f.tape.constant(M::Zero(2, 4)), f.tape.constant(M::Zero(2, 5))}};

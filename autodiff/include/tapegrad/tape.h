@@ -55,6 +55,7 @@ struct Mark {
   std::uint32_t args = 0;
   std::uint32_t ints = 0;
   std::uint32_t params = 0;
+  std::uint32_t epoch = 0;  ///< The tape's epoch when the mark was taken (rewind refuses stale marks).
 };
 
 /// A handle to one value recorded on a tape. Cheap to copy; invalid after clear()/rewind()
@@ -155,13 +156,20 @@ class Tape {
 
   // ---- positions -----------------------------------------------------------------------
   [[nodiscard]] Mark mark() const {
-    return {u32(entries_.size()), n_values_, u32(args_.size()), u32(ints_.size()), u32(params_.size())};
+    return {u32(entries_.size()), n_values_, u32(args_.size()), u32(ints_.size()), u32(params_.size()), epoch_};
   }
-  /// Drops everything recorded after m; buffers are kept for reuse.
+  /// Drops everything recorded after m; buffers are kept for reuse. A stale mark (part of the
+  /// tape it points into was dropped by a later clear/rewind, or it is another tape's) throws.
   void rewind(const Mark& m) {
-    TAPEGRAD_CHECK(m.entries <= entries_.size() && m.values <= n_values_, TapeError,
+    TAPEGRAD_CHECK(m.entries <= entries_.size() && m.values <= n_values_ && m.args <= args_.size() &&
+                       m.ints <= ints_.size() && m.params <= params_.size(),
+                   TapeError,
                    "rewind: mark (entries {}, values {}) is past the end of the tape (entries {}, values {})",
                    m.entries, m.values, entries_.size(), n_values_);
+    TAPEGRAD_CHECK(is_prefix(m), TapeError,
+                   "rewind: mark (entries {}, values {}) is stale: the tape it points into was cut by a later clear() "
+                   "or rewind() (or the mark belongs to another tape)",
+                   m.entries, m.values);
     entries_.resize(m.entries);
     args_.resize(m.args);
     ints_.resize(m.ints);
@@ -355,6 +363,22 @@ class Tape {
     values_[id] = value;  // values_ never moves, so value may itself be a slot of this tape
     if (anomaly_ && !values_[id].allFinite()) raise_anomaly("leaf value", id, values_[id], {});
     return handle(id);
+  }
+
+  // True when the first m.values slots and m.entries entries are still those m was taken on:
+  // the last kept slot is no newer than the mark, and the last kept entry (which references
+  // the newest slots and args of any kept entry) reads only kept slots, args and ints.
+  [[nodiscard]] bool is_prefix(const Mark& m) const {
+    if (m.values > 0 && info_[m.values - 1].epoch > m.epoch) return false;
+    if (m.entries > 0) {
+      const Entry& e = entries_[m.entries - 1];
+      const std::uint32_t n_args = std::uint32_t{e.n_in} + e.n_aux;
+      if (e.out >= m.values || e.args_begin + n_args > m.args || e.ints_begin + e.n_ints > m.ints) return false;
+      for (std::uint32_t k = 0; k < n_args; ++k) {
+        if (args_[e.args_begin + k] >= m.values) return false;
+      }
+    }
+    return m.params == 0 || params_[m.params - 1].id < m.values;
   }
 
   Entry& push_entry(const char* op, std::uint32_t out, std::uint32_t args_begin, std::uint16_t n_in,

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets in fuzz/ with clang (build/fuzz) and runs each one for a fixed
+# number of executions from its seed corpus (fuzz/corpus/<target>). Any crash, sanitizer report,
+# uncaught non-tapegrad exception or timeout fails the script and leaves the input in build/fuzz/.
+#   ./scripts/fuzz.sh                        CI: checkpoint -runs=10000, graph -runs=20000 (~1 min each)
+#   ./scripts/fuzz.sh -max_total_time=600    any libFuzzer flags replace the default -runs
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+CXX_FUZZ=${CXX_FUZZ:-clang++-14}
+if ! command -v "$CXX_FUZZ" >/dev/null 2>&1 ||
+  ! ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "fuzz.sh: needs clang-14 and libclang-rt-14-dev; run:" >&2
+    echo "  sudo apt-get install -y --no-install-recommends clang-14 libclang-rt-14-dev" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y --no-install-recommends clang-14 libclang-rt-14-dev
+fi
+./scripts/install-deps.sh
+
+declare -A default_runs=([checkpoint]=10000 [graph]=20000)
+
+cmake -S fuzz -B build/fuzz -DCMAKE_CXX_COMPILER="$CXX_FUZZ" >/dev/null
+cmake --build build/fuzz -j "$(nproc)"
+
+export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:allocator_may_return_null=1"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+for target in checkpoint graph; do
+  flags=("$@")
+  if [ ${#flags[@]} -eq 0 ]; then flags=("-runs=${default_runs[$target]}"); fi
+  work="build/fuzz/work/$target"
+  mkdir -p "$work"
+  echo "=== fuzz $target: ${flags[*]}"
+  start=$SECONDS
+  # New inputs go to $work (first dir); the committed seeds are read only. -timeout: a hang fails.
+  log="build/fuzz/$target.log"
+  rc=0
+  (cd build/fuzz && "./fuzz_$target" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "${flags[@]}" \
+    "../../$work" "../../fuzz/corpus/$target") >"$log" 2>&1 || rc=$?
+  grep -E "^(Done|stat::number_of_executed_units|stat::peak_rss_mb)" "$log" || true
+  if [ "$rc" -ne 0 ]; then
+    grep -E -A12 "ERROR|runtime error|Assertion|changed the model|what\(\)" "$log" | head -40 >&2 || true
+    echo "=== fuzz $target: FAILED (exit $rc); full log $log; reproduce: build/fuzz/fuzz_$target build/fuzz/crash-*" >&2
+    exit 1
+  fi
+  echo "=== fuzz $target: ok in $((SECONDS - start)) s"
+done

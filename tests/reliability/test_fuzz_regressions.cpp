@@ -1,0 +1,93 @@
+// Inputs the fuzzers (fuzz/) found to break Tapegrad, kept as unit tests. The UB cases only
+// fail under UBSan (scripts/test.sh --sanitize); the values are checked in every build.
+#include <gtest/gtest.h>
+
+#include <limits>
+
+#include <tapegrad/error.h>
+#include <tapegrad/ops.h>
+#include <tapegrad/tape.h>
+
+namespace tg = tapegrad;
+using M = tg::Matrix<double>;
+using V = tg::Var<double>;
+
+namespace {
+
+// sum(x, axis) of a tensor with no elements ran Eigen's partial reduction on a null pointer.
+TEST(FuzzRegression, SumOverAxisOfEmptyTensorIsZeros) {
+  tg::Tape<double> tape;
+  const V x = tape.variable(M::Zero(0, 3));
+  const V rows = tg::sum(x, tg::Axis::Rows);
+  EXPECT_EQ(rows.shape(), (tg::Shape{1, 3}));
+  EXPECT_TRUE(rows.value().isZero());
+  const V cols = tg::sum(tape.variable(M::Zero(4, 0)), tg::Axis::Cols);
+  EXPECT_EQ(cols.shape(), (tg::Shape{4, 1}));
+  EXPECT_TRUE(cols.value().isZero());
+  tape.backward(tg::sum(rows));
+  EXPECT_EQ(x.grad().size(), 0);
+}
+
+// concat and slice of tensors with no rows took blocks of a null pointer.
+TEST(FuzzRegression, ConcatAndSliceOfEmptyTensors) {
+  tg::Tape<double> tape;
+  const V a = tape.variable(M::Zero(0, 3));
+  const V b = tape.variable(M::Zero(0, 2));
+  const V c = tg::concat_cols<double>({a, b});
+  EXPECT_EQ(c.shape(), (tg::Shape{0, 5}));
+  const V r = tg::concat_rows<double>({a, a});
+  EXPECT_EQ(r.shape(), (tg::Shape{0, 3}));
+  const V s = tg::slice_cols(a, 1, 2);
+  EXPECT_EQ(s.shape(), (tg::Shape{0, 2}));
+  const V t = tg::slice_rows(tape.variable(M::Zero(2, 0)), 1, 1);
+  EXPECT_EQ(t.shape(), (tg::Shape{1, 0}));
+  const V loss = tg::add(tg::add(tg::sum(c), tg::sum(r)), tg::sum(s));
+  tape.backward(loss);
+  EXPECT_EQ(loss.item(), 0.0);
+}
+
+// reshape and slice with absurd sizes overflowed int64 in their checks (signed overflow is UB).
+TEST(FuzzRegression, HugeSizesAreRefusedWithoutOverflow) {
+  tg::Tape<double> tape;
+  const V x = tape.variable(M::Ones(2, 3));
+  constexpr tg::Index kMax = std::numeric_limits<tg::Index>::max();
+  EXPECT_THROW(tg::reshape(x, kMax, 6), tg::ShapeError);
+  EXPECT_THROW(tg::reshape(x, tg::Index{1} << 62, 4), tg::ShapeError);
+  EXPECT_THROW(tg::slice_cols(x, kMax, 2), tg::ShapeError);
+  EXPECT_THROW(tg::slice_rows(x, 1, kMax), tg::ShapeError);
+  EXPECT_EQ(tg::reshape(x, 3, 2).shape(), (tg::Shape{3, 2}));
+  EXPECT_EQ(tg::reshape(tape.variable(M::Zero(0, 4)), 0, 7).shape(), (tg::Shape{0, 7}));
+}
+
+// A mark taken before a rewind that cut the tape below it pointed into a different tape; rewinding
+// to it left entries reading slots that no longer existed (Eigen assertion / heap overflow).
+TEST(FuzzRegression, StaleMarkIsRefused) {
+  tg::Tape<double> tape;
+  tape.variable(M::Ones(1, 2));
+  const tg::Mark early = tape.mark();
+  const V y = tg::tanh(tape.variable(M::Ones(1, 2)));
+  const tg::Mark late = tape.mark();
+  tape.rewind(early);
+  tape.variable(M::Ones(3, 3));
+  tape.variable(M::Ones(3, 3));
+  tg::sum(tg::exp(tape.variable(M::Ones(3, 3))));
+  EXPECT_THROW(tape.rewind(late), tg::TapeError);
+  // The early mark is still a prefix: rewinding to it twice is fine, and so is clear().
+  tape.rewind(early);
+  tape.rewind(early);
+  // A mark of another tape whose entries would read dropped slots is refused too.
+  tg::Tape<double> other;
+  tg::tanh(other.variable(M::Ones(1, 1)));
+  const tg::Mark foreign = other.mark();  // entries 1, values 2
+  tg::Tape<double> small;
+  for (int i = 0; i < 5; ++i) small.constant(M::Ones(1, 1));
+  tg::tanh(small.variable(M::Ones(1, 1)));  // entry 0 writes slot 6
+  EXPECT_THROW(small.rewind(foreign), tg::TapeError);
+  // Still working after the refusals.
+  const V z = tape.variable(M::Constant(1, 1, 0.5));
+  tape.backward(tg::sum(tg::square(z)));
+  EXPECT_DOUBLE_EQ(z.grad()(0, 0), 1.0);
+  (void)y;
+}
+
+}  // namespace
