@@ -47,6 +47,7 @@ void broadcast_apply(const Matrix<S>& a, const Matrix<S>& b, Shape out, F&& f) {
 /// g is an array expression of the op's output shape; acc is an input's gradient slot.
 template <class S, class G>
 void reduce_to(Matrix<S>& acc, const G& g) {
+  if (g.size() == 0) return;  // nothing to add; Eigen's partial sums of an empty array offset a null pointer
   const bool rows = acc.rows() != g.rows();
   const bool cols = acc.cols() != g.cols();
   if (rows && cols) {

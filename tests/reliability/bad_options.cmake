@@ -12,7 +12,6 @@ set(custom_op_cases
   "--frobnicate|unknown option '--frobnicate'")
 set(bptt_compare_cases
   "--model,lstmx|--model must be"
-  "--model,|--model must be"
   "--model|unknown option '--model'"
   "--tau,3|unknown option '--tau'"
   "--json,--nope|unknown option '--nope'")

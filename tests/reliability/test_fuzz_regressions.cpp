@@ -46,6 +46,20 @@ TEST(FuzzRegression, ConcatAndSliceOfEmptyTensors) {
   EXPECT_EQ(loss.item(), 0.0);
 }
 
+// A broadcast with an empty output ([0 x 3] + [1 x 3]) summed the gradient back to the [1 x 3]
+// input with Eigen's partial reduction of an empty array (null pointer offset).
+TEST(FuzzRegression, BroadcastToEmptyOutputSendsZeroGradient) {
+  tg::Tape<double> tape;
+  const V a = tape.variable(M::Zero(0, 3));
+  const V b = tape.variable(M::Ones(1, 3));
+  const V y = tg::add(a, b);
+  EXPECT_EQ(y.shape(), (tg::Shape{0, 3}));
+  tape.backward(y, M::Zero(0, 3));
+  EXPECT_TRUE(b.grad().isZero());
+  const V z = tg::mul(tape.variable(M::Ones(2, 1)), tape.variable(M::Zero(2, 0)));
+  EXPECT_EQ(z.shape(), (tg::Shape{2, 0}));
+}
+
 // reshape and slice with absurd sizes overflowed int64 in their checks (signed overflow is UB).
 TEST(FuzzRegression, HugeSizesAreRefusedWithoutOverflow) {
   tg::Tape<double> tape;
