@@ -9,9 +9,9 @@
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstdint>
 #include <limits>
 #include <vector>
 
@@ -277,8 +277,9 @@ struct Program {
 
   void step() {
     const int action = in.ConsumeIntegralInRange<int>(0, 17);
-    if (trace) std::fprintf(stderr, "action %d (pool %zu, marks %zu, entries %zu)\n", action, pool.size(),
-                            marks.size(), tape.num_entries());
+    if (trace)
+      std::fprintf(stderr, "action %d (pool %zu, marks %zu, entries %zu)\n", action, pool.size(), marks.size(),
+                   tape.num_entries());
     switch (action) {
       case 0:
         keep(tape.constant(matrix(dim(), dim())));

@@ -24,10 +24,10 @@ namespace tapegrad {
 
 /// The static description of one op application.
 struct OpSpec {
-  const char* name;                ///< Op name shown by errors, the observer and anomaly mode.
-  Shape out;                       ///< Output shape.
-  std::initializer_list<Shape> aux = {};     ///< Extra saved tensors (aux(k)), not differentiated.
-  std::span<const std::int32_t> ints = {};   ///< Integers saved for backward (ints()).
+  const char* name;                         ///< Op name shown by errors, the observer and anomaly mode.
+  Shape out;                                ///< Output shape.
+  std::initializer_list<Shape> aux = {};    ///< Extra saved tensors (aux(k)), not differentiated.
+  std::span<const std::int32_t> ints = {};  ///< Integers saved for backward (ints()).
 };
 
 /// Records one op: checks the inputs are live handles on one tape, computes the output with
