@@ -9,4 +9,5 @@
 #include <tapegrad/parameter.h>
 #include <tapegrad/tape.h>
 #include <tapegrad/tensor.h>
+#include <tapegrad/threads.h>
 #include <tapegrad/window.h>
