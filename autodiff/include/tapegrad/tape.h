@@ -230,6 +230,9 @@ class Tape {
   /// NumericError naming the op, its name, time tag and shapes.
   void set_anomaly_mode(bool on) { anomaly_ = on; }
   [[nodiscard]] bool anomaly_mode() const { return anomaly_; }
+  /// The options of the latest sweep; read inside a backward closure, those of the sweep running it
+  /// (recompute() passes them on to its inner sweep).
+  [[nodiscard]] const BackwardOptions& sweep_options() const { return sweep_opts_; }
 
   // ---- low level (ops, hooks, gradcheck, diagnostics) ----------------------------------
   [[nodiscard]] const Tensor& value(std::uint32_t id) const { return values_[id]; }
@@ -439,6 +442,7 @@ class Tape {
   std::uint32_t stamp_ = 1;
   int current_time_ = kNoTime;
   bool anomaly_ = false;
+  BackwardOptions sweep_opts_{};
 };
 
 /// What an op's forward and backward closures see: input values x(i), the output y(),
@@ -493,6 +497,7 @@ class OpCtx {
 template <class S>
 void Tape<S>::sweep(std::uint32_t seed_id, const Tensor* seed, const BackwardOptions& opts) {
   ++stamp_;
+  sweep_opts_ = opts;
   if (seed == nullptr) {
     grad_slot(seed_id).setOnes();
   } else if (seed == &grads_[seed_id]) {
