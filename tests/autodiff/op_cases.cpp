@@ -68,6 +68,46 @@ M pattern(Index rows, Index cols) {
   return m;
 }
 
+// The tanh RNN recurrence written out element by element: h_t = tanh(xp_t + h_{t-1} w).
+M rnn_sequence_ref(Refs x) {
+  const M& xp = x[0];
+  const Index b = x[1].rows(), h = x[1].cols();
+  M prev = x[1], y(xp.rows(), h);
+  for (Index t = 0; t * b < xp.rows(); ++t) {
+    for (Index r = 0; r < b; ++r)
+      for (Index j = 0; j < h; ++j) {
+        double a = xp(t * b + r, j);
+        for (Index k = 0; k < h; ++k) a += prev(r, k) * x[2](k, j);
+        y(t * b + r, j) = std::tanh(a);
+      }
+    prev = y.middleRows(t * b, b);
+  }
+  return y;
+}
+
+// The LSTM recurrence (gates i, f, g, o) element by element; output [h_t | c_t] per row.
+M lstm_sequence_ref(Refs x) {
+  const M& xp = x[0];
+  const Index b = x[1].rows(), h = x[1].cols();
+  M hp = x[1], cp = x[2], y(xp.rows(), 2 * h);
+  for (Index t = 0; t * b < xp.rows(); ++t) {
+    for (Index r = 0; r < b; ++r)
+      for (Index j = 0; j < h; ++j) {
+        double a[4];
+        for (Index q = 0; q < 4; ++q) {
+          a[q] = xp(t * b + r, q * h + j);
+          for (Index k = 0; k < h; ++k) a[q] += hp(r, k) * x[3](k, q * h + j);
+        }
+        const double c = sigmoid_ref(a[1]) * cp(r, j) + sigmoid_ref(a[0]) * std::tanh(a[2]);
+        y(t * b + r, j) = sigmoid_ref(a[3]) * std::tanh(c);
+        y(t * b + r, h + j) = c;
+      }
+    hp = y.block(t * b, 0, b, h);
+    cp = y.block(t * b, h, b, h);
+  }
+  return y;
+}
+
 std::vector<OpCase> build() {
   std::vector<OpCase> t;
   const Domain R = Domain::Real, P = Domain::Positive, K = Domain::AwayFromKinks, NZ = Domain::NonZero;
@@ -342,6 +382,17 @@ std::vector<OpCase> build() {
           for (Index c = 0; c < 4; ++c) y(r, c) = cond(r, c) != 0 ? x[0](r, c) : x[1](0, c);
         return y;
       });
+  // ---- fused recurrences ---------------------------------------------------------------------
+  // T = xp.rows / B steps; B = 1 and T = 1 edge cases; the square row is also run aliased.
+  auto rnn = [](In x) { return rnn_sequence(x[0], x[1], x[2]); };
+  row("rnn_sequence/t1", {{2, 3}, {2, 3}, {3, 3}}, rnn, R, rnn_sequence_ref);
+  row("rnn_sequence/t3_b2", {{6, 3}, {2, 3}, {3, 3}}, rnn, R, rnn_sequence_ref);
+  row("rnn_sequence/t4_b1", {{4, 2}, {1, 2}, {2, 2}}, rnn, R, rnn_sequence_ref);
+  row("rnn_sequence/square", {{3, 3}, {3, 3}, {3, 3}}, rnn, R, rnn_sequence_ref);
+  auto lstm = [](In x) { return lstm_sequence(x[0], x[1], x[2], x[3]); };
+  row("lstm_sequence/t1", {{2, 12}, {2, 3}, {2, 3}, {3, 12}}, lstm, R, lstm_sequence_ref);
+  row("lstm_sequence/t3_b2", {{6, 12}, {2, 3}, {2, 3}, {3, 12}}, lstm, R, lstm_sequence_ref);
+  row("lstm_sequence/t5_b1", {{5, 8}, {1, 2}, {1, 2}, {2, 8}}, lstm, R, lstm_sequence_ref);
   return t;
 }
 
@@ -354,13 +405,13 @@ const std::vector<OpCase>& op_cases() {
 
 const std::vector<std::string>& all_op_names() {
   static const std::vector<std::string> names = {
-      "add",         "sub",      "mul",         "div",         "maximum",    "minimum",     "add_scalar",
-      "mul_scalar",  "neg",      "pow",         "tanh",        "sigmoid",    "relu",        "leaky_relu",
-      "exp",         "log",      "sqrt",        "square",      "abs",        "reciprocal",  "softplus",
-      "log_sigmoid", "sin",      "cos",         "hardtanh",    "clamp",      "matmul",      "transpose",
-      "affine",      "sum",      "mean",        "logsumexp",   "softmax",    "log_softmax", "softmax_cross_entropy",
-      "mse_loss",    "pick",     "concat_cols", "concat_rows", "slice_cols", "slice_rows",  "gather_rows",
-      "reshape",     "mask_mul", "where"};
+      "add",         "sub",      "mul",         "div",          "maximum",      "minimum",     "add_scalar",
+      "mul_scalar",  "neg",      "pow",         "tanh",         "sigmoid",      "relu",        "leaky_relu",
+      "exp",         "log",      "sqrt",        "square",       "abs",          "reciprocal",  "softplus",
+      "log_sigmoid", "sin",      "cos",         "hardtanh",     "clamp",        "matmul",      "transpose",
+      "affine",      "sum",      "mean",        "logsumexp",    "softmax",      "log_softmax", "softmax_cross_entropy",
+      "mse_loss",    "pick",     "concat_cols", "concat_rows",  "slice_cols",   "slice_rows",  "gather_rows",
+      "reshape",     "mask_mul", "where",       "rnn_sequence", "lstm_sequence"};
   return names;
 }
 

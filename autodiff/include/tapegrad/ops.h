@@ -159,6 +159,25 @@ Var<S> mask_mul(const Var<S>& x, const std::type_identity_t<Matrix<S>>& mask);
 template <class S>
 Var<S> where(const std::type_identity_t<Matrix<S>>& cond, const Var<S>& a, const Var<S>& b);
 
+// ---- Fused recurrences (ops_recurrent.cpp) ---------------------------------------------------
+// A whole recurrent layer over T steps as ONE tape entry with a hand-written backward: one GEMM
+// h_{t-1} W per step plus one fused pass of gate math, the weight gradient accumulated over many
+// steps in large GEMMs. Same values and gradients as the op-by-op recurrence (matmul, add, tanh,
+// sigmoid, slice_cols, mul), which stays available. B = h0.rows(), T = xp.rows() / B; sequences
+// are stacked time-major: rows t*B .. t*B+B-1 of xp and of the output belong to step t.
+
+/// Whole-sequence tanh RNN. xp [T*B x H]: the input projections x_t U + b of all steps stacked
+/// time-major (rows t*B .. t*B+B-1 are step t); h0 [B x H]; w [H x H].
+/// Returns [T*B x H]: row block t is h_t = tanh(xp_t + h_{t-1} w).
+template <class S>
+Var<S> rnn_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w);
+/// Whole-sequence LSTM, gates i, f, g, o in column blocks as nn::LstmCell:
+/// a = xp_t + h_{t-1} w_hh, i f o = sigmoid, g = tanh, c_t = f c_{t-1} + i g, h_t = o tanh(c_t).
+/// xp [T*B x 4H] = x_t W_ih + b of all steps, time-major; h0, c0 [B x H]; w_hh [H x 4H].
+/// Returns [T*B x 2H]: columns [0,H) hold h_t, columns [H,2H) hold c_t.
+template <class S>
+Var<S> lstm_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& c0, const Var<S>& w_hh);
+
 /// A copy of x's value with no history: gradients stop here (stop-gradient).
 template <class S>
 Var<S> detach(const Var<S>& x) {

@@ -1,0 +1,234 @@
+// Fused recurrences: a whole recurrent layer over T steps as one tape entry with a hand-written
+// backward. Sequences are stacked time-major: row block t (rows t*B .. t*B+B-1) of xp and of the
+// output is step t, so each step's block is contiguous in the row-major storage.
+//
+// Forward, per step: one GEMM h_{t-1} W into the pre-activations (seeded with xp_t), then one
+// pass of gate math per batch row. Backward: a reverse loop that turns dL/dh_t, dL/dc_t into the
+// pre-activation gradients dA_t (stored for a chunk of steps in an aux scratch) and carries
+// dA_t W^T and the cell gradient to step t-1; each finished chunk then adds into dxp with one
+// block add and into dW with one GEMM over all its steps (H_prev^T dA), not one per step.
+// Nothing is allocated inside the step loops: everything lives in the output and aux slots.
+#include <algorithm>
+
+#include <tapegrad/op.h>
+#include <tapegrad/ops.h>
+
+#include "instantiate.h"
+
+namespace tapegrad {
+namespace {
+
+// Rows (steps x batch) per dW GEMM: large enough for full GEMM speed, small enough that the dA
+// scratch stays a small part of the saved activations for long sequences.
+constexpr Index kChunkRows = 512;
+
+Index chunk_steps(Index steps, Index batch) { return std::clamp<Index>((kChunkRows + batch - 1) / batch, 1, steps); }
+
+template <class S>
+using RowArray = Eigen::Map<Eigen::Array<S, 1, Eigen::Dynamic>>;
+template <class S>
+using ConstRowArray = Eigen::Map<const Eigen::Array<S, 1, Eigen::Dynamic>>;
+
+// Checks the state h0 [B x H] and the stacked projections xp [T*B x gates*H]; returns T.
+template <class S>
+Index check_sequence(const char* op, const Var<S>& xp, const Var<S>& h0, Index gates) {
+  TAPEGRAD_CHECK(h0.rows() >= 1 && h0.cols() >= 1, ShapeError,
+                 "{}: h0 is {}; it must be [B x H] with at least one row (the batch) and one column", op, h0.shape());
+  const Index b = h0.rows();
+  const Index h = h0.cols();
+  TAPEGRAD_CHECK(xp.cols() == gates * h, ShapeError, "{}: xp is {} but h0 is {}; xp must have {} columns ({} x H)", op,
+                 xp.shape(), h0.shape(), gates * h, gates);
+  TAPEGRAD_CHECK(xp.rows() >= b && xp.rows() % b == 0, ShapeError,
+                 "{}: xp is {} but h0 is {}; xp.rows must be T * B, a positive multiple of the batch B = {} "
+                 "(steps stacked time-major)",
+                 op, xp.shape(), h0.shape(), b);
+  return xp.rows() / b;
+}
+
+}  // namespace
+
+// h_t = tanh(xp_t + h_{t-1} W).  dA_t = (g_t + dA_{t+1} W^T) * (1 - h_t^2);
+// dxp_t = dA_t, dW = sum_t h_{t-1}^T dA_t, dh0 = dA_0 W^T.
+template <class S>
+Var<S> rnn_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w) {
+  const Index steps = check_sequence("rnn_sequence", xp, h0, 1);
+  const Index b = h0.rows();
+  const Index h = h0.cols();
+  TAPEGRAD_CHECK(w.rows() == h && w.cols() == h, ShapeError, "rnn_sequence: w is {} but h0 is {}; w must be [{} x {}]",
+                 w.shape(), h0.shape(), h, h);
+  const Index chunk = chunk_steps(steps, b);
+  // aux(0): dA for one chunk of steps; aux(1): the carry dL/dh_{t-1} from later steps.
+  return apply<S>(
+      {"rnn_sequence", xp.shape(), {Shape{chunk * b, h}, Shape{b, h}}}, {xp, h0, w},
+      [](OpCtx<S>& c) {
+        const Matrix<S>& x0 = c.x(1);
+        const Matrix<S>& wt = c.x(2);
+        Matrix<S>& y = c.y();
+        const Index nb = x0.rows();
+        const Index n_steps = y.rows() / nb;
+        y = c.x(0);
+        for (Index t = 0; t < n_steps; ++t) {
+          auto yt = y.middleRows(t * nb, nb);
+          if (t == 0) {
+            yt.noalias() += x0 * wt;
+          } else {
+            yt.noalias() += y.middleRows((t - 1) * nb, nb) * wt;
+          }
+          yt.array() = yt.array().tanh();
+        }
+      },
+      [](OpCtx<S>& c) {
+        const Matrix<S>& x0 = c.x(1);
+        const Matrix<S>& wt = c.x(2);
+        const Matrix<S>& y = c.y();
+        const Matrix<S>& gy = c.gy();
+        Matrix<S>& da = c.aux(0);
+        Matrix<S>& carry = c.aux(1);
+        const Index nb = x0.rows();
+        const Index n_steps = y.rows() / nb;
+        const Index per_chunk = da.rows() / nb;
+        const bool want_h0 = c.needs_grad(1);
+        carry.setZero();
+        for (Index t = n_steps; t-- > 0;) {
+          const Index t0 = t / per_chunk * per_chunk;  // first step of t's chunk
+          auto dat = da.middleRows((t - t0) * nb, nb);
+          dat.array() =
+              (gy.middleRows(t * nb, nb).array() + carry.array()) * (S(1) - y.middleRows(t * nb, nb).array().square());
+          if (t > 0 || want_h0) carry.noalias() = dat * wt.transpose();
+          if (t != t0) continue;
+          // The chunk [t0, t1) is complete: its dA rows feed dxp and dW in one go.
+          const Index n = std::min(t0 + per_chunk, n_steps) - t0;
+          const auto da_chunk = da.topRows(n * nb);
+          if (c.needs_grad(0)) c.gx(0).middleRows(t0 * nb, n * nb) += da_chunk;
+          if (c.needs_grad(2)) {
+            Matrix<S>& gw = c.gx(2);
+            if (t0 == 0) {
+              gw.noalias() += x0.transpose() * da_chunk.topRows(nb);
+              if (n > 1) gw.noalias() += y.topRows((n - 1) * nb).transpose() * da_chunk.bottomRows((n - 1) * nb);
+            } else {
+              gw.noalias() += y.middleRows((t0 - 1) * nb, n * nb).transpose() * da_chunk;
+            }
+          }
+        }
+        if (want_h0) c.gx(1) += carry;
+      });
+}
+
+// a = xp_t + h_{t-1} W_hh; i, f, o = sigmoid, g = tanh; c_t = f c_{t-1} + i g; h_t = o tanh(c_t).
+// With dh = g_h + carry_h and dc = g_c + carry_c + dh o (1 - tanh^2 c_t):
+// dA_i = dc g i(1-i), dA_f = dc c_{t-1} f(1-f), dA_g = dc i (1-g^2), dA_o = dh tanh(c_t) o(1-o);
+// carry_h = dA_t W_hh^T, carry_c = dc f.
+template <class S>
+Var<S> lstm_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& c0, const Var<S>& w_hh) {
+  const Index steps = check_sequence("lstm_sequence", xp, h0, 4);
+  const Index b = h0.rows();
+  const Index h = h0.cols();
+  TAPEGRAD_CHECK(c0.shape() == h0.shape(), ShapeError, "lstm_sequence: c0 is {} but h0 is {}; they must match",
+                 c0.shape(), h0.shape());
+  TAPEGRAD_CHECK(w_hh.rows() == h && w_hh.cols() == 4 * h, ShapeError,
+                 "lstm_sequence: w_hh is {} but h0 is {}; w_hh must be [{} x {}] (H x 4H)", w_hh.shape(), h0.shape(), h,
+                 4 * h);
+  const Index chunk = chunk_steps(steps, b);
+  // aux(0): post-activation gates i, f, g, o of every step; aux(1): dA for one chunk of steps;
+  // aux(2): the carries [dL/dh_{t-1} | dL/dc_{t-1}] from later steps.
+  return apply<S>(
+      {"lstm_sequence", {steps * b, 2 * h}, {xp.shape(), Shape{chunk * b, 4 * h}, Shape{b, 2 * h}}}, {xp, h0, c0, w_hh},
+      [](OpCtx<S>& c) {
+        const Matrix<S>& x0 = c.x(1);
+        const Matrix<S>& cell0 = c.x(2);
+        const Matrix<S>& w = c.x(3);
+        Matrix<S>& y = c.y();
+        Matrix<S>& gates = c.aux(0);
+        const Index nb = x0.rows();
+        const Index nh = x0.cols();
+        const Index n_steps = y.rows() / nb;
+        gates = c.x(0);
+        for (Index t = 0; t < n_steps; ++t) {
+          auto at = gates.middleRows(t * nb, nb);
+          if (t == 0) {
+            at.noalias() += x0 * w;
+          } else {
+            at.noalias() += y.block((t - 1) * nb, 0, nb, nh) * w;
+          }
+          for (Index r = 0; r < nb; ++r) {
+            S* a = at.row(r).data();
+            const S* cp = t == 0 ? cell0.row(r).data() : y.row((t - 1) * nb + r).data() + nh;
+            S* out = y.row(t * nb + r).data();
+            RowArray<S> io(a, 2 * nh);  // i and f are adjacent
+            RowArray<S> i(a, nh), f(a + nh, nh), g(a + 2 * nh, nh), o(a + 3 * nh, nh);
+            RowArray<S> hn(out, nh), cn(out + nh, nh);
+            io = io.logistic();
+            g = g.tanh();
+            o = o.logistic();
+            cn = f * ConstRowArray<S>(cp, nh) + i * g;
+            hn = o * cn.tanh();
+          }
+        }
+      },
+      [](OpCtx<S>& c) {
+        const Matrix<S>& x0 = c.x(1);
+        const Matrix<S>& cell0 = c.x(2);
+        const Matrix<S>& w = c.x(3);
+        const Matrix<S>& y = c.y();
+        const Matrix<S>& gy = c.gy();
+        const Matrix<S>& gates = c.aux(0);
+        Matrix<S>& da = c.aux(1);
+        Matrix<S>& carry = c.aux(2);
+        const Index nb = x0.rows();
+        const Index nh = x0.cols();
+        const Index n_steps = y.rows() / nb;
+        const Index per_chunk = da.rows() / nb;
+        const bool want_h0 = c.needs_grad(1);
+        carry.setZero();
+        for (Index t = n_steps; t-- > 0;) {
+          const Index t0 = t / per_chunk * per_chunk;  // first step of t's chunk
+          for (Index r = 0; r < nb; ++r) {
+            const S* a = gates.row(t * nb + r).data();
+            const ConstRowArray<S> i(a, nh), f(a + nh, nh), g(a + 2 * nh, nh), o(a + 3 * nh, nh);
+            const S* yr = y.row(t * nb + r).data();
+            const ConstRowArray<S> ct(yr + nh, nh);
+            const ConstRowArray<S> cp(t == 0 ? cell0.row(r).data() : y.row((t - 1) * nb + r).data() + nh, nh);
+            const S* gr = gy.row(t * nb + r).data();
+            const ConstRowArray<S> gh(gr, nh), gc(gr + nh, nh);
+            S* k = carry.row(r).data();
+            RowArray<S> dh(k, nh), dc(k + nh, nh);
+            S* d = da.row((t - t0) * nb + r).data();
+            RowArray<S> di(d, nh), df(d + nh, nh), dg(d + 2 * nh, nh), dout(d + 3 * nh, nh);
+            dout = ct.tanh();  // tanh(c_t), parked in dA_o's row until dA_o is computed
+            dh += gh;
+            dc += gc + dh * o * (S(1) - dout.square());
+            dout = dh * dout * o * (S(1) - o);
+            di = dc * g * i * (S(1) - i);
+            df = dc * cp * f * (S(1) - f);
+            dg = dc * i * (S(1) - g.square());
+            dc *= f;  // the carry to c_{t-1}
+          }
+          const auto dat = da.middleRows((t - t0) * nb, nb);
+          if (t > 0 || want_h0) carry.leftCols(nh).noalias() = dat * w.transpose();
+          if (t != t0) continue;
+          // The chunk [t0, t1) is complete: its dA rows feed dxp and dW_hh in one go.
+          const Index n = std::min(t0 + per_chunk, n_steps) - t0;
+          const auto da_chunk = da.topRows(n * nb);
+          if (c.needs_grad(0)) c.gx(0).middleRows(t0 * nb, n * nb) += da_chunk;
+          if (c.needs_grad(3)) {
+            Matrix<S>& gw = c.gx(3);
+            if (t0 == 0) {
+              gw.noalias() += x0.transpose() * da_chunk.topRows(nb);
+              if (n > 1)
+                gw.noalias() += y.block(0, 0, (n - 1) * nb, nh).transpose() * da_chunk.bottomRows((n - 1) * nb);
+            } else {
+              gw.noalias() += y.block((t0 - 1) * nb, 0, n * nb, nh).transpose() * da_chunk;
+            }
+          }
+        }
+        if (want_h0) c.gx(1) += carry.leftCols(nh);
+        if (c.needs_grad(2)) c.gx(2) += carry.rightCols(nh);
+      });
+}
+
+#define TAPEGRAD_INSTANTIATE_RECURRENT(S)                                    \
+  template Var<S> rnn_sequence(const Var<S>&, const Var<S>&, const Var<S>&); \
+  template Var<S> lstm_sequence(const Var<S>&, const Var<S>&, const Var<S>&, const Var<S>&);
+TAPEGRAD_FOR_EACH_SCALAR(TAPEGRAD_INSTANTIATE_RECURRENT)
+
+}  // namespace tapegrad
