@@ -1,0 +1,108 @@
+// Single-GEMM rate at the shapes one training step uses (bench/train_step_config.h), raw Eigen on
+// Tapegrad's row-major float matrices, no tape. The best rate over a config's shapes is the
+// reference for "% of GEMM rate" of BM_TrainStep (scripts/bench-compare.sh). N = T * B rows,
+// G = H (RNN) or 4H (LSTM):
+//   BM_GemmRate/<cell>/<config>/step   [B x H][H x G]    h_{t-1} W_hh, once per time step
+//   BM_GemmRate/<cell>/<config>/proj   [N x H][H x G]    input projection of all steps
+//   BM_GemmRate/<cell>/<config>/wgrad  [N x H]^T[N x G]  weight gradient over all steps
+//   BM_GemmRate/<cell>/<config>/dx     [N x G][H x G]^T  input gradient over all steps
+//   BM_GemmRate/<cell>/<config>/head   [N x H][H x K]    logits of all rows
+// Threads: env TAPEGRAD_THREADS (default 1). Counters: gflop = 2 m k n per product, gflops = that
+// per second of the benchmark thread's CPU time (scripts/bench-compare.sh uses real_time).
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <string>
+
+#include <tapegrad/tensor.h>
+#include <tapegrad/threads.h>
+
+#include "train_step_config.h"
+
+namespace {
+
+using tapegrad::Matrix;
+using tapegrad_bench::Cell;
+using tapegrad_bench::TrainConfig;
+
+enum class Shape { Step, Proj, Wgrad, Dx, Head };
+
+void BM_GemmRate(benchmark::State& state, Cell cell, TrainConfig cfg, Shape shape) {
+  const int threads = tapegrad::set_num_threads(tapegrad_bench::env_threads());
+  const std::int64_t n = cfg.steps * cfg.batch;
+  const std::int64_t h = cfg.hidden;
+  const std::int64_t g = tapegrad_bench::gate_cols(cell, cfg);
+  // Every shape as  out = lhs * rhs  with lhs [m x k], rhs [k x c] (before any transpose).
+  std::int64_t m = 0, k = 0, c = 0;
+  switch (shape) {
+    case Shape::Step:
+      m = cfg.batch, k = h, c = g;
+      break;
+    case Shape::Proj:
+      m = n, k = h, c = g;
+      break;
+    case Shape::Wgrad:
+      m = h, k = n, c = g;
+      break;
+    case Shape::Dx:
+      m = n, k = g, c = h;
+      break;
+    case Shape::Head:
+      m = n, k = h, c = cfg.vocab;
+      break;
+  }
+  Matrix<float> out(m, c);
+  if (shape == Shape::Wgrad) {  // A^T dY, A [N x H] stored as in the step
+    const Matrix<float> a = Matrix<float>::Random(k, m);
+    const Matrix<float> dy = Matrix<float>::Random(k, c);
+    for (auto _ : state) {
+      out.noalias() = a.transpose() * dy;
+      benchmark::DoNotOptimize(out.data());
+      benchmark::ClobberMemory();
+    }
+  } else if (shape == Shape::Dx) {  // dY W^T, W [H x G] stored as in the step
+    const Matrix<float> dy = Matrix<float>::Random(m, k);
+    const Matrix<float> w = Matrix<float>::Random(c, k);
+    for (auto _ : state) {
+      out.noalias() = dy * w.transpose();
+      benchmark::DoNotOptimize(out.data());
+      benchmark::ClobberMemory();
+    }
+  } else {
+    const Matrix<float> a = Matrix<float>::Random(m, k);
+    const Matrix<float> w = Matrix<float>::Random(k, c);
+    for (auto _ : state) {
+      out.noalias() = a * w;
+      benchmark::DoNotOptimize(out.data());
+      benchmark::ClobberMemory();
+    }
+  }
+  const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(k) * static_cast<double>(c);
+  state.counters["gflops"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["gflop"] = flops * 1e-9;
+  state.counters["threads"] = threads;
+  // Built by appending: GCC 12 reports a false -Wrestrict for "literal" + std::string here.
+  std::string label = "[";
+  label.append(std::to_string(m)).append("x").append(std::to_string(k)).append("][");
+  label.append(std::to_string(k)).append("x").append(std::to_string(c)).append("]");
+  state.SetLabel(label);
+}
+
+bool register_all() {
+  constexpr std::pair<Shape, const char*> kShapes[] = {
+      {Shape::Step, "step"}, {Shape::Proj, "proj"}, {Shape::Wgrad, "wgrad"}, {Shape::Dx, "dx"}, {Shape::Head, "head"}};
+  for (const Cell cell : {Cell::Rnn, Cell::Lstm}) {
+    for (const TrainConfig& cfg : tapegrad_bench::kTrainConfigs) {
+      for (const auto& [shape, name] : kShapes) {
+        const std::string full =
+            std::string("BM_GemmRate/") + tapegrad_bench::cell_name(cell) + "/" + cfg.name + "/" + name;
+        benchmark::RegisterBenchmark(full.c_str(), BM_GemmRate, cell, cfg, shape)->Unit(benchmark::kMicrosecond);
+      }
+    }
+  }
+  return true;
+}
+
+const bool registered = register_all();
+
+}  // namespace

@@ -1,0 +1,160 @@
+// One training step of a recurrent language model (bench/train_step_config.h: model, configs,
+// FLOP formula), on the tape, for a vanilla tanh RNN and an LSTM, two ways:
+//
+//   BM_TrainStep/<rnn|lstm>/<config>/fused     the fastest Tapegrad path: ONE gather_rows of all
+//       T*B ids, ONE affine for the input projection of all steps (time-major [T*B x G]), the
+//       fused recurrence (rnn_sequence / lstm_sequence), ONE affine head over all T*B rows, ONE
+//       softmax_cross_entropy (Sum), backward, SGD.
+//   BM_TrainStep/<rnn|lstm>/<config>/unrolled  op by op per time step, as a user writes it by
+//       hand: gather, affine(x_t, W_ih, b) + matmul(h, W_hh), gate math (LSTM as nn::LstmCell),
+//       head and cross-entropy per step, losses summed.
+//
+// Each iteration is a full, realistic step: tape.clear() (buffers reused), parameters recorded
+// as leaves, backward, SGD update p -= lr * grad and zero_grad for all six parameters.
+// Threads for matrix products: env TAPEGRAD_THREADS (default 1), shown in the `threads`
+// counter. Counters: tokens_per_s; gflop_per_step (GEMM GFLOPs of one step, formula in
+// train_step_config.h); gflops (that per second of the benchmark thread's CPU time, as Google
+// Benchmark computes rates); loss_per_token (a sanity check: log K = 4.2 at the start, falling as
+// the model learns the fixed batch). Wall-clock time is `real_time` in the JSON; `cpu_time`
+// counts the benchmark thread only, not the OpenMP workers of a 2-thread product, so
+// scripts/bench-compare.sh uses real_time.
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include <tapegrad/tapegrad.h>
+#include <tapegrad/threads.h>
+
+#include "train_step_config.h"
+
+namespace {
+
+using tapegrad::Index;
+using tapegrad::Matrix;
+using tapegrad::Parameter;
+using tapegrad::Tape;
+using tapegrad::Var;
+using tapegrad_bench::Cell;
+using tapegrad_bench::TrainConfig;
+
+struct Model {
+  Parameter<float> E, W_ih, b, W_hh, V, c;
+  Model(Cell cell, const TrainConfig& cfg)
+      : E(Matrix<float>::Random(cfg.vocab, cfg.hidden) * 0.1F, "E"),
+        W_ih(Matrix<float>::Random(cfg.hidden, tapegrad_bench::gate_cols(cell, cfg)) * scale(cfg), "W_ih"),
+        b(Matrix<float>::Zero(1, tapegrad_bench::gate_cols(cell, cfg)), "b"),
+        W_hh(Matrix<float>::Random(cfg.hidden, tapegrad_bench::gate_cols(cell, cfg)) * scale(cfg), "W_hh"),
+        V(Matrix<float>::Random(cfg.hidden, cfg.vocab) * scale(cfg), "V"),
+        c(Matrix<float>::Zero(1, cfg.vocab), "c") {}
+  static float scale(const TrainConfig& cfg) { return 1.0F / std::sqrt(static_cast<float>(cfg.hidden)); }
+  void sgd(float lr) {
+    for (Parameter<float>* p : {&E, &W_ih, &b, &W_hh, &V, &c}) {
+      p->value -= lr * p->grad;
+      p->zero_grad();
+    }
+  }
+};
+
+struct Leaves {
+  Var<float> E, W_ih, b, W_hh, V, c;
+  Leaves(Tape<float>& tape, Model& m)
+      : E(tape.leaf(m.E)),
+        W_ih(tape.leaf(m.W_ih)),
+        b(tape.leaf(m.b)),
+        W_hh(tape.leaf(m.W_hh)),
+        V(tape.leaf(m.V)),
+        c(tape.leaf(m.c)) {}
+};
+
+// The LSTM's fused op returns [h_t | c_t] per row; the head reads the h half.
+Var<float> lstm_hidden_states(const Var<float>& xp, const Var<float>& h0, const Var<float>& c0, const Var<float>& w) {
+  const Var<float> hc = tapegrad::lstm_sequence(xp, h0, c0, w);
+  return tapegrad::slice_cols(hc, 0, h0.cols());
+}
+
+Var<float> fused_loss(Cell cell, const TrainConfig& /*cfg*/, Tape<float>& tape, const Leaves& p,
+                      const tapegrad_bench::TokenData& data, const Matrix<float>& zeros) {
+  const Var<float> x = tapegrad::gather_rows(p.E, std::span<const std::int32_t>(data.inputs));
+  const Var<float> xp = tapegrad::affine(x, p.W_ih, p.b);  // [T*B x G], all steps at once
+  const Var<float> h0 = tape.constant(zeros);
+  const Var<float> hs = cell == Cell::Rnn ? tapegrad::rnn_sequence(xp, h0, p.W_hh)
+                                          : lstm_hidden_states(xp, h0, tape.constant(zeros), p.W_hh);
+  const Var<float> logits = tapegrad::affine(hs, p.V, p.c);  // [T*B x K]
+  return tapegrad::softmax_cross_entropy(logits, std::span<const std::int32_t>(data.targets), tapegrad::Reduction::Sum);
+}
+
+Var<float> unrolled_loss(Cell cell, const TrainConfig& cfg, Tape<float>& tape, const Leaves& p,
+                         const tapegrad_bench::TokenData& data, const Matrix<float>& zeros) {
+  using namespace tapegrad;  // NOLINT: the ops read like the equations
+  const Index hidden = cfg.hidden;
+  const auto batch = static_cast<std::size_t>(cfg.batch);
+  Var<float> h = tape.constant(zeros);
+  Var<float> c = cell == Cell::Lstm ? tape.constant(zeros) : Var<float>{};
+  Var<float> loss;
+  for (std::int64_t t = 0; t < cfg.steps; ++t) {
+    const std::span<const std::int32_t> in(data.inputs.data() + static_cast<std::size_t>(t) * batch, batch);
+    const std::span<const std::int32_t> target(data.targets.data() + static_cast<std::size_t>(t) * batch, batch);
+    const Var<float> a = affine(gather_rows(p.E, in), p.W_ih, p.b) + matmul(h, p.W_hh);
+    if (cell == Cell::Rnn) {
+      h = tanh(a);
+    } else {  // as nn::LstmCell: one sigmoid over all four blocks, g from a tanh of its block
+      const Var<float> gates = sigmoid(a);
+      const Var<float> g = tanh(slice_cols(a, 2 * hidden, hidden));
+      c = slice_cols(gates, hidden, hidden) * c + slice_cols(gates, 0, hidden) * g;
+      h = slice_cols(gates, 3 * hidden, hidden) * tanh(c);
+    }
+    const Var<float> step_loss = softmax_cross_entropy(affine(h, p.V, p.c), target, Reduction::Sum);
+    loss = t == 0 ? step_loss : loss + step_loss;
+  }
+  return loss;
+}
+
+using LossFn = Var<float> (*)(Cell, const TrainConfig&, Tape<float>&, const Leaves&, const tapegrad_bench::TokenData&,
+                              const Matrix<float>&);
+
+void BM_TrainStep(benchmark::State& state, Cell cell, TrainConfig cfg, LossFn loss_fn, const char* kind) {
+  const int threads = tapegrad::set_num_threads(tapegrad_bench::env_threads());
+  Model model(cell, cfg);
+  const tapegrad_bench::TokenData data(cfg);
+  const Matrix<float> zeros = Matrix<float>::Zero(cfg.batch, cfg.hidden);
+  const float lr = tapegrad_bench::sgd_lr(cfg);
+  Tape<float> tape;
+  float last_loss = 0.0F;
+  for (auto _ : state) {
+    tape.clear();
+    const Leaves leaves(tape, model);
+    const Var<float> loss = loss_fn(cell, cfg, tape, leaves, data, zeros);
+    tape.backward(loss);
+    model.sgd(lr);
+    last_loss = loss.item();
+    benchmark::DoNotOptimize(last_loss);
+  }
+  const double tokens = static_cast<double>(cfg.batch * cfg.steps);
+  state.counters["tokens_per_s"] = benchmark::Counter(tokens, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["gflops"] = benchmark::Counter(tapegrad_bench::step_gemm_flops(cell, cfg) * 1e-9,
+                                                benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["gflop_per_step"] = tapegrad_bench::step_gemm_flops(cell, cfg) * 1e-9;
+  state.counters["threads"] = threads;
+  state.counters["loss_per_token"] = static_cast<double>(last_loss) / tokens;
+  state.SetLabel(kind);
+}
+
+bool register_all() {
+  for (const Cell cell : {Cell::Rnn, Cell::Lstm}) {
+    for (const TrainConfig& cfg : tapegrad_bench::kTrainConfigs) {
+      const std::string base = std::string("BM_TrainStep/") + tapegrad_bench::cell_name(cell) + "/" + cfg.name + "/";
+      benchmark::RegisterBenchmark((base + "fused").c_str(), BM_TrainStep, cell, cfg, &fused_loss, "fused")
+          ->Unit(benchmark::kMillisecond);
+      benchmark::RegisterBenchmark((base + "unrolled").c_str(), BM_TrainStep, cell, cfg, &unrolled_loss, "unrolled")
+          ->Unit(benchmark::kMillisecond);
+    }
+  }
+  return true;
+}
+
+const bool registered = register_all();
+
+}  // namespace
