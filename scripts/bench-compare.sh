@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# Tapegrad vs LibTorch, one training step (bench/bench_train_step.cpp vs
+# bench/peers/bench_torch_step.cpp), measured side by side in alternation:
+#   for threads in 1 2: round 1 Tapegrad then LibTorch, round 2 LibTorch then Tapegrad, ...
+# then the single-GEMM rates (bench_gemm_rate, best over the rounds). Prints a markdown table per
+# config (Tapegrad `fused` median ms (min-max), LibTorch median ms (min-max) for the best of its
+# `unrolled` and `nn` variants, speedup LibTorch/Tapegrad per round (median, min-max), GFLOP/s,
+# % of the best GEMM rate) and writes it to build/peers/compare.md; raw JSON in
+# build/peers/compare/. Each side takes its best thread count (by median).
+#
+# Usage: scripts/bench-compare.sh [--quick] [--rounds N] [--min-time S] [--threads "1 2"]
+#                                 [--time real|cpu] [--no-build] [--bin-dir DIR ...]
+#   --quick     1 round, tiny and small only (a smoke check)
+#   --rounds    rounds per thread count (default 5)
+#   --min-time  --benchmark_min_time of each run, seconds (default 0.5)
+#   --time      real: wall clock (default); cpu: the benchmark thread's CPU time (only meaningful
+#               with 1 thread: it does not count BLAS/OpenMP worker threads)
+#   --no-build  use the binaries already in build/peers/bin
+#   --bin-dir   look for the binaries in DIR (repeatable, first match wins; implies --no-build),
+#               e.g. --bin-dir build-bench/bin --bin-dir build-peer/bin
+# Needs libtorch-dev and libopenblas-dev (Debian); selects OpenBLAS as libblas.so.3 when run as root.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+rounds=5
+min_time=0.5
+threads_list="1 2"
+time_kind=real
+configs="tiny|small|medium|large|long"
+build=1
+bin_dirs=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --quick) rounds=1; configs="tiny|small"; shift ;;
+    --rounds) rounds="$2"; shift 2 ;;
+    --min-time) min_time="$2"; shift 2 ;;
+    --threads) threads_list="$2"; shift 2 ;;
+    --time) time_kind="$2"; shift 2 ;;
+    --no-build) build=0; shift ;;
+    --bin-dir) bin_dirs+=("$2"); build=0; shift 2 ;;
+    -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
+    *) echo "bench-compare.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+[[ "$time_kind" == real || "$time_kind" == cpu ]] || { echo "bench-compare.sh: --time must be real or cpu" >&2; exit 2; }
+
+# --- the peer's best setup: OpenBLAS, not the reference BLAS --------------------------------
+if [[ ! -f /usr/lib/x86_64-linux-gnu/cmake/Torch/TorchConfig.cmake ]]; then
+  echo "bench-compare.sh: LibTorch not found; install it with: apt-get install -y libtorch-dev libopenblas-dev" >&2
+  exit 1
+fi
+alt=libblas.so.3-x86_64-linux-gnu
+current=$(update-alternatives --query "$alt" 2>/dev/null | sed -n 's/^Value: //p')
+if [[ "$current" != *openblas* ]]; then
+  openblas=$(update-alternatives --list "$alt" 2>/dev/null | grep -m1 openblas || true)
+  if [[ -n "$openblas" && $(id -u) -eq 0 ]]; then
+    echo "bench-compare.sh: selecting $openblas as libblas.so.3 (was: ${current:-none})"
+    update-alternatives --set "$alt" "$openblas"
+  else
+    echo "bench-compare.sh: libblas.so.3 is '${current:-unknown}', not OpenBLAS; LibTorch would run on the" \
+      "reference BLAS. Install libopenblas-dev and run: update-alternatives --set $alt <openblas libblas.so.3>" >&2
+    exit 1
+  fi
+fi
+
+if [[ $build -eq 1 ]]; then
+  cmake --preset peers >/dev/null
+  cmake --build --preset peers -j "$(nproc)" --target bench_train_step bench_gemm_rate bench_torch_step
+fi
+[[ ${#bin_dirs[@]} -gt 0 ]] || bin_dirs=(build/peers/bin)
+binary() {  # the first bin dir holding $1
+  for d in "${bin_dirs[@]}"; do [[ -x "$d/$1" ]] && { echo "$d/$1"; return; }; done
+  echo "bench-compare.sh: $1 not found in ${bin_dirs[*]}" >&2
+  exit 1
+}
+for b in bench_train_step bench_gemm_rate bench_torch_step; do binary "$b" >/dev/null; done
+out=build/peers/compare
+rm -rf "$out"
+mkdir -p "$out"
+uptime >"$out/uptime_before.txt"
+
+run() {  # run <binary> <filter> <json> <threads>
+  TAPEGRAD_THREADS="$4" OPENBLAS_NUM_THREADS="$4" OMP_NUM_THREADS="$4" "$(binary "$1")" --benchmark_filter="$2" \
+    --benchmark_min_time="$min_time" --benchmark_out="$3" --benchmark_out_format=json \
+    --benchmark_format=console 2>>"$out/stderr.txt" | grep -E '^BM_' || true
+}
+
+tg_filter="^BM_TrainStep/(rnn|lstm)/($configs)/fused\$"
+torch_filter="^BM_TorchStep/(rnn|lstm)/($configs)/(unrolled|nn)\$"
+for t in $threads_list; do
+  for ((r = 1; r <= rounds; ++r)); do
+    echo "=== threads $t, round $r/$rounds ($(uptime | sed 's/.*load/load/'))"
+    if ((r % 2 == 1)); then
+      run bench_train_step "$tg_filter" "$out/tapegrad_t${t}_r${r}.json" "$t"
+      run bench_torch_step "$torch_filter" "$out/torch_t${t}_r${r}.json" "$t"
+    else
+      run bench_torch_step "$torch_filter" "$out/torch_t${t}_r${r}.json" "$t"
+      run bench_train_step "$tg_filter" "$out/tapegrad_t${t}_r${r}.json" "$t"
+    fi
+    # The reference rate is a peak: the best of every round, so one noisy round cannot lower it.
+    run bench_gemm_rate "^BM_GemmRate/(rnn|lstm)/($configs)/" "$out/gemm_t${t}_r${r}.json" "$t" >/dev/null
+  done
+done
+uptime >"$out/uptime_after.txt"
+
+python3 - "$out" "$time_kind" "$rounds" "$min_time" "$(git rev-parse --short HEAD)" <<'PY'
+import glob, json, os, re, statistics, sys
+
+out, time_kind, rounds, min_time, commit = sys.argv[1:6]
+key = "real_time" if time_kind == "real" else "cpu_time"
+to_ms = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
+step = re.compile(r"^BM_(TrainStep|TorchStep)/(rnn|lstm)/(\w+)/(\w+)$")
+gemm = re.compile(r"^BM_GemmRate/(rnn|lstm)/(\w+)/(\w+)$")
+order = ["tiny", "small", "medium", "large", "long"]
+# Issue #5 targets, ms per step (best of 1 and 2 threads, median).
+targets = {("rnn", "tiny"): 0.025, ("rnn", "small"): 0.6, ("rnn", "medium"): 14, ("rnn", "large"): 65,
+           ("rnn", "long"): 30, ("lstm", "tiny"): 0.06, ("lstm", "small"): 3.5, ("lstm", "medium"): 75,
+           ("lstm", "large"): 340, ("lstm", "long"): 180}
+
+times = {}   # (side, cell, cfg, variant, threads) -> {round: ms}
+flops = {}   # (cell, cfg) -> GEMM GFLOP per step
+gemm_rate = {}  # (cell, cfg, threads) -> best GFLOP/s over the step's shapes
+context = {}
+for path in sorted(glob.glob(os.path.join(out, "*.json"))):
+    name = os.path.basename(path)[:-5]
+    with open(path) as f:
+        doc = json.load(f)
+    if name.startswith("torch"):
+        context.update({k: v for k, v in doc["context"].items() if k.startswith(("torch", "openblas"))})
+    context.setdefault("host", doc["context"].get("host_name", "?"))
+    context.setdefault("cpus", doc["context"].get("num_cpus", "?"))
+    parts = name.split("_")
+    threads = int(parts[1][1:])
+    for b in doc["benchmarks"]:
+        if b.get("run_type") != "iteration" or b.get("error_occurred"):
+            continue
+        m = step.match(b["name"])
+        if m:
+            side, cell, cfg, variant = m.groups()
+            ms = b[key] * to_ms[b["time_unit"]]
+            times.setdefault((side, cell, cfg, variant, threads), {})[int(parts[2][1:])] = ms
+            flops[(cell, cfg)] = b["gflop_per_step"]
+            continue
+        m = gemm.match(b["name"])
+        if m:
+            cell, cfg, _ = m.groups()
+            k = (cell, cfg, threads)
+            rate = b["gflop"] / (b[key] * to_ms[b["time_unit"]] * 1e-3)
+            gemm_rate[k] = max(gemm_rate.get(k, 0.0), rate)
+
+def best(side, cell, cfg):
+    """(median, runs, variant, threads) of the variant/thread count with the lowest median."""
+    cands = [(statistics.median(r.values()), r, v, t) for (s, c, g, v, t), r in times.items()
+             if s == side and c == cell and g == cfg and r]
+    return min(cands, key=lambda x: x[0]) if cands else None
+
+def fmt(x):
+    return f"{x:.3g}" if x < 100 else f"{x:.0f}"
+
+def load(fname):
+    try:
+        with open(os.path.join(out, fname)) as f:
+            return f.read().strip().split("load average:")[-1].strip()
+    except OSError:
+        return "?"
+
+lines = [
+    f"Training step, ms ({'wall clock' if time_kind == 'real' else 'CPU time of the benchmark thread'}), "
+    f"median (min-max) of {rounds} alternating round(s), --benchmark_min_time={min_time}; each side at its "
+    f"best thread count (1 or 2, by median). Commit {commit}, host {context['host']} ({context['cpus']} CPUs), "
+    f"load average before {load('uptime_before.txt')}, after {load('uptime_after.txt')}.",
+    f"LibTorch {context.get('torch_version', '?')}, BLAS mapped: `{context.get('torch_mapped_blas', '?')}`, "
+    f"oneDNN: {context.get('torch_mkldnn', '?')}. Speedup = LibTorch ms / Tapegrad ms within each round. "
+    "GFLOP/s = GEMM FLOPs of the step (6 N H (2G + K)) / Tapegrad's median time; % GEMM = that over the best "
+    "single-GEMM rate at the step's shapes (bench_gemm_rate, best over the rounds, same thread count).",
+    "",
+    "| model | config | Tapegrad fused ms | LibTorch ms (variant) | speedup (min-max) | target ms | "
+    "GFLOP/s | % GEMM |",
+    "|---|---|---|---|---|---|---|---|",
+]
+for cell in ("rnn", "lstm"):
+    for cfg in order:
+        tg = best("TrainStep", cell, cfg)
+        pt = best("TorchStep", cell, cfg)
+        if tg is None and pt is None:
+            continue
+        row = [cell.upper() if cell == "rnn" else "LSTM", cfg]
+        if tg:
+            tm, tr, _, tt = tg
+            row.append(f"{fmt(tm)} ({fmt(min(tr.values()))}-{fmt(max(tr.values()))}) t{tt}")
+        else:
+            row.append("-")
+        if pt:
+            pm, pr, pv, ptt = pt
+            row.append(f"{fmt(pm)} ({fmt(min(pr.values()))}-{fmt(max(pr.values()))}) {pv} t{ptt}")
+        else:
+            row.append("-")
+        if tg and pt:
+            ratios = [pr[r] / tr[r] for r in tr if r in pr]
+            row.append(f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})" if ratios else "-")
+        else:
+            row.append("-")
+        row.append(f"{targets[(cell, cfg)]:g}")
+        if tg and (cell, cfg) in flops:
+            gf = flops[(cell, cfg)] / (tm * 1e-3)  # GFLOP per step / seconds per step
+            rate = gemm_rate.get((cell, cfg, tt))
+            row.append(f"{gf:.1f}")
+            row.append(f"{100 * gf / rate:.0f}% of {rate:.0f}" if rate else "-")
+        else:
+            row += ["-", "-"]
+        lines.append("| " + " | ".join(row) + " |")
+text = "\n".join(lines) + "\n"
+print()
+print(text)
+with open(os.path.join(os.path.dirname(out), "compare.md"), "w") as f:
+    f.write(text)
+print(f"(written to {os.path.join(os.path.dirname(out), 'compare.md')}; raw JSON in {out}/)")
+PY
