@@ -1,4 +1,4 @@
-// Fused recurrences: a whole recurrent layer over T steps as one tape entry with a hand-written
+// Fused recurrences (tanh RNN, LSTM, GRU): a whole recurrent layer over T steps as one tape entry with a hand-written
 // backward. Sequences are stacked time-major: row block t (rows t*B .. t*B+B-1) of xp and of the
 // output is step t, so each step's block is contiguous in the row-major storage.
 //
@@ -226,9 +226,117 @@ Var<S> lstm_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& c0, const
       });
 }
 
-#define TAPEGRAD_INSTANTIATE_RECURRENT(S)                                    \
-  template Var<S> rnn_sequence(const Var<S>&, const Var<S>&, const Var<S>&); \
-  template Var<S> lstm_sequence(const Var<S>&, const Var<S>&, const Var<S>&, const Var<S>&);
+// PyTorch's GRU. gh = h_{t-1} W_hh + b_hh; r, z = sigmoid(xp + gh) on [0,2H); n = tanh(xp_n + r gh_n);
+// h_t = (1 - z) n + z h_{t-1}. With dh = g_t + carry:
+// dA_n = dh (1-z) (1-n^2), dA_z = dh (h_{t-1} - n) z(1-z), dA_r = dA_n gh_n r(1-r);
+// dxp_t = [dA_r, dA_z, dA_n], dgh_t = [dA_r, dA_z, dA_n r]; carry = dh z + dgh_t W_hh^T;
+// dW_hh = sum_t h_{t-1}^T dgh_t, db_hh = column sums of dgh over all steps.
+template <class S>
+Var<S> gru_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w_hh, const Var<S>& b_hh) {
+  const Index steps = check_sequence("gru_sequence", xp, h0, 3);
+  const Index b = h0.rows();
+  const Index h = h0.cols();
+  TAPEGRAD_CHECK(w_hh.rows() == h && w_hh.cols() == 3 * h, ShapeError,
+                 "gru_sequence: w_hh is {} but h0 is {}; w_hh must be [{} x {}] (H x 3H)", w_hh.shape(), h0.shape(), h,
+                 3 * h);
+  TAPEGRAD_CHECK(b_hh.rows() == 1 && b_hh.cols() == 3 * h, ShapeError,
+                 "gru_sequence: b_hh is {} but h0 is {}; b_hh must be a row [1 x {}]", b_hh.shape(), h0.shape(), 3 * h);
+  const Index chunk = chunk_steps(steps, b);
+  // aux(0): r, z, n and gh_n of every step [T*B x 4H]; aux(1): dgh for one chunk of steps;
+  // aux(2): the carry dL/dh_{t-1} from later steps.
+  return apply<S>(
+      {"gru_sequence", {steps * b, h}, {Shape{steps * b, 4 * h}, Shape{chunk * b, 3 * h}, Shape{b, h}}},
+      {xp, h0, w_hh, b_hh},
+      [](OpCtx<S>& c) {
+        const Matrix<S>& xs = c.x(0);
+        const Matrix<S>& x0 = c.x(1);
+        const Matrix<S>& w = c.x(2);
+        const S* bias = c.x(3).data();
+        Matrix<S>& y = c.y();
+        Matrix<S>& saved = c.aux(0);
+        const Index nb = x0.rows();
+        const Index nh = x0.cols();
+        const Index n_steps = y.rows() / nb;
+        for (Index t = 0; t < n_steps; ++t) {
+          auto gh = saved.block(t * nb, 0, nb, 3 * nh);  // h_{t-1} W_hh, before the bias
+          if (t == 0) {
+            gh.noalias() = x0 * w;
+          } else {
+            gh.noalias() = y.middleRows((t - 1) * nb, nb) * w;
+          }
+          for (Index r = 0; r < nb; ++r) {
+            S* a = saved.row(t * nb + r).data();
+            const S* xr = xs.row(t * nb + r).data();
+            const S* hp = t == 0 ? x0.row(r).data() : y.row((t - 1) * nb + r).data();
+            RowArray<S> rz(a, 2 * nh), rg(a, nh), z(a + nh, nh), n(a + 2 * nh, nh), ghn(a + 3 * nh, nh);
+            ghn = n + ConstRowArray<S>(bias + 2 * nh, nh);
+            rz = (rz + ConstRowArray<S>(xr, 2 * nh) + ConstRowArray<S>(bias, 2 * nh)).logistic();
+            n = (ConstRowArray<S>(xr + 2 * nh, nh) + rg * ghn).tanh();
+            RowArray<S>(y.row(t * nb + r).data(), nh) = (S(1) - z) * n + z * ConstRowArray<S>(hp, nh);
+          }
+        }
+      },
+      [](OpCtx<S>& c) {
+        const Matrix<S>& x0 = c.x(1);
+        const Matrix<S>& w = c.x(2);
+        const Matrix<S>& y = c.y();
+        const Matrix<S>& gy = c.gy();
+        const Matrix<S>& saved = c.aux(0);
+        Matrix<S>& dgh = c.aux(1);
+        Matrix<S>& carry = c.aux(2);
+        const Index nb = x0.rows();
+        const Index nh = x0.cols();
+        const Index n_steps = y.rows() / nb;
+        const Index per_chunk = dgh.rows() / nb;
+        const bool want_h0 = c.needs_grad(1);
+        Matrix<S>* gxp = c.needs_grad(0) ? &c.gx(0) : nullptr;
+        carry.setZero();
+        for (Index t = n_steps; t-- > 0;) {
+          const Index t0 = t / per_chunk * per_chunk;  // first step of t's chunk
+          for (Index r = 0; r < nb; ++r) {
+            const S* a = saved.row(t * nb + r).data();
+            const ConstRowArray<S> rg(a, nh), z(a + nh, nh), n(a + 2 * nh, nh), ghn(a + 3 * nh, nh);
+            const ConstRowArray<S> hp(t == 0 ? x0.row(r).data() : y.row((t - 1) * nb + r).data(), nh);
+            RowArray<S> dh(carry.row(r).data(), nh);
+            S* d = dgh.row((t - t0) * nb + r).data();
+            RowArray<S> drz(d, 2 * nh), dr(d, nh), dz(d + nh, nh), dn(d + 2 * nh, nh);
+            dh += ConstRowArray<S>(gy.row(t * nb + r).data(), nh);
+            dn = dh * (S(1) - z) * (S(1) - n.square());
+            dz = dh * (hp - n) * z * (S(1) - z);
+            dr = dn * ghn * rg * (S(1) - rg);
+            if (gxp != nullptr) {
+              S* gx = gxp->row(t * nb + r).data();
+              RowArray<S>(gx, 2 * nh) += drz;
+              RowArray<S>(gx + 2 * nh, nh) += dn;
+            }
+            dn *= rg;     // dgh_n: gh_n enters through r * gh_n
+            dh = dh * z;  // the direct path to h_{t-1}; the GEMM part is added below
+          }
+          const auto dgt = dgh.middleRows((t - t0) * nb, nb);
+          if (t > 0 || want_h0) carry.noalias() += dgt * w.transpose();
+          if (t != t0) continue;
+          // The chunk [t0, t1) is complete: its dgh rows feed dW_hh and db_hh in one go.
+          const Index n = std::min(t0 + per_chunk, n_steps) - t0;
+          const auto dg_chunk = dgh.topRows(n * nb);
+          if (c.needs_grad(2)) {
+            Matrix<S>& gw = c.gx(2);
+            if (t0 == 0) {
+              gw.noalias() += x0.transpose() * dg_chunk.topRows(nb);
+              if (n > 1) gw.noalias() += y.topRows((n - 1) * nb).transpose() * dg_chunk.bottomRows((n - 1) * nb);
+            } else {
+              gw.noalias() += y.middleRows((t0 - 1) * nb, n * nb).transpose() * dg_chunk;
+            }
+          }
+          if (c.needs_grad(3)) c.gx(3) += dg_chunk.colwise().sum();
+        }
+        if (want_h0) c.gx(1) += carry;
+      });
+}
+
+#define TAPEGRAD_INSTANTIATE_RECURRENT(S)                                                    \
+  template Var<S> rnn_sequence(const Var<S>&, const Var<S>&, const Var<S>&);                 \
+  template Var<S> lstm_sequence(const Var<S>&, const Var<S>&, const Var<S>&, const Var<S>&); \
+  template Var<S> gru_sequence(const Var<S>&, const Var<S>&, const Var<S>&, const Var<S>&);
 TAPEGRAD_FOR_EACH_SCALAR(TAPEGRAD_INSTANTIATE_RECURRENT)
 
 }  // namespace tapegrad

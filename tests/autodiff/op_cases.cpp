@@ -108,6 +108,29 @@ M lstm_sequence_ref(Refs x) {
   return y;
 }
 
+// PyTorch's GRU (gates r, z, n) element by element: n uses r * (h w_n + b_n).
+M gru_sequence_ref(Refs x) {
+  const M& xp = x[0];
+  const Index b = x[1].rows(), h = x[1].cols();
+  M hp = x[1], y(xp.rows(), h);
+  for (Index t = 0; t * b < xp.rows(); ++t) {
+    for (Index r = 0; r < b; ++r)
+      for (Index j = 0; j < h; ++j) {
+        double gh[3];
+        for (Index q = 0; q < 3; ++q) {
+          gh[q] = x[3](0, q * h + j);
+          for (Index k = 0; k < h; ++k) gh[q] += hp(r, k) * x[2](k, q * h + j);
+        }
+        const double rg = sigmoid_ref(xp(t * b + r, j) + gh[0]);
+        const double z = sigmoid_ref(xp(t * b + r, h + j) + gh[1]);
+        const double n = std::tanh(xp(t * b + r, 2 * h + j) + rg * gh[2]);
+        y(t * b + r, j) = (1 - z) * n + z * hp(r, j);
+      }
+    hp = y.middleRows(t * b, b);
+  }
+  return y;
+}
+
 std::vector<OpCase> build() {
   std::vector<OpCase> t;
   const Domain R = Domain::Real, P = Domain::Positive, K = Domain::AwayFromKinks, NZ = Domain::NonZero;
@@ -393,6 +416,10 @@ std::vector<OpCase> build() {
   row("lstm_sequence/t1", {{2, 12}, {2, 3}, {2, 3}, {3, 12}}, lstm, R, lstm_sequence_ref);
   row("lstm_sequence/t3_b2", {{6, 12}, {2, 3}, {2, 3}, {3, 12}}, lstm, R, lstm_sequence_ref);
   row("lstm_sequence/t5_b1", {{5, 8}, {1, 2}, {1, 2}, {2, 8}}, lstm, R, lstm_sequence_ref);
+  auto gru = [](In x) { return gru_sequence(x[0], x[1], x[2], x[3]); };
+  row("gru_sequence/t1", {{2, 9}, {2, 3}, {3, 9}, {1, 9}}, gru, R, gru_sequence_ref);
+  row("gru_sequence/t3_b2", {{6, 9}, {2, 3}, {3, 9}, {1, 9}}, gru, R, gru_sequence_ref);
+  row("gru_sequence/t5_b1", {{5, 6}, {1, 2}, {2, 6}, {1, 6}}, gru, R, gru_sequence_ref);
   return t;
 }
 
@@ -405,13 +432,13 @@ const std::vector<OpCase>& op_cases() {
 
 const std::vector<std::string>& all_op_names() {
   static const std::vector<std::string> names = {
-      "add",         "sub",      "mul",         "div",          "maximum",      "minimum",     "add_scalar",
-      "mul_scalar",  "neg",      "pow",         "tanh",         "sigmoid",      "relu",        "leaky_relu",
-      "exp",         "log",      "sqrt",        "square",       "abs",          "reciprocal",  "softplus",
-      "log_sigmoid", "sin",      "cos",         "hardtanh",     "clamp",        "matmul",      "transpose",
-      "affine",      "sum",      "mean",        "logsumexp",    "softmax",      "log_softmax", "softmax_cross_entropy",
-      "mse_loss",    "pick",     "concat_cols", "concat_rows",  "slice_cols",   "slice_rows",  "gather_rows",
-      "reshape",     "mask_mul", "where",       "rnn_sequence", "lstm_sequence"};
+      "add",         "sub",      "mul",         "div",          "maximum",       "minimum",     "add_scalar",
+      "mul_scalar",  "neg",      "pow",         "tanh",         "sigmoid",       "relu",        "leaky_relu",
+      "exp",         "log",      "sqrt",        "square",       "abs",           "reciprocal",  "softplus",
+      "log_sigmoid", "sin",      "cos",         "hardtanh",     "clamp",         "matmul",      "transpose",
+      "affine",      "sum",      "mean",        "logsumexp",    "softmax",       "log_softmax", "softmax_cross_entropy",
+      "mse_loss",    "pick",     "concat_cols", "concat_rows",  "slice_cols",    "slice_rows",  "gather_rows",
+      "reshape",     "mask_mul", "where",       "rnn_sequence", "lstm_sequence", "gru_sequence"};
   return names;
 }
 

@@ -1,4 +1,4 @@
-// The fused recurrences (rnn_sequence, lstm_sequence) against the same recurrence unrolled op by
+// The fused recurrences (rnn_sequence, lstm_sequence, gru_sequence) against the same recurrence unrolled op by
 // op with the core ops on one tape: equal values and equal gradients for every input, in double
 // (1e-10) and float (float rounding), for several T (including 1), batch sizes that split the
 // weight-gradient GEMM into several chunks, random output seeds reaching both h and c columns,
@@ -56,6 +56,25 @@ Var<S> lstm_unrolled(const Var<S>& xp, const Var<S>& h0, const Var<S>& c0, const
     c = add(mul(f, c), mul(i, g));
     h = mul(o, tanh(c));
     outs.push_back(concat_cols<S>({h, c}));
+  }
+  return concat_rows<S>(outs);
+}
+
+// PyTorch's GRU unrolled as nn::GruCell writes it: gh = affine(h, w, b), gates r, z, n.
+template <class S>
+Var<S> gru_unrolled(const Var<S>& xp, const Var<S>& h0, const Var<S>& w, const Var<S>& bias) {
+  const Index b = h0.rows();
+  const Index n = h0.cols();
+  std::vector<Var<S>> outs;
+  Var<S> h = h0;
+  for (Index t = 0; t * b < xp.rows(); ++t) {
+    const Var<S> gi = slice_rows(xp, t * b, b);
+    const Var<S> gh = affine(h, w, bias);
+    const Var<S> r = sigmoid(add(slice_cols(gi, 0, n), slice_cols(gh, 0, n)));
+    const Var<S> z = sigmoid(add(slice_cols(gi, n, n), slice_cols(gh, n, n)));
+    const Var<S> c = tanh(add(slice_cols(gi, 2 * n, n), mul(r, slice_cols(gh, 2 * n, n))));
+    h = add(mul(add_scalar(neg(z), S(1)), c), mul(z, h));
+    outs.push_back(h);
   }
   return concat_rows<S>(outs);
 }
@@ -134,6 +153,25 @@ void compare_lstm(const Dims& d, double tol, bool c_only_seed = false) {
   }
 }
 
+template <class S>
+void compare_gru(const Dims& d, double tol) {
+  std::mt19937_64 rng(d.seed);
+  Tape<S> tape;
+  const std::vector<Var<S>> in = {
+      tape.variable(uniform<S>(d.t * d.b, 3 * d.h, rng)), tape.variable(uniform<S>(d.b, d.h, rng)),
+      tape.variable(uniform<S>(d.h, 3 * d.h, rng, -0.8, 0.8)), tape.variable(uniform<S>(1, 3 * d.h, rng))};
+  const Var<S> fused = gru_sequence(in[0], in[1], in[2], in[3]);
+  const Var<S> unrolled = gru_unrolled(in[0], in[1], in[2], in[3]);
+  EXPECT_LE(rel_diff(fused.value(), unrolled.value()), tol);
+  const Matrix<S> seed = uniform<S>(d.t * d.b, d.h, rng);
+  const auto gf = grads_of(tape, fused, seed, in);
+  const auto gu = grads_of(tape, unrolled, seed, in);
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    EXPECT_GT(gu[i].norm(), 0) << "input " << i;
+    EXPECT_LE(rel_diff(gf[i], gu[i]), tol) << "input " << i;
+  }
+}
+
 class FusedVsUnrolled : public ::testing::TestWithParam<Dims> {};
 
 TEST_P(FusedVsUnrolled, RnnDouble) { compare_rnn<double>(GetParam(), 1e-10); }
@@ -141,6 +179,8 @@ TEST_P(FusedVsUnrolled, LstmDouble) { compare_lstm<double>(GetParam(), 1e-10); }
 TEST_P(FusedVsUnrolled, LstmDoubleSeedOnCellOnly) { compare_lstm<double>(GetParam(), 1e-10, true); }
 TEST_P(FusedVsUnrolled, RnnFloat) { compare_rnn<float>(GetParam(), 2e-5); }
 TEST_P(FusedVsUnrolled, LstmFloat) { compare_lstm<float>(GetParam(), 2e-5); }
+TEST_P(FusedVsUnrolled, GruDouble) { compare_gru<double>(GetParam(), 1e-10); }
+TEST_P(FusedVsUnrolled, GruFloat) { compare_gru<float>(GetParam(), 2e-5); }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, FusedVsUnrolled, ::testing::ValuesIn(kDims), dims_name);
 
@@ -277,6 +317,13 @@ TEST(FusedRecurrence, ShapeErrorsNameOpArgumentAndShapes) {
               AllOf(HasSubstr("lstm_sequence"), HasSubstr("w_hh is [3 x 3]"), HasSubstr("[3 x 12]")));
   EXPECT_THAT(shape_error(tape, [&] { (void)lstm_sequence(x3_12, h0, c0, w3_12); }),
               AllOf(HasSubstr("lstm_sequence"), HasSubstr("xp is [3 x 12]"), HasSubstr("B = 2")));
+  const auto x4_9 = v(4, 9), w3_9 = v(3, 9), b1_9 = v(1, 9), b2_9 = v(2, 9);
+  EXPECT_THAT(shape_error(tape, [&] { (void)gru_sequence(x4_12, h0, w3_9, b1_9); }),
+              AllOf(HasSubstr("gru_sequence"), HasSubstr("xp is [4 x 12]"), HasSubstr("9 columns")));
+  EXPECT_THAT(shape_error(tape, [&] { (void)gru_sequence(x4_9, h0, w3_12, b1_9); }),
+              AllOf(HasSubstr("gru_sequence"), HasSubstr("w_hh is [3 x 12]"), HasSubstr("[3 x 9]")));
+  EXPECT_THAT(shape_error(tape, [&] { (void)gru_sequence(x4_9, h0, w3_9, b2_9); }),
+              AllOf(HasSubstr("gru_sequence"), HasSubstr("b_hh is [2 x 9]"), HasSubstr("[1 x 9]")));
 }
 
 }  // namespace

@@ -177,6 +177,13 @@ Var<S> rnn_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w);
 /// Returns [T*B x 2H]: columns [0,H) hold h_t, columns [H,2H) hold c_t.
 template <class S>
 Var<S> lstm_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& c0, const Var<S>& w_hh);
+/// Whole-sequence GRU with PyTorch's equations, gates r, z, n in column blocks as nn::GruCell:
+/// gh = h_{t-1} w_hh + b_hh, r z = sigmoid(xp_t + gh) on blocks [0,2H), n = tanh(xp_n + r gh_n),
+/// h_t = (1 - z) n + z h_{t-1}. xp [T*B x 3H] = x_t W_ih + b_ih of all steps, time-major;
+/// h0 [B x H]; w_hh [H x 3H]; b_hh [1 x 3H] (kept apart: b_hn sits inside r's product).
+/// Returns [T*B x H]: row block t is h_t.
+template <class S>
+Var<S> gru_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w_hh, const Var<S>& b_hh);
 
 /// A copy of x's value with no history: gradients stop here (stop-gradient).
 template <class S>
