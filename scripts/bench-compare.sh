@@ -18,7 +18,8 @@
 #   --no-build  use the binaries already in build/peers/bin
 #   --bin-dir   look for the binaries in DIR (repeatable, first match wins; implies --no-build),
 #               e.g. --bin-dir build-bench/bin --bin-dir build-peer/bin
-# Needs libtorch-dev and libopenblas-dev (Debian); selects OpenBLAS as libblas.so.3 when run as root.
+# Needs libtorch-dev and libopenblas-dev (Debian); selects OpenBLAS as libblas.so.3 when run as root
+# and its AVX-512 kernels (OPENBLAS_CORETYPE=SkylakeX unless set) on an AVX-512 CPU.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -61,6 +62,12 @@ if [[ "$current" != *openblas* ]]; then
       "reference BLAS. Install libopenblas-dev and run: update-alternatives --set $alt <openblas libblas.so.3>" >&2
     exit 1
   fi
+fi
+
+# Debian's OpenBLAS 0.3.21 does not recognise every AVX-512 CPU (Sapphire Rapids falls back to
+# its SSE3 "Prescott" kernels, about 4x slower); the table header shows the kernels in use.
+if [[ -z "${OPENBLAS_CORETYPE:-}" ]] && grep -qw avx512f /proc/cpuinfo; then
+  export OPENBLAS_CORETYPE=SkylakeX
 fi
 
 if [[ $build -eq 1 ]]; then
@@ -169,7 +176,8 @@ lines = [
     f"median (min-max) of {rounds} alternating round(s), --benchmark_min_time={min_time}; each side at its "
     f"best thread count (1 or 2, by median). Commit {commit}, host {context['host']} ({context['cpus']} CPUs), "
     f"load average before {load('uptime_before.txt')}, after {load('uptime_after.txt')}.",
-    f"LibTorch {context.get('torch_version', '?')}, BLAS mapped: `{context.get('torch_mapped_blas', '?')}`, "
+    f"LibTorch {context.get('torch_version', '?')}, BLAS mapped: `{context.get('torch_mapped_blas', '?')}` "
+    f"(`{context.get('openblas_config', '?')}`), "
     f"oneDNN: {context.get('torch_mkldnn', '?')}. Speedup = LibTorch ms / Tapegrad ms within each round. "
     "GFLOP/s = GEMM FLOPs of the step (6 N H (2G + K)) / Tapegrad's median time; % GEMM = that over the best "
     "single-GEMM rate at the step's shapes (bench_gemm_rate, best over the rounds, same thread count).",

@@ -3,9 +3,9 @@
 //
 //   BM_TorchStep/<rnn|lstm>/<config>/unrolled  by hand with torch ops, written the fast way a
 //       careful user would: one embedding lookup of all T*B ids, one addmm for the input
-//       projection of all steps, per step addmm(xp_t, h, W_hh) + tanh (RNN) or the LSTM gate math
-//       (chunk into i, f, g, o), one cat of the hidden states, one addmm head, one cross_entropy
-//       (sum), backward, SGD p -= lr * grad under NoGradGuard.
+//       projection of all steps (unbound into per-step views), per step addmm(xp_t, h, W_hh) + tanh (RNN) or the LSTM
+//       gate math (chunk into i, f, g, o), one cat of the hidden states, one addmm head, one cross_entropy (sum),
+//       backward, SGD p -= lr * grad under NoGradGuard.
 //   BM_TorchStep/<rnn|lstm>/<config>/nn  torch::nn::Embedding + torch::nn::RNN (tanh) or
 //       torch::nn::LSTM over [T x B x H] + torch::nn::Linear, cross_entropy (sum),
 //       torch::optim::SGD. nn::RNN/LSTM carry two biases (b_ih, b_hh) where the hand-written
@@ -13,6 +13,9 @@
 //
 // Threads: env TAPEGRAD_THREADS (default 1) goes to torch::set_num_threads and to OpenBLAS
 // (openblas_set_num_threads, found with dlsym: OpenBLAS's pthread build keeps its own pool).
+// Debian's OpenBLAS 0.3.21 does not recognise every AVX-512 CPU (Sapphire Rapids, family 6
+// model 207, falls back to the SSE3 "Prescott" kernels, about 4x slower): run with
+// OPENBLAS_CORETYPE=SkylakeX there (scripts/bench-compare.sh does); main() warns otherwise.
 // The JSON context records which libblas.so.3 the process mapped, the OpenBLAS config, and
 // whether oneDNN (MKLDNN) is enabled; main() also prints them to stderr.
 #include <benchmark/benchmark.h>
@@ -102,12 +105,15 @@ struct Unrolled {
         std::tie(params[0], params[1], params[2], params[3], params[4], params[5]);
     const std::int64_t batch = cfg.batch;
     const torch::Tensor xp = torch::addmm(b, torch::embedding(E, data.inputs), W_ih);  // [T*B x G]
+    // One unbind into per-step views: its backward is one stack. A narrow per step would cost a
+    // zero-filled [T*B x G] gradient per step in backward (quadratic in T: 37 s per long step).
+    const std::vector<torch::Tensor> xp_steps = xp.view({cfg.steps, batch, xp.size(1)}).unbind(0);
     torch::Tensor h = torch::zeros({batch, cfg.hidden});
     torch::Tensor c = torch::zeros({batch, cfg.hidden});
     std::vector<torch::Tensor> hs;
     hs.reserve(static_cast<std::size_t>(cfg.steps));
     for (std::int64_t t = 0; t < cfg.steps; ++t) {
-      const torch::Tensor a = torch::addmm(xp.narrow(0, t * batch, batch), h, W_hh);
+      const torch::Tensor a = torch::addmm(xp_steps[static_cast<std::size_t>(t)], h, W_hh);
       if (cell == Cell::Rnn) {
         h = torch::tanh(a);
       } else {
@@ -220,6 +226,10 @@ int main(int argc, char** argv) {
   std::cerr << "bench_torch_step: libtorch " << TORCH_VERSION << ", threads " << threads << ", openblas threads "
             << openblas_threads() << "\n  mapped: " << blas << "\n  openblas: " << openblas_config()
             << "\n  mkldnn (oneDNN) " << (at::hasMKLDNN() ? "built" : "not built") << ", " << dnnl << "\n";
+  if (openblas_config().find("Prescott") != std::string::npos && __builtin_cpu_supports("avx512f")) {
+    std::cerr << "bench_torch_step: WARNING: OpenBLAS runs its SSE3 Prescott kernels on an AVX-512 CPU; set "
+                 "OPENBLAS_CORETYPE=SkylakeX for the peer's best setup\n";
+  }
   benchmark::AddCustomContext("torch_version", TORCH_VERSION);
   benchmark::AddCustomContext("torch_threads", std::to_string(threads));
   benchmark::AddCustomContext("torch_mapped_blas", blas);
