@@ -3,6 +3,7 @@
 
 #include "cell_check.h"
 #include "gate_init.h"
+#include "sequence_check.h"
 
 namespace tapegrad::nn {
 
@@ -22,8 +23,21 @@ GruCell<S>::GruCell(const Options& options, std::mt19937_64& rng) : options_(opt
 template <class S>
 State<S> GruCell<S>::step(const Weights& w, const Var<S>& x, const State<S>& s) const {
   detail::check_step(kName, x, input_size(), s, {"h"}, hidden_size());
+  return recur(w, affine(x, w.W_ih, w.b_ih), s);
+}
+
+template <class S>
+SequenceResult<S> GruCell<S>::forward_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0,
+                                               const SequenceOptions& options) const {
+  const Index steps = detail::check_sequence(kName, x_all, input_size(), s0, {"h"}, hidden_size());
+  const Var<S> xp = affine(x_all, w.W_ih, w.b_ih);  // every step's x_t W_i* + b_i* in one GEMM
+  return detail::unrolled_sequence(xp, s0, steps, options.first_step,
+                                   [&](const Var<S>& xp_t, const State<S>& s) { return recur(w, xp_t, s); });
+}
+
+template <class S>
+State<S> GruCell<S>::recur(const Weights& w, const Var<S>& gi, const State<S>& s) const {
   const Index h = hidden_size();
-  const Var<S> gi = affine(x, w.W_ih, w.b_ih);      // [B x 3H]: x W_i* + b_i*
   const Var<S> gh = affine(s.h(), w.W_hh, w.b_hh);  // [B x 3H]: h W_h* + b_h*
   const Var<S> rz = sigmoid(slice_cols(gi, 0, 2 * h) + slice_cols(gh, 0, 2 * h));
   const Var<S> r = slice_cols(rz, 0, h);

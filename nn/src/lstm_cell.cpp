@@ -3,6 +3,7 @@
 
 #include "cell_check.h"
 #include "gate_init.h"
+#include "sequence_check.h"
 
 namespace tapegrad::nn {
 
@@ -24,8 +25,29 @@ LstmCell<S>::LstmCell(const Options& options, std::mt19937_64& rng) : options_(o
 template <class S>
 State<S> LstmCell<S>::step(const Weights& w, const Var<S>& x, const State<S>& s) const {
   detail::check_step(kName, x, input_size(), s, {"h", "c"}, hidden_size());
+  return recur(w, affine(x, w.W_ih, w.b), s);
+}
+
+template <class S>
+SequenceResult<S> LstmCell<S>::forward_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0,
+                                                const SequenceOptions& options) const {
+  const Index steps = detail::check_sequence(kName, x_all, input_size(), s0, {"h", "c"}, hidden_size());
+  const Var<S> xp = affine(x_all, w.W_ih, w.b);  // every step's x_t W_ih + b in one GEMM
+  if (options.fused) {
+    const Index h = hidden_size();
+    const Index batch = s0.h().rows();
+    const Var<S> hc = lstm_sequence(xp, s0.h(), s0.c(), w.W_hh);  // [T*B x 2H]: h_t | c_t
+    const Var<S> last = steps == 1 ? hc : slice_rows(hc, (steps - 1) * batch, batch);
+    return {slice_cols(hc, 0, h), {{slice_cols(last, 0, h), slice_cols(last, h, h)}}};
+  }
+  return detail::unrolled_sequence(xp, s0, steps, options.first_step,
+                                   [&](const Var<S>& xp_t, const State<S>& s) { return recur(w, xp_t, s); });
+}
+
+template <class S>
+State<S> LstmCell<S>::recur(const Weights& w, const Var<S>& xp, const State<S>& s) const {
   const Index h = hidden_size();
-  const Var<S> a = affine(x, w.W_ih, w.b) + matmul(s.h(), w.W_hh);
+  const Var<S> a = xp + matmul(s.h(), w.W_hh);
   // One sigmoid over all four blocks is cheaper on the tape than three; g's block is unused.
   const Var<S> gates = sigmoid(a);
   const Var<S> i = slice_cols(gates, 0, h);

@@ -2,6 +2,7 @@
 #include <tapegrad/nn/rnn_cell.h>
 
 #include "cell_check.h"
+#include "sequence_check.h"
 
 namespace tapegrad::nn {
 
@@ -24,7 +25,26 @@ RnnCell<S>::RnnCell(const Options& options, std::mt19937_64& rng) : options_(opt
 template <class S>
 State<S> RnnCell<S>::step(const Weights& w, const Var<S>& x, const State<S>& s) const {
   detail::check_step(kName, x, input_size(), s, {"h"}, hidden_size());
-  const Var<S> pre = affine(x, w.W_ih, w.b) + matmul(s.h(), w.W_hh);
+  return recur(w, affine(x, w.W_ih, w.b), s);
+}
+
+template <class S>
+SequenceResult<S> RnnCell<S>::forward_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0,
+                                               const SequenceOptions& options) const {
+  const Index steps = detail::check_sequence(kName, x_all, input_size(), s0, {"h"}, hidden_size());
+  const Var<S> xp = affine(x_all, w.W_ih, w.b);  // every step's x_t W_ih + b in one GEMM
+  if (options.fused && options_.activation == Activation::Tanh) {
+    const Var<S> hs = rnn_sequence(xp, s0.h(), w.W_hh);
+    const Index batch = s0.h().rows();
+    return {hs, {{steps == 1 ? hs : slice_rows(hs, (steps - 1) * batch, batch)}}};
+  }
+  return detail::unrolled_sequence(xp, s0, steps, options.first_step,
+                                   [&](const Var<S>& xp_t, const State<S>& s) { return recur(w, xp_t, s); });
+}
+
+template <class S>
+State<S> RnnCell<S>::recur(const Weights& w, const Var<S>& xp, const State<S>& s) const {
+  const Var<S> pre = xp + matmul(s.h(), w.W_hh);
   switch (options_.activation) {
     case Activation::Relu:
       return {{relu(pre)}};

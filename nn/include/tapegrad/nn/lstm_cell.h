@@ -14,6 +14,7 @@
 #include <span>
 
 #include <tapegrad/nn/module.h>
+#include <tapegrad/nn/sequence.h>
 #include <tapegrad/nn/state.h>
 
 namespace tapegrad::nn {
@@ -42,6 +43,15 @@ class LstmCell : public Module<S> {
   State<S> step(const Var<S>& x, const State<S>& s) { return step(bind(x.tape()), x, s); }
   /// One step with the given weights.
   State<S> step(const Weights& w, const Var<S>& x, const State<S>& s) const;
+  /// The whole sequence with the cell's Parameters: x_all [T*B x in] holds the inputs of all T
+  /// steps time-major (rows t*B .. t*B+B-1 are step t), s0 = {h0, c0}, each [B x H]. See sequence.h.
+  SequenceResult<S> forward_sequence(const Var<S>& x_all, const State<S>& s0, const SequenceOptions& options = {}) {
+    return forward_sequence(bind(x_all.tape()), x_all, s0, options);
+  }
+  /// The whole sequence with the given weights: one affine for every step's input projection,
+  /// then the recurrence (one lstm_sequence op when options.fused, else op by op).
+  SequenceResult<S> forward_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0,
+                                     const SequenceOptions& options = {}) const;
   /// {h = 0, c = 0}, [batch x H] constants.
   State<S> initial_state(Tape<S>& tape, Index batch) const;
   /// What the cell emits for a state: h.
@@ -66,6 +76,10 @@ class LstmCell : public Module<S> {
   Parameter<S> b;     ///< [1 x 4H], gate blocks i, f, g, o
 
  private:
+  /// One step's recurrence from its input projection xp = x W_ih + b (the part step() and
+  /// forward_sequence share).
+  State<S> recur(const Weights& w, const Var<S>& xp, const State<S>& s) const;
+
   Options options_;
 };
 

@@ -27,6 +27,7 @@
 #include <tapegrad/nn/lstm_cell.h>
 #include <tapegrad/nn/module.h>
 #include <tapegrad/nn/rnn_cell.h>
+#include <tapegrad/nn/sequence.h>
 #include <tapegrad/nn/state.h>
 #include <tapegrad/nn/unroll.h>
 #include <tapegrad/ops.h>
@@ -79,6 +80,33 @@ class Stacked : public Module<typename Cell::Scalar> {
       if (l + 1 < layers_.size() && training_ && options_.dropout > 0) input = mask_mul(input, dropout_mask(input));
       for (Var<S>& v : next.tensors) out.tensors.push_back(v);
     }
+    return out;
+  }
+  /// The whole sequence through every layer with the module's Parameters. x_all [T*B x in] is
+  /// time-major (see sequence.h); s0 is a stacked state; outputs are the top layer's h.
+  SequenceResult<S> forward_sequence(const Var<S>& x_all, const State<S>& s0, const SequenceOptions& options = {}) {
+    return forward_sequence(bind(x_all.tape()), x_all, s0, options);
+  }
+  /// The same with the given weights. Layer l runs its whole sequence over layer l-1's outputs
+  /// [T*B x H]; in training with dropout, those get one fresh mask over all T*B rows (drawn
+  /// row-major, so for two layers it is the very mask step() would draw step by step).
+  SequenceResult<S> forward_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0,
+                                     const SequenceOptions& options = {}) {
+    TAPEGRAD_CHECK(w.size() == layers_.size(), ValueError,
+                   "Stacked.forward_sequence: got weights for {} layer(s), expected {}", w.size(), layers_.size());
+    TAPEGRAD_CHECK(s0.size() == state_tensors(), ShapeError,
+                   "Stacked.forward_sequence: the state s0 has {} tensor(s), expected {} ({} layer(s) x {})", s0.size(),
+                   state_tensors(), layers_.size(), per_layer());
+    SequenceResult<S> out;
+    out.final_state.tensors.reserve(s0.size());
+    Var<S> input = x_all;
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+      SequenceResult<S> r = layers_[l].forward_sequence(w[l], input, layer_state(s0, l), options);
+      input = r.outputs;
+      if (l + 1 < layers_.size() && training_ && options_.dropout > 0) input = mask_mul(input, dropout_mask(input));
+      for (Var<S>& v : r.final_state.tensors) out.final_state.tensors.push_back(v);
+    }
+    out.outputs = input;
     return out;
   }
   /// Every layer's zero state, concatenated.
