@@ -15,22 +15,15 @@
 #include <tapegrad/nn/checkpoint.h>
 #include <tapegrad/nn/optim.h>
 
+#include "support/test_support.h"
+
 using namespace tapegrad;
 using namespace tapegrad::nn;
 namespace fs = std::filesystem;
 
 namespace {
 
-template <class E, class F>
-void expect_error(F fn, const std::vector<std::string>& words) {
-  try {
-    fn();
-    ADD_FAILURE() << "no exception thrown";
-  } catch (const E& e) {
-    const std::string msg = e.what();
-    for (const std::string& w : words) EXPECT_NE(msg.find(w), std::string::npos) << "'" << w << "' not in: " << msg;
-  }
-}
+using tapegrad::testing::expect_error;
 
 std::string read_bytes(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

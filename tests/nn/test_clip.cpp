@@ -8,22 +8,15 @@
 
 #include <tapegrad/nn/clip.h>
 
+#include "support/test_support.h"
+
 using namespace tapegrad;
 using namespace tapegrad::nn;
 using M = Matrix<double>;
 
 namespace {
 
-template <class E, class F>
-void expect_error(F fn, const std::vector<std::string>& words) {
-  try {
-    fn();
-    ADD_FAILURE() << "no exception thrown";
-  } catch (const E& e) {
-    const std::string msg = e.what();
-    for (const std::string& w : words) EXPECT_NE(msg.find(w), std::string::npos) << "'" << w << "' not in: " << msg;
-  }
-}
+using tapegrad::testing::expect_error;
 
 // W's gradient has norm 5 (3-4-5), b's has norm 12; jointly sqrt(25 + 144) = 13.
 struct Fixture {

@@ -18,29 +18,16 @@
 #include <tapegrad/nn/svg_plot.h>
 #include <tapegrad/ops.h>
 
+#include "support/test_support.h"
+
 using namespace tapegrad;
 using nn::GradientFlowReport;
 using M = Matrix<double>;
 
 namespace {
 
-template <class E, class F>
-void expect_error(F fn, const std::vector<std::string>& words) {
-  try {
-    fn();
-    ADD_FAILURE() << "no exception thrown";
-  } catch (const E& e) {
-    const std::string msg = e.what();
-    for (const std::string& w : words) EXPECT_NE(msg.find(w), std::string::npos) << "'" << w << "' not in: " << msg;
-  }
-}
-
-M random_matrix(Index r, Index c, std::mt19937_64& rng, double scale = 1.0) {
-  std::normal_distribution<double> n(0.0, scale);
-  M m(r, c);
-  for (Index i = 0; i < m.size(); ++i) m.data()[i] = n(rng);
-  return m;
-}
+using tapegrad::testing::expect_error;
+using tapegrad::testing::random_matrix;
 
 M random_orthogonal(Index n, std::mt19937_64& rng) {
   const Eigen::MatrixXd a = random_matrix(n, n, rng);

@@ -9,23 +9,16 @@
 #include <tapegrad/nn/loss.h>
 #include <tapegrad/ops.h>
 
+#include "support/test_support.h"
+
 using namespace tapegrad;
 using M = Matrix<double>;
 
 namespace {
 
-// Runs fn, expects it to throw E whose message contains every one of `words`.
-template <class E, class F>
-void expect_error(F fn, const std::vector<std::string>& words) {
-  try {
-    fn();
-    ADD_FAILURE() << "no exception thrown";
-  } catch (const E& e) {
-    const std::string msg = e.what();
-    for (const std::string& w : words) EXPECT_NE(msg.find(w), std::string::npos) << "'" << w << "' not in: " << msg;
-  }
-}
+using tapegrad::testing::expect_error;
 
+// Runs fn, expects it to throw E whose message contains every one of `words`.
 M logits_2x3() {
   M x(2, 3);
   x << 1, 2, 3, 1, 1, 1;

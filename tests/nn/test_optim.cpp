@@ -10,22 +10,15 @@
 #include <tapegrad/nn/lr_schedule.h>
 #include <tapegrad/nn/optim.h>
 
+#include "support/test_support.h"
+
 using namespace tapegrad;
 using namespace tapegrad::nn;
 using M = Matrix<double>;
 
 namespace {
 
-template <class E, class F>
-void expect_error(F fn, const std::vector<std::string>& words) {
-  try {
-    fn();
-    ADD_FAILURE() << "no exception thrown";
-  } catch (const E& e) {
-    const std::string msg = e.what();
-    for (const std::string& w : words) EXPECT_NE(msg.find(w), std::string::npos) << "'" << w << "' not in: " << msg;
-  }
-}
+using tapegrad::testing::expect_error;
 
 M row(std::initializer_list<double> v) {
   M m(1, static_cast<Index>(v.size()));

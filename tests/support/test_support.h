@@ -1,0 +1,36 @@
+// Helpers shared by the test folders: checking an error's type and message, and seeded random
+// matrices. Header-only so every test binary stays independent of the others.
+#pragma once
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include <tapegrad/tensor.h>
+
+namespace tapegrad::testing {
+
+/// fn() must throw E, and E's message must contain every one of words (the op, the argument,
+/// the shapes: what a user needs to find the mistake).
+template <class E, class F>
+void expect_error(F fn, const std::vector<std::string>& words) {
+  try {
+    fn();
+    ADD_FAILURE() << "no exception thrown";
+  } catch (const E& e) {
+    const std::string msg = e.what();
+    for (const std::string& w : words) EXPECT_NE(msg.find(w), std::string::npos) << "'" << w << "' not in: " << msg;
+  }
+}
+
+/// An r x c matrix of independent N(0, scale^2) draws from rng.
+inline Matrix<double> random_matrix(Index r, Index c, std::mt19937_64& rng, double scale = 1.0) {
+  std::normal_distribution<double> n(0.0, scale);
+  Matrix<double> m(r, c);
+  for (Index i = 0; i < m.size(); ++i) m.data()[i] = n(rng);
+  return m;
+}
+
+}  // namespace tapegrad::testing
