@@ -12,6 +12,7 @@
 #include <tapegrad/nn/gru_cell.h>
 #include <tapegrad/nn/lstm_cell.h>
 #include <tapegrad/nn/rnn_cell.h>
+#include <tapegrad/threads.h>
 
 #include "corpus.h"
 #include "options.h"
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
   const char_lm::Options& o = *parsed.options;
   try {
     if (o.threads >= 2) Eigen::initParallel();  // Eigen's lazily built tables, before a second thread uses them
+    tapegrad::set_num_threads(o.threads);       // large GEMMs (the batched projections, the head) split
     const auto path = o.data.empty() ? char_lm::default_data_path(argv[0]) : std::filesystem::path(o.data);
     const char_lm::Corpus corpus = char_lm::load_corpus(path, o.seq_len);
     if (o.cell == "rnn") return char_lm::train_and_sample<tapegrad::nn::RnnCell<float>>(o, corpus);

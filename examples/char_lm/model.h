@@ -9,6 +9,7 @@
 #include <tapegrad/nn/embedding.h>
 #include <tapegrad/nn/linear.h>
 #include <tapegrad/nn/module.h>
+#include <tapegrad/nn/sequence.h>
 #include <tapegrad/nn/stacked.h>
 #include <tapegrad/nn/state.h>
 
@@ -50,12 +51,21 @@ class Model : public tapegrad::nn::Module<S> {
   /// One step: reads ids (one per batch row) and the state, returns the next state and logits.
   struct Step {
     tapegrad::nn::State<S> next;
-    Var<S> logits;  ///< [B x vocab]
+    Var<S> logits;  ///< [B x vocab] (forward_sequence: [T*B x vocab])
   };
   Step step(const Weights& w, std::span<const std::int32_t> ids, const tapegrad::nn::State<S>& s) {
     Var<S> x = embed_.forward(w.table, ids);
     tapegrad::nn::State<S> next = rnn_.step(w.rnn, x, s);
     return {next, head_.forward(w.head, rnn_.output(next))};
+  }
+
+  /// T steps at once: ids holds the inputs time-major (ids[t * B + b] is sequence b at step t),
+  /// s the state before them. One gather_rows, one Stacked::forward_sequence and one affine head
+  /// record the whole chunk; the logits are [T*B x vocab], time-major like ids.
+  Step forward_sequence(const Weights& w, std::span<const std::int32_t> ids, const tapegrad::nn::State<S>& s) {
+    Var<S> x = embed_.forward(w.table, ids);
+    tapegrad::nn::SequenceResult<S> r = rnn_.forward_sequence(w.rnn, x, s);
+    return {r.final_state, head_.forward(w.head, r.outputs)};
   }
 
   /// The zero state's values for a batch (what a cleared tape starts from).

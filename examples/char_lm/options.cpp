@@ -100,9 +100,14 @@ ParseResult parse_options(int argc, char** argv) {
   app.add_option("--prime", o.prime, "Text the sample starts from (default: the first character of the data)");
   const int hw = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   app.add_option("--threads", o.threads,
-                 "Threads: training with --threads 2 or more runs each validation pass on a worker thread "
+                 "Threads: Eigen may split large matrix products over this many threads "
+                 "(tapegrad::set_num_threads), and with 2 or more each validation pass runs on a worker thread "
                  "while the next steps train")
       ->check(CLI::Range(1, std::max(hw, 64)));
+  app.add_flag("--per-step", o.per_step,
+               "Record every time step as its own ops (nn::run_tbptt) also for chunked and full truncation, "
+               "instead of each chunk as one whole-sequence forward: slower, but the recording a reader follows "
+               "op by op (overlapping --k2 and --tau always run per step)");
   app.add_option("--batch", o.batch, "Sequences per step")->check(CLI::Range(1, 4096));
   app.add_option("--eval-every", o.eval_every, "Validation loss on held-out text every N steps (0: only at the end)")
       ->check(CLI::Range(0, 10000000));

@@ -29,6 +29,7 @@ struct Options {
   double temperature = 0.8;
   std::string prime;
   int threads = 1;
+  bool per_step = false;  ///< record chunked/full truncation step by step (run_tbptt) too
   int batch = 32;
   int eval_every = 100;
   int eval_batches = 4;

@@ -22,6 +22,7 @@
 #include <tapegrad/nn/loss.h>
 #include <tapegrad/nn/tbptt.h>
 
+#include "chunks.h"
 #include "corpus.h"
 #include "evaluate.h"
 #include "gradient_flow.h"
@@ -45,6 +46,11 @@ int train_and_sample(const Options& o, const Corpus& corpus) {
   std::unique_ptr<nn::Optimizer<S>> opt = make_optimizer(o, params);
   const nn::TbpttConfig config = truncation(o);
   config.validate();
+  // Chunked and full truncation record each chunk as a few whole-sequence ops (chunks.h);
+  // overlapping windows and tau re-record single steps, so they step through run_tbptt.
+  const bool whole_chunks =
+      !o.per_step && (config.mode == nn::TbpttMode::Chunked || config.mode == nn::TbpttMode::Full);
+  const int chunk = config.mode == nn::TbpttMode::Full ? o.seq_len : config.k1;
 
   std::int64_t start = 0;
   if (!o.resume.empty()) {
@@ -66,9 +72,9 @@ int train_and_sample(const Options& o, const Corpus& corpus) {
              baseline / std::numbers::ln2);
   fmt::print("model    embed {} -> {} x {} {} -> linear {}: {} parameters (float32)\n", o.embed, o.layers, o.hidden,
              o.cell, corpus.vocab.size(), n_params);
-  fmt::print("training {} lr {}, clip {}, {}, batch {} x {} chars = {} tokens/step, seed {}\n", o.optimizer, o.lr,
-             o.clip > 0 ? fmt::format("global norm {}", o.clip) : std::string("off"), config.describe(), o.batch,
-             o.seq_len, tokens_per_step, o.seed);
+  fmt::print("training {} lr {}, clip {}, {} ({}), batch {} x {} chars = {} tokens/step, seed {}\n", o.optimizer, o.lr,
+             o.clip > 0 ? fmt::format("global norm {}", o.clip) : std::string("off"), config.describe(),
+             whole_chunks ? "whole-chunk ops" : "per-step ops", o.batch, o.seq_len, tokens_per_step, o.seed);
   if (start > 0) fmt::print("resumed  from {} at step {}\n", o.resume, start);
   if (start >= o.steps) fmt::print("nothing to train: the run is already at step {} (--steps {})\n", start, o.steps);
   std::fflush(stdout);
@@ -137,15 +143,16 @@ int train_and_sample(const Options& o, const Corpus& corpus) {
       opt->step();
       opt->zero_grad();
     };
-    const nn::TbpttReport<S> r = nn::run_tbptt<S>(tape, o.seq_len, zero, step, update, config);
-    if (!std::isfinite(r.total_loss)) {
+    const double total = whole_chunks ? train_chunks(model, tape, batch, chunk, zero, update)
+                                      : nn::run_tbptt<S>(tape, o.seq_len, zero, step, update, config).total_loss;
+    if (!std::isfinite(total)) {
       throw std::runtime_error(
-          fmt::format("step {}: the training loss is {} (try a smaller --lr or --clip)", s, r.total_loss));
+          fmt::format("step {}: the training loss is {} (try a smaller --lr or --clip)", s, total));
     }
-    if (s == start + 1) first_loss = r.total_loss;
-    last_loss = r.total_loss;
-    if (log) std::fputs(fmt::format("{},{:.9g},{:.9g}\n", s, r.total_loss, norm).c_str(), log.get());
-    progress.update(s, r.total_loss, norm);
+    if (s == start + 1) first_loss = total;
+    last_loss = total;
+    if (log) std::fputs(fmt::format("{},{:.9g},{:.9g}\n", s, total, norm).c_str(), log.get());
+    progress.update(s, total, norm);
     drain(false);
     if (o.eval_every > 0 && s % o.eval_every == 0) {
       save(s);
