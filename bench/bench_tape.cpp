@@ -2,7 +2,8 @@
 // swept backward. On a 1x1 tensor the arithmetic is a few nanoseconds, so the time is almost all
 // bookkeeping (slot allocation, closure recording, the reverse loop). Counter ns_per_op is the
 // time of one iteration divided by N. BM_RawChainTanh does the same arithmetic in plain scalars,
-// the floor that the tape adds to.
+// the floor that the tape adds to. The ForwardOnly and BackwardOnly variants split the cost of
+// one recorded op between recording and the reverse sweep.
 #include <benchmark/benchmark.h>
 
 #include <cmath>
@@ -68,6 +69,22 @@ void BM_TapeChainForwardOnly(benchmark::State& state) {
   report_ns_per_op(state, n);
 }
 
+// Backward only: the chain is recorded once, each iteration sweeps it again (a sweep leaves the
+// record intact). With BM_TapeChainForwardOnly this splits the cost between the two passes.
+template <class Op>
+void BM_TapeChainBackwardOnly(benchmark::State& state) {
+  const std::int64_t n = state.range(0);
+  Tape<float> tape;
+  Var<float> x = tape.variable(Matrix<float>::Constant(1, 1, 0.5F));
+  Var<float> y = x;
+  for (std::int64_t i = 0; i < n; ++i) y = Op::apply(y);
+  for (auto _ : state) {
+    tape.backward(y);
+    benchmark::DoNotOptimize(x.grad()(0, 0));
+  }
+  report_ns_per_op(state, n);
+}
+
 // The same tanh chain in plain floats: forward keeps every y, backward multiplies (1 - y^2).
 void BM_RawChainTanh(benchmark::State& state) {
   const std::int64_t n = state.range(0);
@@ -88,4 +105,7 @@ void BM_RawChainTanh(benchmark::State& state) {
 BENCHMARK_TEMPLATE(BM_TapeChain, TanhOp)->Arg(1000)->Arg(10000);
 BENCHMARK_TEMPLATE(BM_TapeChain, AddScalarOp)->Arg(1000)->Arg(10000);
 BENCHMARK_TEMPLATE(BM_TapeChainForwardOnly, TanhOp)->Arg(1000)->Arg(10000);
+BENCHMARK_TEMPLATE(BM_TapeChainForwardOnly, AddScalarOp)->Arg(1000)->Arg(10000);
+BENCHMARK_TEMPLATE(BM_TapeChainBackwardOnly, TanhOp)->Arg(1000)->Arg(10000);
+BENCHMARK_TEMPLATE(BM_TapeChainBackwardOnly, AddScalarOp)->Arg(1000)->Arg(10000);
 BENCHMARK(BM_RawChainTanh)->Arg(1000)->Arg(10000);

@@ -32,18 +32,19 @@ struct OpSpec {
 
 /// Records one op: checks the inputs are live handles on one tape, computes the output with
 /// forward(ctx), and records backward when any input requires a gradient. Returns the output.
+/// An empty, stale or foreign input throws TapeError naming the op and the input's position.
 template <class S, class Forward, class Backward>
 Var<S> apply(const OpSpec& spec, std::span<const Var<S>> inputs, Forward&& forward, Backward&& backward) {
   TAPEGRAD_CHECK(!inputs.empty(), ValueError, "{}: an op needs at least one input", spec.name);
   TAPEGRAD_CHECK(inputs.size() < 65535 && spec.aux.size() < 65535, ValueError, "{}: too many inputs", spec.name);
-  TAPEGRAD_CHECK(spec.out.rows >= 0 && spec.out.cols >= 0, ShapeError, "{}: negative output shape {}", spec.name,
-                 spec.out);
+  TAPEGRAD_CHECK(!inputs[0].empty(), TapeError, "{}: input 0 is an empty handle (default-constructed Var)", spec.name);
   Tape<S>& tape = inputs[0].tape();
   bool requires_grad = false;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
-    tape.check_input(inputs[i], spec.name, i);
-    requires_grad = requires_grad || tape.requires_grad(inputs[i].id());
+    requires_grad = tape.checked_requires_grad(inputs[i], spec.name, i) || requires_grad;
   }
+  TAPEGRAD_CHECK(spec.out.rows >= 0 && spec.out.cols >= 0, ShapeError, "{}: negative output shape {}", spec.name,
+                 spec.out);
   using SlotKind = typename Tape<S>::SlotKind;
   const std::uint32_t out = tape.new_slot(spec.out.rows, spec.out.cols, SlotKind::Op, requires_grad, spec.name);
   auto& args = tape.args();
@@ -52,7 +53,7 @@ Var<S> apply(const OpSpec& spec, std::span<const Var<S>> inputs, Forward&& forwa
   for (const Shape& s : spec.aux) args.push_back(tape.new_slot(s.rows, s.cols, SlotKind::Aux, false, spec.name));
   auto& ints = tape.ints();
   const auto ints_begin = static_cast<std::uint32_t>(ints.size());
-  ints.insert(ints.end(), spec.ints.begin(), spec.ints.end());
+  if (!spec.ints.empty()) ints.insert(ints.end(), spec.ints.begin(), spec.ints.end());
   const auto n_in = static_cast<std::uint16_t>(inputs.size());
   const auto n_aux = static_cast<std::uint16_t>(spec.aux.size());
   const auto n_ints = static_cast<std::uint32_t>(spec.ints.size());

@@ -38,6 +38,14 @@
 #include <tapegrad/stable_vector.h>
 #include <tapegrad/tensor.h>
 
+// Forces inlining of the few tiny functions on the per-op hot path (GCC and Clang): inside a
+// large op function the inliner otherwise keeps them as calls, which costs more than their body.
+#if defined(__GNUC__)
+#define TAPEGRAD_HOT [[gnu::always_inline]] inline
+#else
+#define TAPEGRAD_HOT inline
+#endif
+
 namespace tapegrad {
 
 template <class S>
@@ -68,7 +76,7 @@ class Var {
 
   [[nodiscard]] Tape<S>& tape() const;
   [[nodiscard]] std::uint32_t id() const { return id_; }
-  [[nodiscard]] bool valid() const;
+  [[nodiscard]] TAPEGRAD_HOT bool valid() const { return tape_ != nullptr && tape_->live(id_, epoch_); }
   /// True for a default-constructed handle (no tape).
   [[nodiscard]] bool empty() const { return tape_ == nullptr; }
   /// The forward value.
@@ -94,6 +102,13 @@ class Var {
  private:
   friend class Tape<S>;
   Var(Tape<S>* tape, std::uint32_t id, std::uint32_t epoch) : tape_(tape), id_(id), epoch_(epoch) {}
+  // Throws TapeError for an empty or stale handle, naming the accessor; returns the tape.
+  TAPEGRAD_HOT Tape<S>& checked(const char* accessor) const {
+    if (valid()) [[likely]]
+      return *tape_;
+    fail(accessor);
+  }
+  [[noreturn, gnu::noinline, gnu::cold]] void fail(const char* accessor) const;
   Tape<S>* tape_ = nullptr;
   std::uint32_t id_ = 0;
   std::uint32_t epoch_ = 0;
@@ -150,7 +165,7 @@ class Tape {
     }
     Var<S> v = make_leaf(p.value, true, SlotKind::Parameter);
     params_.push_back({v.id(), &p});
-    names_[v.id()] = p.name;
+    set_name(v.id(), p.name);
     return v;
   }
 
@@ -170,7 +185,7 @@ class Tape {
                    "rewind: mark (entries {}, values {}) is stale: the tape it points into was cut by a later clear() "
                    "or rewind() (or the mark belongs to another tape)",
                    m.entries, m.values);
-    entries_.resize(m.entries);
+    entries_.erase(entries_.begin() + m.entries, entries_.end());
     args_.resize(m.args);
     ints_.resize(m.ints);
     params_.resize(m.params);
@@ -187,9 +202,9 @@ class Tape {
   /// Reverse sweep from a 1x1 loss, seeded with dL/dL = 1.
   void backward(const Var<S>& loss, const BackwardOptions& opts = {}) {
     check(loss, "backward", "loss");
-    TAPEGRAD_CHECK(values_[loss.id()].size() == 1, ShapeError,
+    TAPEGRAD_CHECK(slots_[loss.id()].value.size() == 1, ShapeError,
                    "backward: the loss '{}' is {}, not a scalar [1 x 1]; pass a seed of the same shape",
-                   display_name(loss.id()), shape_of(values_[loss.id()]));
+                   display_name(loss.id()), shape_of(slots_[loss.id()].value));
     TAPEGRAD_CHECK(opts.from.entries <= entries_.size(), TapeError,
                    "backward: the mark (entry {}) is past the end of the tape ({} entries); was it rewound?",
                    opts.from.entries, entries_.size());
@@ -198,8 +213,8 @@ class Tape {
   /// Reverse sweep from y seeded with dL/dy = seed (same shape as y).
   void backward(const Var<S>& y, const Tensor& seed, const BackwardOptions& opts = {}) {
     check(y, "backward", "y");
-    TAPEGRAD_CHECK(shape_of(seed) == shape_of(values_[y.id()]), ShapeError, "backward: seed is {} but '{}' is {}",
-                   shape_of(seed), display_name(y.id()), shape_of(values_[y.id()]));
+    TAPEGRAD_CHECK(shape_of(seed) == shape_of(slots_[y.id()].value), ShapeError, "backward: seed is {} but '{}' is {}",
+                   shape_of(seed), display_name(y.id()), shape_of(slots_[y.id()].value));
     TAPEGRAD_CHECK(opts.from.entries <= entries_.size(), TapeError,
                    "backward: the mark (entry {}) is past the end of the tape ({} entries); was it rewound?",
                    opts.from.entries, entries_.size());
@@ -235,93 +250,89 @@ class Tape {
   [[nodiscard]] const BackwardOptions& sweep_options() const { return sweep_opts_; }
 
   // ---- low level (ops, hooks, gradcheck, diagnostics) ----------------------------------
-  [[nodiscard]] const Tensor& value(std::uint32_t id) const { return values_[id]; }
+  [[nodiscard]] const Tensor& value(std::uint32_t id) const { return slots_[id].value; }
   /// The gradient slot of id for the latest sweep, zero-filled if the sweep did not reach it.
   const Tensor& grad(std::uint32_t id) { return grad_slot(id); }
-  [[nodiscard]] bool requires_grad(std::uint32_t id) const { return info_[id].requires_grad; }
-  [[nodiscard]] int time_of(std::uint32_t id) const { return info_[id].time; }
-  [[nodiscard]] const std::string& name_of(std::uint32_t id) const { return names_[id]; }
-  void set_name(std::uint32_t id, std::string_view name) { names_[id].assign(name); }
+  [[nodiscard]] bool requires_grad(std::uint32_t id) const { return slots_[id].info.requires_grad; }
+  [[nodiscard]] int time_of(std::uint32_t id) const { return slots_[id].info.time; }
+  [[nodiscard]] const std::string& name_of(std::uint32_t id) const {
+    return slots_[id].info.named ? names_[id] : kNoName;
+  }
+  void set_name(std::uint32_t id, std::string_view name) {
+    if (names_.size() <= id) names_.resize(std::size_t{id} + 1);  // names are rare: grown on first use
+    names_[id].assign(name);
+    slots_[id].info.named = true;
+  }
   /// The first entry index that could read slot id (entries before it cannot).
-  [[nodiscard]] std::uint32_t first_entry_after(std::uint32_t id) const { return info_[id].created_at; }
+  [[nodiscard]] std::uint32_t first_entry_after(std::uint32_t id) const { return slots_[id].info.created_at; }
   /// "name" if the node has one, else "#id (op)".
   [[nodiscard]] std::string display_name(std::uint32_t id) const {
-    if (!names_[id].empty()) return names_[id];
-    return fmt::format("#{} ({})", id, info_[id].producer_op);
+    if (slots_[id].info.named && !names_[id].empty()) return names_[id];
+    return fmt::format("#{} ({})", id, slots_[id].info.producer_op);
   }
 
   /// Throws TapeError unless v is a live handle on this tape; op and arg name the caller.
   void check(const Var<S>& v, std::string_view op, std::string_view arg) const {
     TAPEGRAD_CHECK(v.tape_ != nullptr, TapeError, "{}: argument '{}' is an empty Var (default-constructed)", op, arg);
     TAPEGRAD_CHECK(v.tape_ == this, TapeError, "{}: argument '{}' belongs to another tape", op, arg);
-    TAPEGRAD_CHECK(v.id_ < n_values_ && info_[v.id_].epoch == v.epoch_, TapeError,
+    TAPEGRAD_CHECK(live(v.id_, v.epoch_), TapeError,
                    "{}: argument '{}' (node #{}) was used after its tape was cleared or rewound", op, arg, v.id_);
   }
 
   /// check() for input `index` of op, formatting the argument name only on failure (hot path).
-  void check_input(const Var<S>& v, std::string_view op, std::size_t index) const {
-    if (v.tape_ == this && v.id_ < n_values_ && info_[v.id_].epoch == v.epoch_) [[likely]]
+  TAPEGRAD_HOT void check_input(const Var<S>& v, const char* op, std::size_t index) const {
+    if (v.tape_ == this && live(v.id_, v.epoch_)) [[likely]]
       return;
-    check(v, op, fmt::format("input {}", index));
+    fail_input(v, op, index);
+  }
+  /// check_input(), then whether input `index` requires a gradient (apply's hot path).
+  [[nodiscard]] TAPEGRAD_HOT bool checked_requires_grad(const Var<S>& v, const char* op, std::size_t index) const {
+    check_input(v, op, index);
+    return slots_[v.id_].info.requires_grad;
   }
 
   /// Registers fn to run on dL/dv when it is final (see Var::register_hook).
   void register_hook(const Var<S>& v, std::function<void(Tensor&)> fn) {
     check(v, "register_hook", "v");
-    TAPEGRAD_CHECK(info_[v.id()].first_consumer >= entries_.size(), TapeError,
+    TAPEGRAD_CHECK(!consumed(v.id()), TapeError,
                    "register_hook: node '{}' was already consumed by a later op; register hooks right after "
                    "the node is created, before any op reads it",
                    display_name(v.id()));
     TAPEGRAD_CHECK(static_cast<bool>(fn), ValueError, "register_hook: the hook for '{}' is empty",
                    display_name(v.id()));
-    Entry& e = push_entry("hook", v.id(), u32(args_.size()), 0, 0, u32(ints_.size()), 0);
+    Entry& e = entries_.emplace_back("hook", v.id(), u32(args_.size()), 0, 0, u32(ints_.size()), 0,
+                                     [hook = std::move(fn)](OpCtx<S>& ctx) mutable { hook(ctx.gy_mutable()); });
     e.is_hook = true;
-    e.backward = [hook = std::move(fn)](OpCtx<S>& ctx) mutable { hook(ctx.gy_mutable()); };
   }
 
   // Recording, used by apply() in op.h. A slot is created with its shape; its buffer is
   // reused when the shape repeats.
   enum class SlotKind : std::uint8_t { Constant, Variable, Parameter, Op, Aux };
-  std::uint32_t new_slot(Index rows, Index cols, SlotKind kind, bool requires_grad, const char* op) {
-    const std::uint32_t id = n_values_++;
-    if (values_.size() < n_values_) {
-      values_.grow_to(n_values_);
-      grads_.grow_to(n_values_);
-      info_.resize(n_values_);
-      names_.resize(n_values_);
-    }
-    values_[id].resize(rows, cols);
-    SlotInfo& s = info_[id];
-    s.epoch = epoch_;
-    s.time = current_time_;
-    s.created_at = u32(entries_.size());
-    s.grad_stamp = 0;
-    s.kind = kind;
-    s.requires_grad = requires_grad;
-    s.first_consumer = kNoEntry;
-    s.producer_op = op;
-    names_[id].clear();
+  TAPEGRAD_HOT std::uint32_t new_slot(Index rows, Index cols, SlotKind kind, bool requires_grad, const char* op) {
+    const std::uint32_t id = n_values_;
+    if (id >= slots_.size()) [[unlikely]]
+      grow_slots(id);
+    Slot& slot = slots_[id];
+    // Only a changed shape touches Eigen (a resize to the same shape is a no-op, but a call).
+    if (slot.value.rows() != rows || slot.value.cols() != cols) slot.value.resize(rows, cols);
+    slot.info = SlotInfo{op, epoch_, current_time_, u32(entries_.size()), 0, kind, requires_grad, false};
+    n_values_ = id + 1;
     return id;
   }
-  Tensor& mutable_value(std::uint32_t id) { return values_[id]; }
-  Var<S> handle(std::uint32_t id) { return Var<S>(this, id, info_[id].epoch); }
+  Tensor& mutable_value(std::uint32_t id) { return slots_[id].value; }
+  Var<S> handle(std::uint32_t id) { return Var<S>(this, id, slots_[id].info.epoch); }
   std::vector<std::uint32_t>& args() { return args_; }
   std::vector<std::int32_t>& ints() { return ints_; }
   template <class Backward>
   void record(const char* op, std::uint32_t out, std::uint32_t args_begin, std::uint16_t n_in, std::uint16_t n_aux,
               std::uint32_t ints_begin, std::uint32_t n_ints, Backward&& backward) {
-    // A consumer dropped by rewind() no longer counts: only the first live one matters.
-    for (std::uint32_t k = 0; k < n_in; ++k) {
-      SlotInfo& s = info_[args_[args_begin + k]];
-      if (s.first_consumer >= entries_.size()) s.first_consumer = u32(entries_.size());
-    }
-    Entry& e = push_entry(op, out, args_begin, n_in, n_aux, ints_begin, n_ints);
-    e.backward = std::forward<Backward>(backward);
+    entries_.emplace_back(op, out, args_begin, n_in, n_aux, ints_begin, n_ints, std::forward<Backward>(backward));
   }
   /// Throws NumericError if a forward value holds NaN/Inf (anomaly mode only).
-  void check_forward_finite(std::uint32_t out, std::span<const std::uint32_t> inputs) const {
-    if (anomaly_ && !values_[out].allFinite()) {
-      raise_anomaly("forward value", out, values_[out], inputs);
+  TAPEGRAD_HOT void check_forward_finite(std::uint32_t out, std::span<const std::uint32_t> inputs) const {
+    if (anomaly_) [[unlikely]] {
+      const Tensor& v = slots_[out].value;
+      if (!(v.size() == 1 ? std::isfinite(v.data()[0]) : v.allFinite())) raise_anomaly("forward value", out, v, inputs);
     }
   }
 
@@ -331,26 +342,43 @@ class Tape {
   using BackwardFn = detail::InlineFunction<void(OpCtx<S>&), 32>;
 
   struct Entry {
-    const char* op = nullptr;
-    std::uint32_t out = 0;
-    std::uint32_t args_begin = 0;  // inputs, then aux slots, in args_
-    std::uint32_t ints_begin = 0;
-    std::uint32_t n_ints = 0;
-    std::uint16_t n_in = 0;
-    std::uint16_t n_aux = 0;
+    template <class F>
+    Entry(const char* op_name, std::uint32_t out_id, std::uint32_t args_at, std::uint16_t inputs, std::uint16_t auxes,
+          std::uint32_t ints_at, std::uint32_t ints_count, F&& fn)
+        : op(op_name),
+          out(out_id),
+          args_begin(args_at),
+          ints_begin(ints_at),
+          n_ints(ints_count),
+          n_in(inputs),
+          n_aux(auxes),
+          backward(std::forward<F>(fn)) {}
+    const char* op;
+    std::uint32_t out;
+    std::uint32_t args_begin;  // inputs, then aux slots, in args_
+    std::uint32_t ints_begin;
+    std::uint32_t n_ints;
+    std::uint16_t n_in;
+    std::uint16_t n_aux;
     bool is_hook = false;
     bool released = false;
     BackwardFn backward;
   };
-  struct SlotInfo {
+  struct SlotInfo {  // 32 bytes on 64-bit targets
+    const char* producer_op = "leaf";
     std::uint32_t epoch = 0;
     std::int32_t time = kNoTime;
     std::uint32_t created_at = 0;
     std::uint32_t grad_stamp = 0;
-    const char* producer_op = "leaf";
     SlotKind kind = SlotKind::Constant;
     bool requires_grad = false;
-    std::uint32_t first_consumer = kNoEntry;  // index of the first entry reading the slot
+    bool named = false;  // names_[id] holds its name (names_ is only grown by set_name)
+  };
+  // Everything the hot paths touch for one value, side by side: one lookup, one or two cache lines.
+  struct Slot {
+    Tensor value;
+    Tensor grad;
+    SlotInfo info;
   };
   struct ParamLeaf {
     std::uint32_t id;
@@ -358,13 +386,34 @@ class Tape {
   };
 
   static std::uint32_t u32(std::size_t n) { return static_cast<std::uint32_t>(n); }
-  static constexpr std::uint32_t kNoEntry = std::numeric_limits<std::uint32_t>::max();
+  inline static const std::string kNoName{};
+
+  // True if a live op entry reads id. Scans only the entries recorded since id was created
+  // (hooks are registered right after their node, so this is usually none): recording an op
+  // does no bookkeeping for it, and an entry dropped by rewind() no longer counts.
+  [[nodiscard]] bool consumed(std::uint32_t id) const {
+    for (std::size_t i = slots_[id].info.created_at; i < entries_.size(); ++i) {
+      const Entry& e = entries_[i];
+      if (e.is_hook) continue;
+      for (std::uint32_t k = 0; k < e.n_in; ++k) {
+        if (args_[e.args_begin + k] == id) return true;
+      }
+    }
+    return false;
+  }
+  [[nodiscard]] TAPEGRAD_HOT bool live(std::uint32_t id, std::uint32_t epoch) const {
+    return id < n_values_ && slots_[id].info.epoch == epoch;
+  }
+  [[noreturn, gnu::noinline, gnu::cold]] void fail_input(const Var<S>& v, const char* op, std::size_t index) const {
+    check(v, op, fmt::format("input {}", index));
+    throw TapeError(fmt::format("{}: input {} is not a live handle", op, index));  // not reached
+  }
 
   Var<S> make_leaf(const Tensor& value, bool requires_grad, SlotKind kind) {
     const char* op = kind == SlotKind::Parameter ? "parameter" : (requires_grad ? "variable" : "constant");
     const std::uint32_t id = new_slot(value.rows(), value.cols(), kind, requires_grad, op);
-    values_[id] = value;  // values_ never moves, so value may itself be a slot of this tape
-    if (anomaly_ && !values_[id].allFinite()) raise_anomaly("leaf value", id, values_[id], {});
+    slots_[id].value = value;  // slots_ never moves, so value may itself be a slot of this tape
+    if (anomaly_ && !slots_[id].value.allFinite()) raise_anomaly("leaf value", id, slots_[id].value, {});
     return handle(id);
   }
 
@@ -372,7 +421,7 @@ class Tape {
   // the last kept slot is no newer than the mark, and the last kept entry (which references
   // the newest slots and args of any kept entry) reads only kept slots, args and ints.
   [[nodiscard]] bool is_prefix(const Mark& m) const {
-    if (m.values > 0 && info_[m.values - 1].epoch > m.epoch) return false;
+    if (m.values > 0 && slots_[m.values - 1].info.epoch > m.epoch) return false;
     if (m.entries > 0) {
       const Entry& e = entries_[m.entries - 1];
       const std::uint32_t n_args = std::uint32_t{e.n_in} + e.n_aux;
@@ -384,29 +433,25 @@ class Tape {
     return m.params == 0 || params_[m.params - 1].id < m.values;
   }
 
-  Entry& push_entry(const char* op, std::uint32_t out, std::uint32_t args_begin, std::uint16_t n_in,
-                    std::uint16_t n_aux, std::uint32_t ints_begin, std::uint32_t n_ints) {
-    Entry& e = entries_.emplace_back();
-    e.op = op;
-    e.out = out;
-    e.args_begin = args_begin;
-    e.n_in = n_in;
-    e.n_aux = n_aux;
-    e.ints_begin = ints_begin;
-    e.n_ints = n_ints;
-    return e;
-  }
+  [[gnu::noinline]] void grow_slots(std::uint32_t id) { slots_.grow_to(std::size_t{id} + 1); }
 
-  Tensor& grad_slot(std::uint32_t id) {
-    SlotInfo& s = info_[id];
-    Tensor& g = grads_[id];
-    if (s.grad_stamp != stamp_) {
-      g.setZero(values_[id].rows(), values_[id].cols());
-      s.grad_stamp = stamp_;
+  TAPEGRAD_HOT Tensor& grad_slot(std::uint32_t id) {
+    Slot& slot = slots_[id];
+    if (slot.info.grad_stamp != stamp_) {
+      // First touch in this sweep: zero-fill (a 1x1 gradient is one store, not a memset call).
+      Tensor& g = slot.grad;
+      if (g.rows() != slot.value.rows() || g.cols() != slot.value.cols())
+        g.resize(slot.value.rows(), slot.value.cols());
+      if (g.size() == 1) {
+        g.data()[0] = S(0);
+      } else {
+        g.setZero();
+      }
+      slot.info.grad_stamp = stamp_;
     }
-    return g;
+    return slot.grad;
   }
-  [[nodiscard]] bool reached(std::uint32_t id) const { return info_[id].grad_stamp == stamp_; }
+  [[nodiscard]] TAPEGRAD_HOT bool reached(std::uint32_t id) const { return slots_[id].info.grad_stamp == stamp_; }
 
   // seed == nullptr seeds dL/dy with ones.
   void sweep(std::uint32_t seed_id, const Tensor* seed, const BackwardOptions& opts);
@@ -417,18 +462,16 @@ class Tape {
     const bool has_nan = bad.hasNaN();
     std::string shapes;  // each input by name and shape, so the culprit can be found in user code
     for (std::uint32_t in : inputs) {
-      shapes += fmt::format("{}'{}' {}", shapes.empty() ? "" : ", ", display_name(in), shape_of(values_[in]));
+      shapes += fmt::format("{}'{}' {}", shapes.empty() ? "" : ", ", display_name(in), shape_of(slots_[in].value));
     }
-    const int t = info_[id].time;
+    const int t = slots_[id].info.time;
     throw NumericError(fmt::format("anomaly: {} of op '{}' (node '{}'{}) holds {} in its {} tensor; inputs: [{}]", what,
-                                   info_[id].producer_op, display_name(id),
+                                   slots_[id].info.producer_op, display_name(id),
                                    t == kNoTime ? std::string() : fmt::format(", time step {}", t),
                                    has_nan ? "NaN" : "Inf", shape_of(bad), shapes));
   }
 
-  detail::StableVector<Tensor> values_;
-  detail::StableVector<Tensor> grads_;
-  std::vector<SlotInfo> info_;
+  detail::StableVector<Slot> slots_;
   std::vector<std::string> names_;
   std::vector<Entry> entries_;
   std::vector<std::uint32_t> args_;
@@ -463,27 +506,29 @@ class OpCtx {
         n_ints_(n_ints) {}
 
   [[nodiscard]] std::size_t num_inputs() const { return n_in_; }
-  [[nodiscard]] const Tensor& x(std::size_t i) const { return tape_.values_[input_id(i)]; }
-  [[nodiscard]] std::uint32_t input_id(std::size_t i) const { return tape_.args_[args_begin_ + i]; }
-  [[nodiscard]] bool needs_grad(std::size_t i) const { return tape_.info_[input_id(i)].requires_grad; }
+  [[nodiscard]] TAPEGRAD_HOT const Tensor& x(std::size_t i) const { return tape_.slots_[input_id(i)].value; }
+  [[nodiscard]] TAPEGRAD_HOT std::uint32_t input_id(std::size_t i) const { return tape_.args_[args_begin_ + i]; }
+  [[nodiscard]] TAPEGRAD_HOT bool needs_grad(std::size_t i) const {
+    return tape_.slots_[input_id(i)].info.requires_grad;
+  }
   /// The output value (written by forward, read by backward).
-  Tensor& y() { return tape_.values_[out_]; }
-  [[nodiscard]] const Tensor& y() const { return tape_.values_[out_]; }
+  TAPEGRAD_HOT Tensor& y() { return tape_.slots_[out_].value; }
+  [[nodiscard]] TAPEGRAD_HOT const Tensor& y() const { return tape_.slots_[out_].value; }
   /// Saved auxiliary tensor k (shapes given in OpSpec::aux).
-  Tensor& aux(std::size_t k) { return tape_.values_[tape_.args_[args_begin_ + n_in_ + k]]; }
+  Tensor& aux(std::size_t k) { return tape_.slots_[tape_.args_[args_begin_ + n_in_ + k]].value; }
   /// Saved integers (OpSpec::ints), e.g. class targets or row indices.
   [[nodiscard]] std::span<const std::int32_t> ints() const { return {tape_.ints_.data() + ints_begin_, n_ints_}; }
   /// dL/dy (backward only).
-  [[nodiscard]] const Tensor& gy() const { return tape_.grads_[out_]; }
+  [[nodiscard]] TAPEGRAD_HOT const Tensor& gy() const { return tape_.slots_[out_].grad; }
   /// dL/dx_i accumulator (backward only): always add into it.
-  Tensor& gx(std::size_t i) { return tape_.grad_slot(input_id(i)); }
+  TAPEGRAD_HOT Tensor& gx(std::size_t i) { return tape_.grad_slot(input_id(i)); }
   /// The output's time tag.
-  [[nodiscard]] int time() const { return tape_.info_[out_].time; }
+  [[nodiscard]] int time() const { return tape_.slots_[out_].info.time; }
   Tape<S>& tape() { return tape_; }
 
  private:
   friend class Tape<S>;
-  Tensor& gy_mutable() { return tape_.grads_[out_]; }
+  Tensor& gy_mutable() { return tape_.slots_[out_].grad; }
   Tape<S>& tape_;
   std::uint32_t out_;
   std::uint32_t args_begin_;
@@ -500,21 +545,24 @@ void Tape<S>::sweep(std::uint32_t seed_id, const Tensor* seed, const BackwardOpt
   sweep_opts_ = opts;
   if (seed == nullptr) {
     grad_slot(seed_id).setOnes();
-  } else if (seed == &grads_[seed_id]) {
-    info_[seed_id].grad_stamp = stamp_;  // seeded with its own previous gradient: keep it as is
+  } else if (seed == &slots_[seed_id].grad) {
+    slots_[seed_id].info.grad_stamp = stamp_;  // seeded with its own previous gradient: keep it as is
   } else {
     grad_slot(seed_id) = *seed;
   }
   const bool instrumented = observer_ || anomaly_;
   for (std::size_t i = entries_.size(); i-- > opts.from.entries;) {
     Entry& e = entries_[i];
-    if (!reached(e.out) || (e.is_hook && !opts.run_hooks)) continue;
-    TAPEGRAD_CHECK(!e.released, TapeError,
-                   "backward: entry {} (op '{}', node '{}') was released by an earlier backward(release = true); "
-                   "backward twice over a released window is not possible",
-                   i, e.op, display_name(e.out));
+    if (!reached(e.out)) continue;
+    if (e.is_hook || e.released) [[unlikely]] {
+      if (e.is_hook && !opts.run_hooks) continue;
+      TAPEGRAD_CHECK(!e.released, TapeError,
+                     "backward: entry {} (op '{}', node '{}') was released by an earlier backward(release = true); "
+                     "backward twice over a released window is not possible",
+                     i, e.op, display_name(e.out));
+    }
     OpCtx<S> ctx(*this, e.out, e.args_begin, e.n_in, e.n_aux, e.ints_begin, e.n_ints);
-    if (instrumented) {
+    if (instrumented) [[unlikely]] {
       run_observed(i, ctx);
     } else {
       e.backward(ctx);
@@ -527,7 +575,7 @@ void Tape<S>::sweep(std::uint32_t seed_id, const Tensor* seed, const BackwardOpt
       if (p.param->grad.rows() != p.param->value.rows() || p.param->grad.cols() != p.param->value.cols()) {
         p.param->zero_grad();
       }
-      p.param->grad += grads_[p.id];
+      p.param->grad += slots_[p.id].grad;
     }
   }
 }
@@ -541,55 +589,58 @@ void Tape<S>::run_observed(std::size_t i, OpCtx<S>& ctx) {
     observed_before_.resize(e.n_in);
     for (std::size_t k = 0; k < e.n_in; ++k) {
       const std::uint32_t in = ctx.input_id(k);
-      observed_before_[k] = reached(in) ? grads_[in] : Tensor::Zero(values_[in].rows(), values_[in].cols());
+      observed_before_[k] =
+          reached(in) ? slots_[in].grad : Tensor::Zero(slots_[in].value.rows(), slots_[in].value.cols());
     }
   }
-  const double gy_norm = static_cast<double>(grads_[e.out].norm());
+  const double gy_norm = static_cast<double>(slots_[e.out].grad.norm());
   e.backward(ctx);
   for (std::size_t k = 0; k < e.n_in; ++k) {
     const std::uint32_t in = ctx.input_id(k);
     if (!reached(in)) {
-      if (observer_) observed_inputs_.push_back({in, shape_of(values_[in]), 0.0});
+      if (observer_) observed_inputs_.push_back({in, shape_of(slots_[in].value), 0.0});
       continue;
     }
-    if (anomaly_ && !grads_[in].allFinite()) {
+    if (anomaly_ && !slots_[in].grad.allFinite()) {
       std::vector<std::uint32_t> ins;
       for (std::size_t j = 0; j < e.n_in; ++j) ins.push_back(ctx.input_id(j));
-      raise_anomaly(fmt::format("backward gradient for input {}", k), e.out, grads_[in], ins);
+      raise_anomaly(fmt::format("backward gradient for input {}", k), e.out, slots_[in].grad, ins);
     }
     if (observer_) {
-      const double passed = static_cast<double>((grads_[in] - observed_before_[k]).norm());
-      observed_inputs_.push_back({in, shape_of(values_[in]), passed});
+      const double passed = static_cast<double>((slots_[in].grad - observed_before_[k]).norm());
+      observed_inputs_.push_back({in, shape_of(slots_[in].value), passed});
     }
   }
-  if (anomaly_ && e.is_hook && !grads_[e.out].allFinite()) {
-    raise_anomaly("gradient returned by a hook", e.out, grads_[e.out], {});
+  if (anomaly_ && e.is_hook && !slots_[e.out].grad.allFinite()) {
+    raise_anomaly("gradient returned by a hook", e.out, slots_[e.out].grad, {});
   }
   if (observer_) {
-    observer_(NodeEvent{i, e.op, e.out, names_[e.out], info_[e.out].time, shape_of(values_[e.out]), gy_norm,
+    observer_(NodeEvent{i, e.op, e.out, name_of(e.out), slots_[e.out].info.time, shape_of(slots_[e.out].value), gy_norm,
                         observed_inputs_});
   }
 }
 
 // ---- Var ------------------------------------------------------------------------------
+// The accessors check the handle inline (one compare of the slot's epoch) and format an error
+// message only on failure.
+template <class S>
+void Var<S>::fail(const char* accessor) const {
+  TAPEGRAD_CHECK(tape_ != nullptr, TapeError, "Var::{}: empty handle (default-constructed Var) has no tape", accessor);
+  throw TapeError(
+      fmt::format("Var::{}: the handle (node #{}) was used after its tape was cleared or rewound", accessor, id_));
+}
 template <class S>
 Tape<S>& Var<S>::tape() const {
   TAPEGRAD_CHECK(tape_ != nullptr, TapeError, "Var: empty handle (default-constructed) has no tape");
   return *tape_;
 }
 template <class S>
-bool Var<S>::valid() const {
-  return tape_ != nullptr && id_ < tape_->n_values_ && tape_->info_[id_].epoch == epoch_;
-}
-template <class S>
-const Matrix<S>& Var<S>::value() const {
-  tape().check(*this, "value", "v");
-  return tape_->values_[id_];
+TAPEGRAD_HOT const Matrix<S>& Var<S>::value() const {
+  return checked("value").slots_[id_].value;
 }
 template <class S>
 const Matrix<S>& Var<S>::grad() const {
-  tape().check(*this, "grad", "v");
-  return tape_->grad_slot(id_);
+  return checked("grad").grad_slot(id_);
 }
 template <class S>
 S Var<S>::item() const {
@@ -600,24 +651,20 @@ S Var<S>::item() const {
 }
 template <class S>
 bool Var<S>::requires_grad() const {
-  tape().check(*this, "requires_grad", "v");
-  return tape_->info_[id_].requires_grad;
+  return checked("requires_grad").slots_[id_].info.requires_grad;
 }
 template <class S>
 const Var<S>& Var<S>::set_name(std::string_view name) const {
-  tape().check(*this, "set_name", "v");
-  tape_->set_name(id_, name);
+  checked("set_name").set_name(id_, name);
   return *this;
 }
 template <class S>
 const std::string& Var<S>::name() const {
-  tape().check(*this, "name", "v");
-  return tape_->names_[id_];
+  return checked("name").name_of(id_);
 }
 template <class S>
 int Var<S>::time() const {
-  tape().check(*this, "time", "v");
-  return tape_->info_[id_].time;
+  return checked("time").slots_[id_].info.time;
 }
 template <class S>
 void Var<S>::register_hook(std::function<void(Matrix<S>&)> fn) const {
