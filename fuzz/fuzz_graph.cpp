@@ -95,7 +95,13 @@ struct Program {
         return pool[in.ConsumeIntegralInRange<std::size_t>(0, pool.size() - 1)];
     }
   }
+  // Results above this many elements are not kept: concat and matmul of kept results would
+  // otherwise grow sizes geometrically over 96 actions, and an input that only builds one huge
+  // matrix tests nothing but the time limit (CI once timed out that way).
+  static constexpr tg::Index kMaxKeptElements = 256;
+
   void keep(const V& v) {
+    if (v.value().size() > kMaxKeptElements) return;
     if (pool.size() < 64) {
       pool.push_back(v);
     } else {

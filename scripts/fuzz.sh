@@ -2,8 +2,9 @@
 # Builds the libFuzzer targets in fuzz/ with clang (build/fuzz) and runs each one for a fixed
 # number of executions from its seed corpus (fuzz/corpus/<target>). Any crash, sanitizer report,
 # uncaught non-tapegrad exception or timeout fails the script and leaves the input in build/fuzz/.
-#   ./scripts/fuzz.sh                        CI: checkpoint -runs=10000, graph -runs=20000 (~1 min each)
-#   ./scripts/fuzz.sh -max_total_time=600    any libFuzzer flags replace the default -runs
+#   ./scripts/fuzz.sh                        CI: -seed=1, checkpoint -runs=10000, graph -runs=20000
+#                                            (~1 min each; the fixed seed makes a CI run repeatable)
+#   ./scripts/fuzz.sh -max_total_time=600    any libFuzzer flags replace the defaults (random seed)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -30,7 +31,7 @@ export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:allocator_may_return_null=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 for target in checkpoint graph; do
   flags=("$@")
-  if [ ${#flags[@]} -eq 0 ]; then flags=("-runs=${default_runs[$target]}"); fi
+  if [ ${#flags[@]} -eq 0 ]; then flags=(-seed=1 "-runs=${default_runs[$target]}"); fi
   work="build/fuzz/work/$target"
   mkdir -p "$work"
   echo "=== fuzz $target: ${flags[*]}"
