@@ -3,7 +3,7 @@
 // "step N  validation loss X nats/char" lines carry the validation curve:
 //
 //   char_lm ... --log-file loss.csv --progress plain > run.log
-//   learning_curve loss.csv run.log curve.svg [--title TEXT] [--minutes-per-step M]
+//   learning_curve loss.csv run.log curve.svg [--title TEXT]
 //
 // The training loss is averaged over windows of 25 steps (one step's loss is one batch: noisy).
 #include <cstdio>

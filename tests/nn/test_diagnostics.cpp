@@ -423,3 +423,14 @@ TEST(SvgPlot, LogAxisHasOneTickPerDecade) {
   std::vector<nn::PlotSeries> zeros{{"zeros", {0, 1}, {0, -1}, false}};
   expect_error<ValueError>([&] { nn::plot_log_svg(zeros, {}); }, {"positive"});
 }
+
+TEST(SvgPlot, NarrowRangeLabelsTwoThreeAndFive) {
+  // A loss curve between 1.1 and 4: one decade, so 2, 3 and 5 are labelled; wide ranges are not.
+  std::vector<nn::PlotSeries> narrow{{"loss", {0, 1, 2}, {4.0, 1.6, 1.1}, false}};
+  const std::string svg = nn::plot_log_svg(narrow, {});
+  EXPECT_EQ(count(svg, "class=\"decade\""), 2u);  // 1 and 10
+  EXPECT_EQ(count(svg, "class=\"minor-label\""), 3u);
+  for (const char* label : {">2<", ">3<", ">5<"}) EXPECT_NE(svg.find(label), std::string::npos) << label;
+  std::vector<nn::PlotSeries> wide{{"norm", {0, 1}, {1e-6, 1.0}, false}};
+  EXPECT_EQ(count(nn::plot_log_svg(wide, {}), "class=\"minor-label\""), 0u);
+}
