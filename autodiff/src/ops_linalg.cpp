@@ -50,7 +50,9 @@ Var<S> affine(const Var<S>& x, const Var<S>& w, const Var<S>& b) {
       [](OpCtx<S>& c) {
         if (c.needs_grad(0)) c.gx(0).noalias() += c.gy() * c.x(1).transpose();
         if (c.needs_grad(1)) c.gx(1).noalias() += c.x(0).transpose() * c.gy();
-        if (c.needs_grad(2)) c.gx(2) += c.gy().colwise().sum();
+        // No rows (an empty batch): db gets nothing. Eigen's column sum of an empty block would
+        // offset a null pointer (undefined behaviour; found by fuzz_graph).
+        if (c.needs_grad(2) && c.gy().rows() > 0) c.gx(2) += c.gy().colwise().sum();
       });
 }
 

@@ -60,6 +60,20 @@ TEST(FuzzRegression, BroadcastToEmptyOutputSendsZeroGradient) {
   EXPECT_EQ(z.shape(), (tg::Shape{2, 0}));
 }
 
+// affine over an empty batch ([0 x k] x [k x m] + [1 x m]) summed the empty gradient's columns
+// into db with Eigen's partial sum (a null pointer offset, UB). db must come back zero, dW too.
+TEST(FuzzRegression, AffineOfEmptyBatchSendsZeroBiasGradient) {
+  tg::Tape<double> tape;
+  const V x = tape.variable(M::Zero(0, 2));
+  const V w = tape.variable(M::Ones(2, 3));
+  const V b = tape.variable(M::Ones(1, 3));
+  const V y = tg::affine(x, w, b);
+  EXPECT_EQ(y.shape(), (tg::Shape{0, 3}));
+  tape.backward(y, M::Zero(0, 3));
+  EXPECT_TRUE(b.grad().isZero());
+  EXPECT_TRUE(w.grad().isZero());
+}
+
 // reshape and slice with absurd sizes overflowed int64 in their checks (signed overflow is UB).
 TEST(FuzzRegression, HugeSizesAreRefusedWithoutOverflow) {
   tg::Tape<double> tape;
