@@ -20,6 +20,7 @@
 // scripts/bench-compare.sh uses real_time.
 #include <benchmark/benchmark.h>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <span>
@@ -53,14 +54,15 @@ struct Model {
   // The first parameter whose gradient is all zeros or not finite, or nullptr. A step that
   // leaves a parameter without gradient does less work than training and must not be timed
   // (binaries from a broken working tree once did that and looked 2-5x faster).
-  const char* parameter_without_gradient() const {
-    for (const Parameter<float>* p : {&E, &W_ih, &b, &W_hh, &V, &c}) {
+  std::array<Parameter<float>*, 6> parameters() { return {&E, &W_ih, &b, &W_hh, &V, &c}; }
+  const char* parameter_without_gradient() {
+    for (const Parameter<float>* p : parameters()) {
       if (!p->grad.allFinite() || p->grad.isZero(0.0F)) return p->name.c_str();
     }
     return nullptr;
   }
   void sgd(float lr) {
-    for (Parameter<float>* p : {&E, &W_ih, &b, &W_hh, &V, &c}) {
+    for (Parameter<float>* p : parameters()) {
       p->value -= lr * p->grad;
       p->zero_grad();
     }

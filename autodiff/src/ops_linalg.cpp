@@ -3,6 +3,7 @@
 #include <tapegrad/op.h>
 #include <tapegrad/ops.h>
 
+#include "broadcast.h"
 #include "instantiate.h"
 
 namespace tapegrad {
@@ -50,9 +51,9 @@ Var<S> affine(const Var<S>& x, const Var<S>& w, const Var<S>& b) {
       [](OpCtx<S>& c) {
         if (c.needs_grad(0)) c.gx(0).noalias() += c.gy() * c.x(1).transpose();
         if (c.needs_grad(1)) c.gx(1).noalias() += c.x(0).transpose() * c.gy();
-        // No rows (an empty batch): db gets nothing. Eigen's column sum of an empty block would
-        // offset a null pointer (undefined behaviour; found by fuzz_graph).
-        if (c.needs_grad(2) && c.gy().rows() > 0) c.gx(2) += c.gy().colwise().sum();
+        // b is broadcast over the rows: the same reduction as a broadcasting add, which also
+        // handles an empty batch (fuzz_graph found Eigen's column sum of [0 x m] to be UB).
+        if (c.needs_grad(2)) detail::reduce_to(c.gx(2), c.gy().array());
       });
 }
 

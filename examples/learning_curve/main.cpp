@@ -101,8 +101,7 @@ int main(int argc, char** argv) {
     options.x_label = "training step";
     options.y_label = "nats per character";
     tapegrad::nn::write_log_plot(series, options, argv[3]);
-    std::printf("wrote %s: %zu training points, %zu validation points\n", argv[3], train.step.size(),
-                val.step.size());
+    std::printf("wrote %s: %zu training points, %zu validation points\n", argv[3], train.step.size(), val.step.size());
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());

@@ -138,7 +138,8 @@ std::string plot_log_svg(std::span<const PlotSeries> series, const PlotOptions& 
     }
     if (decades <= 6 && e < d_hi) {
       for (int m = 2; m <= 9; ++m) {
-        const double ym = py(m * std::pow(10.0, e));
+        const double tick = m * std::pow(10.0, e);
+        const double ym = py(tick);
         o += fmt::format("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"black\"/>\n", left - 3,
                          ym, left, ym);
         // With one or two decades the decade labels alone leave most of the axis unreadable
@@ -147,8 +148,9 @@ std::string plot_log_svg(std::span<const PlotSeries> series, const PlotOptions& 
           o += fmt::format(
               "<line class=\"minor\" x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#f0f0f0\"/>\n",
               left, ym, left + pw, ym);
-          o += fmt::format("<text class=\"minor-label\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\" font-size=\"11\">{}</text>\n",
-                           left - 8, ym + 4, number_label(m * std::pow(10.0, e)));
+          o += fmt::format(
+              "<text class=\"minor-label\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\" font-size=\"11\">{}</text>\n",
+              left - 8, ym + 4, number_label(tick));
         }
       }
     }
