@@ -12,8 +12,9 @@
 // Each iteration is a full, realistic step: tape.clear() (buffers reused), parameters recorded
 // as leaves, backward, SGD update p -= lr * grad and zero_grad for all six parameters.
 // Threads for matrix products: env TAPEGRAD_THREADS (default 1), shown in the `threads`
-// counter. Counters: tokens_per_s; gflop_per_step (GEMM GFLOPs of one step, formula in
-// train_step_config.h); gflops (that per second of the benchmark thread's CPU time, as Google
+// counter; env TAPEGRAD_MIN_PARALLEL_WORK overrides the smallest product that may use them
+// (tapegrad::set_min_parallel_work), shown in `min_parallel_work`. Counters: tokens_per_s; gflop_per_step (GEMM GFLOPs
+// of one step, formula in train_step_config.h); gflops (that per second of the benchmark thread's CPU time, as Google
 // Benchmark computes rates); loss_per_token (a sanity check: log K = 4.2 at the start, falling as
 // the model learns the fixed batch). Wall-clock time is `real_time` in the JSON; `cpu_time`
 // counts the benchmark thread only, not the OpenMP workers of a 2-thread product, so
@@ -23,6 +24,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <span>
 #include <string>
 
@@ -123,11 +125,21 @@ Var<float> unrolled_loss(Cell cell, const TrainConfig& cfg, Tape<float>& tape, c
   return loss;
 }
 
+// Env TAPEGRAD_MIN_PARALLEL_WORK, if set, goes to tapegrad::set_min_parallel_work (threads.h), so
+// the threshold can be tuned per machine without a rebuild. Returns the value in effect.
+std::int64_t env_min_parallel_work() {
+  if (const char* s = std::getenv("TAPEGRAD_MIN_PARALLEL_WORK"); s != nullptr && std::atoll(s) >= 0) {
+    tapegrad::set_min_parallel_work(std::atoll(s));
+  }
+  return tapegrad::min_parallel_work();
+}
+
 using LossFn = Var<float> (*)(Cell, const TrainConfig&, Tape<float>&, const Leaves&, const tapegrad_bench::TokenData&,
                               const Matrix<float>&);
 
 void BM_TrainStep(benchmark::State& state, Cell cell, TrainConfig cfg, LossFn loss_fn, const char* kind) {
   const int threads = tapegrad::set_num_threads(tapegrad_bench::env_threads());
+  const std::int64_t min_parallel_work = env_min_parallel_work();
   Model model(cell, cfg);
   const tapegrad_bench::TokenData data(cfg);
   const Matrix<float> zeros = Matrix<float>::Zero(cfg.batch, cfg.hidden);
@@ -157,6 +169,7 @@ void BM_TrainStep(benchmark::State& state, Cell cell, TrainConfig cfg, LossFn lo
                                                 benchmark::Counter::kIsIterationInvariantRate);
   state.counters["gflop_per_step"] = tapegrad_bench::step_gemm_flops(cell, cfg) * 1e-9;
   state.counters["threads"] = threads;
+  state.counters["min_parallel_work"] = static_cast<double>(min_parallel_work);
   state.counters["loss_per_token"] = static_cast<double>(last_loss) / tokens;
   state.SetLabel(kind);
 }

@@ -12,6 +12,7 @@
 
 #include <tapegrad/op.h>
 #include <tapegrad/ops.h>
+#include <tapegrad/threads.h>
 
 #include "instantiate.h"
 
@@ -70,9 +71,9 @@ Var<S> rnn_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w) {
         for (Index t = 0; t < n_steps; ++t) {
           auto yt = y.middleRows(t * nb, nb);
           if (t == 0) {
-            yt.noalias() += x0 * wt;
+            add_product(yt, x0, wt);
           } else {
-            yt.noalias() += y.middleRows((t - 1) * nb, nb) * wt;
+            add_product(yt, y.middleRows((t - 1) * nb, nb), wt);
           }
           yt.array() = yt.array().tanh();
         }
@@ -94,7 +95,7 @@ Var<S> rnn_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w) {
           auto dat = da.middleRows((t - t0) * nb, nb);
           dat.array() =
               (gy.middleRows(t * nb, nb).array() + carry.array()) * (S(1) - y.middleRows(t * nb, nb).array().square());
-          if (t > 0 || want_h0) carry.noalias() = dat * wt.transpose();
+          if (t > 0 || want_h0) assign_product(carry, dat, wt.transpose());
           if (t != t0) continue;
           // The chunk [t0, t1) is complete: its dA rows feed dxp and dW in one go.
           const Index n = std::min(t0 + per_chunk, n_steps) - t0;
@@ -103,10 +104,10 @@ Var<S> rnn_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w) {
           if (c.needs_grad(2)) {
             Matrix<S>& gw = c.gx(2);
             if (t0 == 0) {
-              gw.noalias() += x0.transpose() * da_chunk.topRows(nb);
-              if (n > 1) gw.noalias() += y.topRows((n - 1) * nb).transpose() * da_chunk.bottomRows((n - 1) * nb);
+              add_product(gw, x0.transpose(), da_chunk.topRows(nb));
+              if (n > 1) add_product(gw, y.topRows((n - 1) * nb).transpose(), da_chunk.bottomRows((n - 1) * nb));
             } else {
-              gw.noalias() += y.middleRows((t0 - 1) * nb, n * nb).transpose() * da_chunk;
+              add_product(gw, y.middleRows((t0 - 1) * nb, n * nb).transpose(), da_chunk);
             }
           }
         }
@@ -146,9 +147,9 @@ Var<S> lstm_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& c0, const
         for (Index t = 0; t < n_steps; ++t) {
           auto at = gates.middleRows(t * nb, nb);
           if (t == 0) {
-            at.noalias() += x0 * w;
+            add_product(at, x0, w);
           } else {
-            at.noalias() += y.block((t - 1) * nb, 0, nb, nh) * w;
+            add_product(at, y.block((t - 1) * nb, 0, nb, nh), w);
           }
           for (Index r = 0; r < nb; ++r) {
             S* a = at.row(r).data();
@@ -204,7 +205,7 @@ Var<S> lstm_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& c0, const
             dc *= f;  // the carry to c_{t-1}
           }
           const auto dat = da.middleRows((t - t0) * nb, nb);
-          if (t > 0 || want_h0) carry.leftCols(nh).noalias() = dat * w.transpose();
+          if (t > 0 || want_h0) assign_product(carry.leftCols(nh), dat, w.transpose());
           if (t != t0) continue;
           // The chunk [t0, t1) is complete: its dA rows feed dxp and dW_hh in one go.
           const Index n = std::min(t0 + per_chunk, n_steps) - t0;
@@ -213,11 +214,11 @@ Var<S> lstm_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& c0, const
           if (c.needs_grad(3)) {
             Matrix<S>& gw = c.gx(3);
             if (t0 == 0) {
-              gw.noalias() += x0.transpose() * da_chunk.topRows(nb);
+              add_product(gw, x0.transpose(), da_chunk.topRows(nb));
               if (n > 1)
-                gw.noalias() += y.block(0, 0, (n - 1) * nb, nh).transpose() * da_chunk.bottomRows((n - 1) * nb);
+                add_product(gw, y.block(0, 0, (n - 1) * nb, nh).transpose(), da_chunk.bottomRows((n - 1) * nb));
             } else {
-              gw.noalias() += y.block((t0 - 1) * nb, 0, n * nb, nh).transpose() * da_chunk;
+              add_product(gw, y.block((t0 - 1) * nb, 0, n * nb, nh).transpose(), da_chunk);
             }
           }
         }
@@ -260,9 +261,9 @@ Var<S> gru_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w_hh, cons
         for (Index t = 0; t < n_steps; ++t) {
           auto gh = saved.block(t * nb, 0, nb, 3 * nh);  // h_{t-1} W_hh, before the bias
           if (t == 0) {
-            gh.noalias() = x0 * w;
+            assign_product(gh, x0, w);
           } else {
-            gh.noalias() = y.middleRows((t - 1) * nb, nb) * w;
+            assign_product(gh, y.middleRows((t - 1) * nb, nb), w);
           }
           for (Index r = 0; r < nb; ++r) {
             S* a = saved.row(t * nb + r).data();
@@ -313,7 +314,7 @@ Var<S> gru_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w_hh, cons
             dh = dh * z;  // the direct path to h_{t-1}; the GEMM part is added below
           }
           const auto dgt = dgh.middleRows((t - t0) * nb, nb);
-          if (t > 0 || want_h0) carry.noalias() += dgt * w.transpose();
+          if (t > 0 || want_h0) add_product(carry, dgt, w.transpose());
           if (t != t0) continue;
           // The chunk [t0, t1) is complete: its dgh rows feed dW_hh and db_hh in one go.
           const Index n = std::min(t0 + per_chunk, n_steps) - t0;
@@ -321,10 +322,10 @@ Var<S> gru_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w_hh, cons
           if (c.needs_grad(2)) {
             Matrix<S>& gw = c.gx(2);
             if (t0 == 0) {
-              gw.noalias() += x0.transpose() * dg_chunk.topRows(nb);
-              if (n > 1) gw.noalias() += y.topRows((n - 1) * nb).transpose() * dg_chunk.bottomRows((n - 1) * nb);
+              add_product(gw, x0.transpose(), dg_chunk.topRows(nb));
+              if (n > 1) add_product(gw, y.topRows((n - 1) * nb).transpose(), dg_chunk.bottomRows((n - 1) * nb));
             } else {
-              gw.noalias() += y.middleRows((t0 - 1) * nb, n * nb).transpose() * dg_chunk;
+              add_product(gw, y.middleRows((t0 - 1) * nb, n * nb).transpose(), dg_chunk);
             }
           }
           if (c.needs_grad(3)) c.gx(3) += dg_chunk.colwise().sum();
