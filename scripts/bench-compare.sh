@@ -10,6 +10,7 @@
 #
 # Usage: scripts/bench-compare.sh [--quick] [--rounds N] [--min-time S] [--threads "1 2"]
 #                                 [--time real|cpu] [--no-build] [--bin-dir DIR ...]
+#                                 [--openblas-core NAME]
 #   --quick     1 round, tiny and small only (a smoke check)
 #   --rounds    rounds per thread count (default 5)
 #   --min-time  --benchmark_min_time of each run, seconds (default 0.5)
@@ -18,8 +19,9 @@
 #   --no-build  use the binaries already in build/peers/bin
 #   --bin-dir   look for the binaries in DIR (repeatable, first match wins; implies --no-build),
 #               e.g. --bin-dir build-bench/bin --bin-dir build-peer/bin
-# Needs libtorch-dev and libopenblas-dev (Debian); selects OpenBLAS as libblas.so.3 when run as root
-# and its AVX-512 kernels (OPENBLAS_CORETYPE=SkylakeX unless set) on an AVX-512 CPU.
+#   --openblas-core  OPENBLAS_CORETYPE for the peer (default: SkylakeX on an AVX-512 CPU, even
+#               when the environment presets another core; else OpenBLAS's own choice)
+# Needs libtorch-dev and libopenblas-dev (Debian); selects OpenBLAS as libblas.so.3 when run as root.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -30,6 +32,7 @@ time_kind=real
 configs="tiny|small|medium|large|long"
 build=1
 bin_dirs=()
+openblas_core=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) rounds=1; configs="tiny|small"; shift ;;
@@ -39,7 +42,8 @@ while [[ $# -gt 0 ]]; do
     --time) time_kind="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
     --bin-dir) bin_dirs+=("$2"); build=0; shift 2 ;;
-    -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
+    --openblas-core) openblas_core="$2"; shift 2 ;;
+    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "bench-compare.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -64,9 +68,18 @@ if [[ "$current" != *openblas* ]]; then
   fi
 fi
 
-# Debian's OpenBLAS 0.3.21 does not recognise every AVX-512 CPU (Sapphire Rapids falls back to
-# its SSE3 "Prescott" kernels, about 4x slower); the table header shows the kernels in use.
-if [[ -z "${OPENBLAS_CORETYPE:-}" ]] && grep -qw avx512f /proc/cpuinfo; then
+# Debian's OpenBLAS 0.3.21 does not pick its AVX-512 kernels on every AVX-512 CPU (Sapphire
+# Rapids falls back to SSE3 "Prescott", about 4x slower), and some machines preset
+# OPENBLAS_CORETYPE (Haswell on the 2026-11-29 AMD EPYC: 1.5x slower than SkylakeX there). The
+# peer gets SkylakeX on AVX-512 CPUs unless --openblas-core says otherwise; the table header
+# shows the kernels in use.
+if [[ -n "$openblas_core" ]]; then
+  export OPENBLAS_CORETYPE="$openblas_core"
+elif grep -qw avx512f /proc/cpuinfo; then
+  if [[ -n "${OPENBLAS_CORETYPE:-}" && "$OPENBLAS_CORETYPE" != SkylakeX ]]; then
+    echo "bench-compare.sh: OPENBLAS_CORETYPE was '$OPENBLAS_CORETYPE'; using SkylakeX, OpenBLAS's AVX-512" \
+      "kernels (--openblas-core NAME to choose)" >&2
+  fi
   export OPENBLAS_CORETYPE=SkylakeX
 fi
 
