@@ -7,13 +7,17 @@
 //   BM_GemmRate/<cell>/<config>/wgrad  [N x H]^T[N x G]  weight gradient over all steps
 //   BM_GemmRate/<cell>/<config>/dx     [N x G][H x G]^T  input gradient over all steps
 //   BM_GemmRate/<cell>/<config>/head   [N x H][H x K]    logits of all rows
-// Threads: env TAPEGRAD_THREADS (default 1). Counters: gflop = 2 m k n per product, gflops = that
-// per second of the benchmark thread's CPU time (scripts/bench-compare.sh uses real_time).
+// Threads: env TAPEGRAD_THREADS (default 1); env TAPEGRAD_KEEP_FREED_MEMORY=1 calls
+// tapegrad::keep_freed_memory() first, as bench_train_step does, so both see the same allocator. Counters: gflop = 2 m
+// k n per product, gflops = that per second of the benchmark thread's CPU time (scripts/bench-compare.sh uses
+// real_time).
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 
+#include <tapegrad/allocator.h>
 #include <tapegrad/tensor.h>
 #include <tapegrad/threads.h>
 
@@ -29,6 +33,9 @@ enum class Shape { Step, Proj, Wgrad, Dx, Head };
 
 void BM_GemmRate(benchmark::State& state, Cell cell, TrainConfig cfg, Shape shape) {
   const int threads = tapegrad::set_num_threads(tapegrad_bench::env_threads());
+  if (const char* keep = std::getenv("TAPEGRAD_KEEP_FREED_MEMORY"); keep != nullptr && std::string(keep) == "1") {
+    tapegrad::keep_freed_memory();
+  }
   const std::int64_t n = cfg.steps * cfg.batch;
   const std::int64_t h = cfg.hidden;
   const std::int64_t g = tapegrad_bench::gate_cols(cell, cfg);

@@ -13,10 +13,11 @@
 // as leaves, backward, SGD update p -= lr * grad and zero_grad for all six parameters.
 // Threads for matrix products: env TAPEGRAD_THREADS (default 1), shown in the `threads`
 // counter; env TAPEGRAD_MIN_PARALLEL_WORK overrides the smallest product that may use them
-// (tapegrad::set_min_parallel_work), shown in `min_parallel_work`. Counters: tokens_per_s; gflop_per_step (GEMM GFLOPs
-// of one step, formula in train_step_config.h); gflops (that per second of the benchmark thread's CPU time, as Google
-// Benchmark computes rates); loss_per_token (a sanity check: log K = 4.2 at the start, falling as
-// the model learns the fixed batch). Wall-clock time is `real_time` in the JSON; `cpu_time`
+// (tapegrad::set_min_parallel_work), shown in `min_parallel_work`; env
+// TAPEGRAD_KEEP_FREED_MEMORY=1 calls tapegrad::keep_freed_memory(), shown in `keep_freed_memory`. Counters:
+// tokens_per_s; gflop_per_step (GEMM GFLOPs of one step, formula in train_step_config.h); gflops (that per second of
+// the benchmark thread's CPU time, as Google Benchmark computes rates); loss_per_token (a sanity check: log K = 4.2 at
+// the start, falling as the model learns the fixed batch). Wall-clock time is `real_time` in the JSON; `cpu_time`
 // counts the benchmark thread only, not the OpenMP workers of a 2-thread product, so
 // scripts/bench-compare.sh uses real_time.
 #include <benchmark/benchmark.h>
@@ -134,12 +135,20 @@ std::int64_t env_min_parallel_work() {
   return tapegrad::min_parallel_work();
 }
 
+// Env TAPEGRAD_KEEP_FREED_MEMORY=1 calls tapegrad::keep_freed_memory() (allocator.h) before the
+// step: glibc then keeps the memory Eigen's products free for the next product. Returns 1 if on.
+bool env_keep_freed_memory() {
+  const char* s = std::getenv("TAPEGRAD_KEEP_FREED_MEMORY");
+  return s != nullptr && std::string(s) == "1" && tapegrad::keep_freed_memory();
+}
+
 using LossFn = Var<float> (*)(Cell, const TrainConfig&, Tape<float>&, const Leaves&, const tapegrad_bench::TokenData&,
                               const Matrix<float>&);
 
 void BM_TrainStep(benchmark::State& state, Cell cell, TrainConfig cfg, LossFn loss_fn, const char* kind) {
   const int threads = tapegrad::set_num_threads(tapegrad_bench::env_threads());
   const std::int64_t min_parallel_work = env_min_parallel_work();
+  const bool keep_freed_memory = env_keep_freed_memory();
   Model model(cell, cfg);
   const tapegrad_bench::TokenData data(cfg);
   const Matrix<float> zeros = Matrix<float>::Zero(cfg.batch, cfg.hidden);
@@ -170,6 +179,7 @@ void BM_TrainStep(benchmark::State& state, Cell cell, TrainConfig cfg, LossFn lo
   state.counters["gflop_per_step"] = tapegrad_bench::step_gemm_flops(cell, cfg) * 1e-9;
   state.counters["threads"] = threads;
   state.counters["min_parallel_work"] = static_cast<double>(min_parallel_work);
+  state.counters["keep_freed_memory"] = keep_freed_memory ? 1 : 0;
   state.counters["loss_per_token"] = static_cast<double>(last_loss) / tokens;
   state.SetLabel(kind);
 }

@@ -10,7 +10,7 @@
 #
 # Usage: scripts/bench-compare.sh [--quick] [--rounds N] [--min-time S] [--threads "1 2"]
 #                                 [--time real|cpu] [--no-build] [--bin-dir DIR ...]
-#                                 [--openblas-core NAME]
+#                                 [--openblas-core NAME] [--no-keep-freed-memory]
 #   --quick     1 round, tiny and small only (a smoke check)
 #   --rounds    rounds per thread count (default 5)
 #   --min-time  --benchmark_min_time of each run, seconds (default 0.5)
@@ -19,6 +19,8 @@
 #   --no-build  use the binaries already in build/peers/bin
 #   --bin-dir   look for the binaries in DIR (repeatable, first match wins; implies --no-build),
 #               e.g. --bin-dir build-bench/bin --bin-dir build-peer/bin
+#   --no-keep-freed-memory  Tapegrad without tapegrad::keep_freed_memory() (allocator.h), which
+#               it otherwise calls (env TAPEGRAD_KEEP_FREED_MEMORY=1; the peer measured no gain)
 #   --openblas-core  OPENBLAS_CORETYPE for the peer (default: SkylakeX on an AVX-512 CPU, even
 #               when the environment presets another core; else OpenBLAS's own choice)
 # Needs libtorch-dev and libopenblas-dev (Debian); selects OpenBLAS as libblas.so.3 when run as root.
@@ -33,6 +35,7 @@ configs="tiny|small|medium|large|long"
 build=1
 bin_dirs=()
 openblas_core=""
+keep_freed=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) rounds=1; configs="tiny|small"; shift ;;
@@ -43,7 +46,8 @@ while [[ $# -gt 0 ]]; do
     --no-build) build=0; shift ;;
     --bin-dir) bin_dirs+=("$2"); build=0; shift 2 ;;
     --openblas-core) openblas_core="$2"; shift 2 ;;
-    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
+    --no-keep-freed-memory) keep_freed=0; shift ;;
+    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "bench-compare.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -100,7 +104,8 @@ mkdir -p "$out"
 uptime >"$out/uptime_before.txt"
 
 run() {  # run <binary> <filter> <json> <threads>
-  TAPEGRAD_THREADS="$4" OPENBLAS_NUM_THREADS="$4" OMP_NUM_THREADS="$4" "$(binary "$1")" --benchmark_filter="$2" \
+  TAPEGRAD_THREADS="$4" OPENBLAS_NUM_THREADS="$4" OMP_NUM_THREADS="$4" TAPEGRAD_KEEP_FREED_MEMORY="$keep_freed" \
+    "$(binary "$1")" --benchmark_filter="$2" \
     --benchmark_min_time="$min_time" --benchmark_out="$3" --benchmark_out_format=json \
     --benchmark_format=console 2>>"$out/stderr.txt" | grep -E '^BM_' || true
 }
@@ -123,10 +128,10 @@ for t in $threads_list; do
 done
 uptime >"$out/uptime_after.txt"
 
-python3 - "$out" "$time_kind" "$rounds" "$min_time" "$(git rev-parse --short HEAD)" <<'PY'
+python3 - "$out" "$time_kind" "$rounds" "$min_time" "$(git rev-parse --short HEAD)" "$keep_freed" <<'PY'
 import glob, json, os, re, statistics, sys
 
-out, time_kind, rounds, min_time, commit = sys.argv[1:6]
+out, time_kind, rounds, min_time, commit, keep_freed = sys.argv[1:7]
 key = "real_time" if time_kind == "real" else "cpu_time"
 to_ms = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
 step = re.compile(r"^BM_(TrainStep|TorchStep)/(rnn|lstm)/(\w+)/(\w+)$")
@@ -188,7 +193,8 @@ lines = [
     f"Training step, ms ({'wall clock' if time_kind == 'real' else 'CPU time of the benchmark thread'}), "
     f"median (min-max) of {rounds} alternating round(s), --benchmark_min_time={min_time}; each side at its "
     f"best thread count (1 or 2, by median). Commit {commit}, host {context['host']} ({context['cpus']} CPUs), "
-    f"load average before {load('uptime_before.txt')}, after {load('uptime_after.txt')}.",
+    f"load average before {load('uptime_before.txt')}, after {load('uptime_after.txt')}. Tapegrad "
+    f"{'with' if keep_freed == '1' else 'without'} keep_freed_memory().",
     f"LibTorch {context.get('torch_version', '?')}, BLAS mapped: `{context.get('torch_mapped_blas', '?')}` "
     f"(`{context.get('openblas_config', '?')}`), "
     f"oneDNN: {context.get('torch_mkldnn', '?')}. Speedup = LibTorch ms / Tapegrad ms within each round. "

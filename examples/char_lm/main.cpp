@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <Eigen/Core>
 
+#include <tapegrad/allocator.h>
 #include <tapegrad/error.h>
 #include <tapegrad/nn/gru_cell.h>
 #include <tapegrad/nn/lstm_cell.h>
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
   try {
     if (o.threads >= 2) Eigen::initParallel();  // Eigen's lazily built tables, before a second thread uses them
     tapegrad::set_num_threads(o.threads);       // large GEMMs (the batched projections, the head) split
+    tapegrad::keep_freed_memory();              // Eigen's per-product buffers reused, not page-faulted in again
     const auto path = o.data.empty() ? char_lm::default_data_path(argv[0]) : std::filesystem::path(o.data);
     const char_lm::Corpus corpus = char_lm::load_corpus(path, o.seq_len);
     if (o.cell == "rnn") return char_lm::train_and_sample<tapegrad::nn::RnnCell<float>>(o, corpus);

@@ -1,6 +1,7 @@
 // The whole autodiff API in one include.
 #pragma once
 
+#include <tapegrad/allocator.h>
 #include <tapegrad/error.h>
 #include <tapegrad/gradcheck.h>
 #include <tapegrad/jacobian.h>
