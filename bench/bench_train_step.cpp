@@ -154,20 +154,25 @@ void BM_TrainStep(benchmark::State& state, Cell cell, TrainConfig cfg, LossFn lo
   const Matrix<float> zeros = Matrix<float>::Zero(cfg.batch, cfg.hidden);
   const float lr = tapegrad_bench::sgd_lr(cfg);
   Tape<float> tape;
-  float last_loss = 0.0F;
-  bool checked = false;
-  for (auto _ : state) {
+  const auto step = [&] {
     tape.clear();
     const Leaves leaves(tape, model);
     const Var<float> loss = loss_fn(cell, cfg, tape, leaves, data, zeros);
     tape.backward(loss);
-    if (!checked) {
-      checked = true;
-      if (const char* name = model.parameter_without_gradient()) {
-        state.SkipWithError((std::string("parameter ") + name + " got no finite nonzero gradient").c_str());
-        break;
-      }
-    }
+    return loss;
+  };
+  // One untimed step first: it sizes the tape's buffers (a cold step of the large configs is
+  // slower, and with --benchmark_min_time below one step Google Benchmark would time only that
+  // one), and its gradients show that the step trains.
+  step();
+  if (const char* name = model.parameter_without_gradient()) {
+    state.SkipWithError((std::string("parameter ") + name + " got no finite nonzero gradient").c_str());
+    return;
+  }
+  model.sgd(lr);
+  float last_loss = 0.0F;
+  for (auto _ : state) {
+    const Var<float> loss = step();
     model.sgd(lr);
     last_loss = loss.item();
     benchmark::DoNotOptimize(last_loss);

@@ -193,6 +193,7 @@ void BM_TorchUnrolled(benchmark::State& state, Cell cell, TrainConfig cfg) {
   Unrolled model(cell, cfg);
   const TorchData data(cfg);
   const float lr = tapegrad_bench::sgd_lr(cfg);
+  model.step(data, lr);  // untimed, as in bench_train_step: the first step allocates
   for (auto _ : state) model.step(data, lr);
   report(state, cell, cfg, threads);
 }
@@ -202,6 +203,7 @@ void BM_TorchNn(benchmark::State& state, Cell cell, TrainConfig cfg) {
   torch::manual_seed(1);
   NnModel model(cell, cfg, tapegrad_bench::sgd_lr(cfg));
   const TorchData data(cfg);
+  model.step(data);  // untimed, as in bench_train_step: the first step allocates
   for (auto _ : state) model.step(data);
   report(state, cell, cfg, threads);
 }
