@@ -14,13 +14,12 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
-#include <cstdlib>
 #include <string>
 
-#include <tapegrad/allocator.h>
 #include <tapegrad/tensor.h>
 #include <tapegrad/threads.h>
 
+#include "tapegrad_env.h"
 #include "train_step_config.h"
 
 namespace {
@@ -33,9 +32,7 @@ enum class Shape { Step, Proj, Wgrad, Dx, Head };
 
 void BM_GemmRate(benchmark::State& state, Cell cell, TrainConfig cfg, Shape shape) {
   const int threads = tapegrad::set_num_threads(tapegrad_bench::env_threads());
-  if (const char* keep = std::getenv("TAPEGRAD_KEEP_FREED_MEMORY"); keep != nullptr && std::string(keep) == "1") {
-    tapegrad::keep_freed_memory();
-  }
+  tapegrad_bench::env_keep_freed_memory();
   const std::int64_t n = cfg.steps * cfg.batch;
   const std::int64_t h = cfg.hidden;
   const std::int64_t g = tapegrad_bench::gate_cols(cell, cfg);

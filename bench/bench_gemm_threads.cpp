@@ -3,7 +3,7 @@
 // (Eigen::setNbThreads, bypassing Tapegrad's own threshold). The shapes are the products a
 // training step runs (bench/train_step_config.h: per-step [B x H][H x G], the projections and
 // weight gradients over all steps) plus squares, ordered by work = m k n multiply-adds. The
-// crossover sets tapegrad::kMinParallelProductWork (threads.h); see docs/performance.md.
+// crossover sets tapegrad::kDefaultMinParallelWork (threads.h); see docs/performance.md.
 //   BM_GemmThreads/<m>x<k>x<n>/t<threads>   counters: work (multiply-adds), gflops (wall clock)
 // Needs a build with TAPEGRAD_OPENMP=ON (the `peers` preset); without it both runs use 1 thread.
 #include <benchmark/benchmark.h>

@@ -25,13 +25,13 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <span>
 #include <string>
 
 #include <tapegrad/tapegrad.h>
 #include <tapegrad/threads.h>
 
+#include "tapegrad_env.h"
 #include "train_step_config.h"
 
 namespace {
@@ -126,29 +126,13 @@ Var<float> unrolled_loss(Cell cell, const TrainConfig& cfg, Tape<float>& tape, c
   return loss;
 }
 
-// Env TAPEGRAD_MIN_PARALLEL_WORK, if set, goes to tapegrad::set_min_parallel_work (threads.h), so
-// the threshold can be tuned per machine without a rebuild. Returns the value in effect.
-std::int64_t env_min_parallel_work() {
-  if (const char* s = std::getenv("TAPEGRAD_MIN_PARALLEL_WORK"); s != nullptr && std::atoll(s) >= 0) {
-    tapegrad::set_min_parallel_work(std::atoll(s));
-  }
-  return tapegrad::min_parallel_work();
-}
-
-// Env TAPEGRAD_KEEP_FREED_MEMORY=1 calls tapegrad::keep_freed_memory() (allocator.h) before the
-// step: glibc then keeps the memory Eigen's products free for the next product. Returns 1 if on.
-bool env_keep_freed_memory() {
-  const char* s = std::getenv("TAPEGRAD_KEEP_FREED_MEMORY");
-  return s != nullptr && std::string(s) == "1" && tapegrad::keep_freed_memory();
-}
-
 using LossFn = Var<float> (*)(Cell, const TrainConfig&, Tape<float>&, const Leaves&, const tapegrad_bench::TokenData&,
                               const Matrix<float>&);
 
 void BM_TrainStep(benchmark::State& state, Cell cell, TrainConfig cfg, LossFn loss_fn, const char* kind) {
   const int threads = tapegrad::set_num_threads(tapegrad_bench::env_threads());
-  const std::int64_t min_parallel_work = env_min_parallel_work();
-  const bool keep_freed_memory = env_keep_freed_memory();
+  const std::int64_t min_parallel_work = tapegrad_bench::env_min_parallel_work();
+  const bool keep_freed_memory = tapegrad_bench::env_keep_freed_memory();
   Model model(cell, cfg);
   const tapegrad_bench::TokenData data(cfg);
   const Matrix<float> zeros = Matrix<float>::Zero(cfg.batch, cfg.hidden);

@@ -4,8 +4,8 @@
 // and frees them when the product ends. glibc serves such blocks with a fresh mmap, or from the
 // top of the heap that it trims again on free, so every product of a training step can pay page
 // faults for memory it just gave back (perf: exc_page_fault under gemm_pack_rhs). Measured
-// (docs/performance.md, "Keeping freed memory"): an RNN small step 1.63 -> 1.39 ms, LSTM medium
-// 156 -> 141 ms, matmul 256 x 256 through the tape 890 -> 553 us, 1 thread.
+// (docs/performance.md, "Keeping freed memory"): an RNN small step 1.60 -> 1.35 ms, LSTM medium
+// 154 -> 138 ms, matmul 256 x 256 through the tape 885 -> 573 us, 1 thread.
 //
 // keep_freed_memory() sets glibc's mmap and trim thresholds (mallopt) so freed blocks stay in
 // the heap for the next product. It is process-wide, so Tapegrad never calls it by itself: call

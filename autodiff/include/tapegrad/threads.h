@@ -5,14 +5,13 @@
 //
 // Note [Product threads]
 // Eigen splits every product from 1e5 multiply-adds up, and below about 2.6e5 the second thread
-// costs more than it saves (bench_gemm_threads: [25 x 32][32 x 128] took 1.17x as long on two;
+// costs more than it saves (bench_gemm_threads: [25 x 32][32 x 128] took 1.25x as long on two;
 // inside a training step LSTM tiny ran 1.1-1.44x slower with 2 threads than with 1;
-// docs/performance.md). So every product in
-// Tapegrad's ops goes through add_product / assign_product, which run it on one thread below
-// min_parallel_work() multiply-adds and on num_threads() threads from there up. The choice is
-// made per call through OpenMP's per-thread thread count (omp_set_num_threads, restored after
-// the product), never through Eigen's process-wide setNbThreads, so tapes on different threads
-// do not race on it. Without OpenMP every function here is a no-op and products use 1 thread.
+// docs/performance.md). So every product in Tapegrad's ops goes through add_product / assign_product, which run it on
+// one thread below min_parallel_work() multiply-adds and on num_threads() threads from there up. The choice is made per
+// call through OpenMP's per-thread thread count (omp_set_num_threads, restored after the product), never through
+// Eigen's process-wide setNbThreads, so tapes on different threads do not race on it. Without OpenMP every function
+// here is a no-op and products use 1 thread.
 #pragma once
 
 #include <atomic>
@@ -39,6 +38,12 @@ inline constexpr std::int64_t kDefaultMinParallelWork = std::int64_t{1} << 18;
 namespace detail {
 inline std::atomic<int> g_product_threads{0};  // 0: never set, OpenMP's own default applies
 inline std::atomic<std::int64_t> g_min_parallel_work{kDefaultMinParallelWork};
+
+// Multiply-adds of [m x k] x [k x n], in double: m k n of three Index values can overflow int64
+// for absurd (but valid) shapes.
+inline double product_work(Index m, Index k, Index n) {
+  return static_cast<double>(m) * static_cast<double>(k) * static_cast<double>(n);
+}
 }  // namespace detail
 
 /// Sets the threads Tapegrad's matrix products may use (n >= 1), for tapes on every thread, and
@@ -46,29 +51,25 @@ inline std::atomic<std::int64_t> g_min_parallel_work{kDefaultMinParallelWork};
 /// min_parallel_work() still run on one thread (Note [Product threads]).
 inline int set_num_threads(int n) {
   TAPEGRAD_CHECK(n >= 1, ValueError, "set_num_threads: n must be >= 1, got {}", n);
-  if constexpr (kParallelProducts) {
-    Eigen::initParallel();
-    Eigen::setNbThreads(0);  // Eigen then asks OpenMP, whose per-thread count ProductThreads sets
 #ifdef EIGEN_HAS_OPENMP
-    omp_set_num_threads(n);  // also for Eigen products written by hand on this thread
-#endif
-    detail::g_product_threads.store(n, std::memory_order_relaxed);
-    return n;
-  }
+  Eigen::initParallel();
+  Eigen::setNbThreads(0);  // Eigen then asks OpenMP, whose per-thread count ProductThreads sets
+  omp_set_num_threads(n);  // also for Eigen products written by hand on this thread
+  detail::g_product_threads.store(n, std::memory_order_relaxed);
+  return n;
+#else
   return 1;
+#endif
 }
 
 /// The threads a large product uses now (1 without OpenMP; OpenMP's default until set).
 inline int num_threads() {
-  if constexpr (kParallelProducts) {
-    const int set = detail::g_product_threads.load(std::memory_order_relaxed);
 #ifdef EIGEN_HAS_OPENMP
-    return set > 0 ? set : omp_get_max_threads();
+  const int set = detail::g_product_threads.load(std::memory_order_relaxed);
+  return set > 0 ? set : omp_get_max_threads();
 #else
-    return set;
-#endif
-  }
   return 1;
+#endif
 }
 
 /// Sets the smallest product, in multiply-adds m k n, that may use more than one thread
@@ -79,11 +80,15 @@ inline void set_min_parallel_work(std::int64_t work) {
 }
 inline std::int64_t min_parallel_work() { return detail::g_min_parallel_work.load(std::memory_order_relaxed); }
 
+namespace detail {
+// The threads a product of `work` multiply-adds runs on: 1 below min_parallel_work(), else
+// num_threads().
+inline int threads_for_work(double work) { return work < static_cast<double>(min_parallel_work()) ? 1 : num_threads(); }
+}  // namespace detail
+
 /// The threads a product [m x k] x [k x n] runs on: 1 below min_parallel_work(), else num_threads().
 inline int product_threads(Index m, Index k, Index n) {
-  // In double: m k n of three Index values can overflow int64 for absurd (but valid) shapes.
-  const double work = static_cast<double>(m) * static_cast<double>(k) * static_cast<double>(n);
-  return work < static_cast<double>(min_parallel_work()) ? 1 : num_threads();
+  return detail::threads_for_work(detail::product_work(m, k, n));
 }
 
 /// For its lifetime, Eigen products on this thread use product_threads(m, k, n) threads.
@@ -93,8 +98,9 @@ class ProductThreads {
 #ifdef EIGEN_HAS_OPENMP
     // Eigen 3.4 keeps a product of under 2 x 50,000 multiply-adds on one thread by itself
     // (parallelize_gemm's kMinTaskSize): skip the two OpenMP calls for the many tiny products.
-    if (static_cast<double>(m) * static_cast<double>(k) * static_cast<double>(n) < 1e5) return;
-    const int want = product_threads(m, k, n);
+    const double work = detail::product_work(m, k, n);
+    if (work < 1e5) return;
+    const int want = detail::threads_for_work(work);
     const int now = omp_get_max_threads();
     if (want != now) {
       omp_set_num_threads(want);

@@ -1,0 +1,31 @@
+// Environment knobs shared by the Tapegrad-side benchmarks (bench_train_step, bench_gemm_rate),
+// so one run of scripts/bench-compare.sh sets them for both. Not for the LibTorch peer, which
+// includes only the plain-C++ train_step_config.h.
+#pragma once
+
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include <tapegrad/allocator.h>
+#include <tapegrad/threads.h>
+
+namespace tapegrad_bench {
+
+/// Env TAPEGRAD_MIN_PARALLEL_WORK, if set, goes to tapegrad::set_min_parallel_work (threads.h), so
+/// the threshold can be tuned per machine without a rebuild. Returns the value in effect.
+inline std::int64_t env_min_parallel_work() {
+  if (const char* s = std::getenv("TAPEGRAD_MIN_PARALLEL_WORK"); s != nullptr && std::atoll(s) >= 0) {
+    tapegrad::set_min_parallel_work(std::atoll(s));
+  }
+  return tapegrad::min_parallel_work();
+}
+
+/// Env TAPEGRAD_KEEP_FREED_MEMORY=1 calls tapegrad::keep_freed_memory() (allocator.h): glibc then
+/// keeps the memory Eigen's products free for the next product. Returns true if it is on.
+inline bool env_keep_freed_memory() {
+  const char* s = std::getenv("TAPEGRAD_KEEP_FREED_MEMORY");
+  return s != nullptr && std::string_view(s) == "1" && tapegrad::keep_freed_memory();
+}
+
+}  // namespace tapegrad_bench
