@@ -15,20 +15,15 @@
 #include <tapegrad/threads.h>
 
 #include "instantiate.h"
+#include "recurrent_kernels.h"
 
 namespace tapegrad {
 namespace {
 
-// Rows (steps x batch) per dW GEMM: large enough for full GEMM speed, small enough that the dA
-// scratch stays a small part of the saved activations for long sequences.
-constexpr Index kChunkRows = 512;
-
-Index chunk_steps(Index steps, Index batch) { return std::clamp<Index>((kChunkRows + batch - 1) / batch, 1, steps); }
-
-template <class S>
-using RowArray = Eigen::Map<Eigen::Array<S, 1, Eigen::Dynamic>>;
-template <class S>
-using ConstRowArray = Eigen::Map<const Eigen::Array<S, 1, Eigen::Dynamic>>;
+using detail::add_weight_grad;
+using detail::chunk_steps;
+using detail::ConstRowArray;
+using detail::RowArray;
 
 // Checks the state h0 [B x H] and the stacked projections xp [T*B x gates*H]; returns T.
 template <class S>
@@ -101,23 +96,15 @@ Var<S> rnn_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w) {
           const Index n = std::min(t0 + per_chunk, n_steps) - t0;
           const auto da_chunk = da.topRows(n * nb);
           if (c.needs_grad(0)) c.gx(0).middleRows(t0 * nb, n * nb) += da_chunk;
-          if (c.needs_grad(2)) {
-            Matrix<S>& gw = c.gx(2);
-            if (t0 == 0) {
-              add_product(gw, x0.transpose(), da_chunk.topRows(nb));
-              if (n > 1) add_product(gw, y.topRows((n - 1) * nb).transpose(), da_chunk.bottomRows((n - 1) * nb));
-            } else {
-              add_product(gw, y.middleRows((t0 - 1) * nb, n * nb).transpose(), da_chunk);
-            }
-          }
+          const auto prev = [&y](Index first, Index count) { return y.middleRows(first, count); };
+          if (c.needs_grad(2)) add_weight_grad(c.gx(2), x0, prev, da_chunk, t0, n, nb);
         }
         if (want_h0) c.gx(1) += carry;
       });
 }
 
 // a = xp_t + h_{t-1} W_hh; i, f, o = sigmoid, g = tanh; c_t = f c_{t-1} + i g; h_t = o tanh(c_t).
-// With dh = g_h + carry_h and dc = g_c + carry_c + dh o (1 - tanh^2 c_t):
-// dA_i = dc g i(1-i), dA_f = dc c_{t-1} f(1-f), dA_g = dc i (1-g^2), dA_o = dh tanh(c_t) o(1-o);
+// The per-row math of both directions is lstm_row_forward / lstm_row_backward (recurrent_kernels.h);
 // carry_h = dA_t W_hh^T, carry_c = dc f.
 template <class S>
 Var<S> lstm_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& c0, const Var<S>& w_hh) {
@@ -152,17 +139,9 @@ Var<S> lstm_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& c0, const
             add_product(at, y.block((t - 1) * nb, 0, nb, nh), w);
           }
           for (Index r = 0; r < nb; ++r) {
-            S* a = at.row(r).data();
             const S* cp = t == 0 ? cell0.row(r).data() : y.row((t - 1) * nb + r).data() + nh;
             S* out = y.row(t * nb + r).data();
-            RowArray<S> io(a, 2 * nh);  // i and f are adjacent
-            RowArray<S> i(a, nh), f(a + nh, nh), g(a + 2 * nh, nh), o(a + 3 * nh, nh);
-            RowArray<S> hn(out, nh), cn(out + nh, nh);
-            io = io.logistic();
-            g = g.tanh();
-            o = o.logistic();
-            cn = f * ConstRowArray<S>(cp, nh) + i * g;
-            hn = o * cn.tanh();
+            detail::lstm_row_forward(at.row(r).data(), cp, out, out + nh, nh);
           }
         }
       },
@@ -184,25 +163,11 @@ Var<S> lstm_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& c0, const
         for (Index t = n_steps; t-- > 0;) {
           const Index t0 = t / per_chunk * per_chunk;  // first step of t's chunk
           for (Index r = 0; r < nb; ++r) {
-            const S* a = gates.row(t * nb + r).data();
-            const ConstRowArray<S> i(a, nh), f(a + nh, nh), g(a + 2 * nh, nh), o(a + 3 * nh, nh);
-            const S* yr = y.row(t * nb + r).data();
-            const ConstRowArray<S> ct(yr + nh, nh);
-            const ConstRowArray<S> cp(t == 0 ? cell0.row(r).data() : y.row((t - 1) * nb + r).data() + nh, nh);
+            const S* cp = t == 0 ? cell0.row(r).data() : y.row((t - 1) * nb + r).data() + nh;
             const S* gr = gy.row(t * nb + r).data();
-            const ConstRowArray<S> gh(gr, nh), gc(gr + nh, nh);
             S* k = carry.row(r).data();
-            RowArray<S> dh(k, nh), dc(k + nh, nh);
-            S* d = da.row((t - t0) * nb + r).data();
-            RowArray<S> di(d, nh), df(d + nh, nh), dg(d + 2 * nh, nh), dout(d + 3 * nh, nh);
-            dout = ct.tanh();  // tanh(c_t), parked in dA_o's row until dA_o is computed
-            dh += gh;
-            dc += gc + dh * o * (S(1) - dout.square());
-            dout = dh * dout * o * (S(1) - o);
-            di = dc * g * i * (S(1) - i);
-            df = dc * cp * f * (S(1) - f);
-            dg = dc * i * (S(1) - g.square());
-            dc *= f;  // the carry to c_{t-1}
+            detail::lstm_row_backward(gates.row(t * nb + r).data(), y.row(t * nb + r).data() + nh, cp, gr, gr + nh, k,
+                                      k + nh, da.row((t - t0) * nb + r).data(), nh);
           }
           const auto dat = da.middleRows((t - t0) * nb, nb);
           if (t > 0 || want_h0) assign_product(carry.leftCols(nh), dat, w.transpose());
@@ -211,16 +176,8 @@ Var<S> lstm_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& c0, const
           const Index n = std::min(t0 + per_chunk, n_steps) - t0;
           const auto da_chunk = da.topRows(n * nb);
           if (c.needs_grad(0)) c.gx(0).middleRows(t0 * nb, n * nb) += da_chunk;
-          if (c.needs_grad(3)) {
-            Matrix<S>& gw = c.gx(3);
-            if (t0 == 0) {
-              add_product(gw, x0.transpose(), da_chunk.topRows(nb));
-              if (n > 1)
-                add_product(gw, y.block(0, 0, (n - 1) * nb, nh).transpose(), da_chunk.bottomRows((n - 1) * nb));
-            } else {
-              add_product(gw, y.block((t0 - 1) * nb, 0, n * nb, nh).transpose(), da_chunk);
-            }
-          }
+          const auto prev = [&y, nh](Index first, Index count) { return y.block(first, 0, count, nh); };
+          if (c.needs_grad(3)) add_weight_grad(c.gx(3), x0, prev, da_chunk, t0, n, nb);
         }
         if (want_h0) c.gx(1) += carry.leftCols(nh);
         if (c.needs_grad(2)) c.gx(2) += carry.rightCols(nh);
@@ -319,15 +276,8 @@ Var<S> gru_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w_hh, cons
           // The chunk [t0, t1) is complete: its dgh rows feed dW_hh and db_hh in one go.
           const Index n = std::min(t0 + per_chunk, n_steps) - t0;
           const auto dg_chunk = dgh.topRows(n * nb);
-          if (c.needs_grad(2)) {
-            Matrix<S>& gw = c.gx(2);
-            if (t0 == 0) {
-              add_product(gw, x0.transpose(), dg_chunk.topRows(nb));
-              if (n > 1) add_product(gw, y.topRows((n - 1) * nb).transpose(), dg_chunk.bottomRows((n - 1) * nb));
-            } else {
-              add_product(gw, y.middleRows((t0 - 1) * nb, n * nb).transpose(), dg_chunk);
-            }
-          }
+          const auto prev = [&y](Index first, Index count) { return y.middleRows(first, count); };
+          if (c.needs_grad(2)) add_weight_grad(c.gx(2), x0, prev, dg_chunk, t0, n, nb);
           if (c.needs_grad(3)) c.gx(3) += dg_chunk.colwise().sum();
         }
         if (want_h0) c.gx(1) += carry;

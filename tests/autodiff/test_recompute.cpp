@@ -257,10 +257,10 @@ TEST(Recompute, MainTapeHoldsSegmentOutputsOnlyAndScratchOneSegment) {
   for (int k : {1, 4, 6, 36}) {
     const RecomputeRun run = recompute_bptt(m, data, d, k);
     const std::size_t segs = static_cast<std::size_t>((d.T + k - 1) / k);
-    // Main tape per segment: a "recompute" entry (a [0 x 0] token) and one entry per output
-    // (h, c, loss); segments' losses are summed by segs - 1 adds; the final head is affine, CE,
-    // add. Values: h0, c0, per segment h, c, loss (2 B H + 1), the adds, the head, V and c leaves.
-    EXPECT_EQ(run.entries, segs * 4 + (segs - 1) + 3) << "k=" << k;
+    // Main tape per segment: ONE "recompute" entry (a [0 x 0] token with the outputs h, c, loss
+    // as extra outputs); segments' losses are summed by segs - 1 adds; the final head is affine,
+    // CE, add. Values: h0, c0, per segment h, c, loss (2 B H + 1), the adds, the head, V and c.
+    EXPECT_EQ(run.entries, segs + (segs - 1) + 3) << "k=" << k;
     EXPECT_EQ(run.value_bytes, sizeof(double) * (2 * B * H + segs * (2 * B * H + 1) + (segs - 1) + head + 1))
         << "k=" << k;
     // Scratch: one segment of k steps (the first without a running-loss add), its leaves (all

@@ -159,8 +159,7 @@ template <class S>
 struct RecomputeBackward {
   RecomputeFn<S> fn;
   std::vector<std::uint8_t> needs;  // per input: does the main input require a gradient
-  std::uint32_t first_out = 0;      // outputs are main slots first_out .. first_out + n_out - 1
-  std::uint32_t n_out = 0;
+  std::uint32_t n_out = 0;          // fn's outputs are the entry's extra outputs 1 .. n_out
   int time = kNoTime;
 
   void operator()(OpCtx<S>& c) {
@@ -181,16 +180,16 @@ struct RecomputeBackward {
     std::vector<Var<S>> seeded;
     std::vector<const Matrix<S>*> seeds;
     for (std::uint32_t j = 0; j < n_out; ++j) {
-      const Matrix<S>& before = tape.value(first_out + j);
+      const Matrix<S>& before = c.y(1 + j);
       TAPEGRAD_CHECK(shape_of(out[j].value()) == shape_of(before) && out[j].value() == before, ValueError,
                      "recompute (backward re-run): output {} differs from the forward run ({} vs {}); fn must be "
                      "deterministic (give random ops such as dropout a fixed seed per segment)",
                      j, shape_of(out[j].value()), shape_of(before));
-      if (!tape.requires_grad(first_out + j) || !out[j].requires_grad()) continue;
-      const Matrix<S>& g = tape.grad(first_out + j);
-      if ((g.array() == S(0)).all()) continue;  // an output no consumer reached: no work, no 0 * inf
+      const Matrix<S>* g = c.gy_or_null(1 + j);  // null: no consumer reached it
+      if (g == nullptr || !out[j].requires_grad()) continue;
+      if ((g->array() == S(0)).all()) continue;  // a zero gradient: no work, no 0 * inf
       seeded.push_back(out[j]);
-      seeds.push_back(&g);
+      seeds.push_back(g);
     }
     if (seeded.empty()) return;
     const auto* seed_list = &seeds;
@@ -271,31 +270,26 @@ std::vector<Var<S>> recompute(std::span<const Var<S>> inputs, RecomputeFn<S> fn)
   }
 
   using SlotKind = typename Tape<S>::SlotKind;
+  // ONE entry: its main output is an empty token, fn's outputs are its extra outputs.
   const std::uint32_t token = tape.new_slot(0, 0, SlotKind::Op, true, "recompute");
   auto& args = tape.args();
   const auto args_begin = static_cast<std::uint32_t>(args.size());
   for (const Var<S>& v : inputs) args.push_back(v.id());
-  const auto ints_at = static_cast<std::uint32_t>(tape.ints().size());
   const auto n_in = static_cast<std::uint16_t>(inputs.size());
-  const auto n_out = static_cast<std::uint32_t>(out.size());
-  tape.record("recompute", token, args_begin, n_in, 0, ints_at, 0,
-              detail::RecomputeBackward<S>{std::move(fn), needs, token + 1, n_out, time});
+  const auto n_out = static_cast<std::uint16_t>(out.size());
   for (std::uint32_t j = 0; j < n_out; ++j) {
     const Matrix<S>& v = out[j].value();
-    const bool rg = out[j].requires_grad();
-    const std::uint32_t id = tape.new_slot(v.rows(), v.cols(), SlotKind::Op, rg, "recompute");
-    TAPEGRAD_CHECK(id == token + 1 + j, TapeError, "recompute: output slot {} is not {} (internal)", id, token + 1 + j);
+    const std::uint32_t id = tape.new_slot(v.rows(), v.cols(), SlotKind::Op, out[j].requires_grad(), "recompute");
     tape.mutable_value(id) = v;
-    const auto at = static_cast<std::uint32_t>(args.size());
-    args.push_back(token);
-    tape.check_forward_finite(id, std::span<const std::uint32_t>(args.data() + at, 1));
-    if (rg) {
-      tape.record("recompute", id, at, 1, 0, ints_at, 0, [](OpCtx<S>& c) { static_cast<void>(c.gx(0)); });
-    } else {
-      args.resize(at);
-    }
+    args.push_back(id);
     result.push_back(tape.handle(id));
   }
+  for (std::uint32_t j = 0; j < n_out; ++j) {
+    tape.check_forward_finite(args[args_begin + n_in + j], std::span<const std::uint32_t>(args.data() + args_begin, n_in));
+  }
+  const auto ints_at = static_cast<std::uint32_t>(tape.ints().size());
+  tape.record("recompute", token, args_begin, n_in, 0, n_out, ints_at, 0,
+              detail::RecomputeBackward<S>{std::move(fn), needs, n_out, time});
   return result;
 }
 

@@ -12,13 +12,19 @@
 //    slot, so a new sweep costs nothing for slots it never reaches, and an entry whose
 //    output gradient was never touched is skipped.
 // 4. clear() and rewind() keep every buffer: the slot count drops, and recording the same
-//    shapes again reuses the same memory (no allocation in steady state).
+//    shapes again reuses the same memory (no allocation in steady state). The exception is
+//    backward(release = true), which trades that reuse for peak memory: once a swept entry's
+//    backward has run, nothing reads its aux tensors or its outputs' gradients again, so they
+//    are freed (the entry can never be swept again).
 // 5. A Var is {tape, slot id, epoch}. Every slot remembers the epoch it was created in, and
 //    clear()/rewind() bump the epoch, so a handle to a discarded slot is detected, not read.
 // 6. Parameters enter as leaves holding a copy of their value; after a sweep, each
 //    parameter leaf that the sweep reached adds its gradient into Parameter::grad. That is
 //    how a weight shared across time steps gets the sum over every path, and why a sweep
 //    over a window (backward from a Mark) still reaches the parameters.
+// 7. An op has one main output and may have extra outputs (an LSTM's h and c sequences). The
+//    sweep runs the entry when any of its outputs was reached; the main output's gradient is
+//    then zero-filled if needed, an extra output's is read through OpCtx::gy_or_null.
 // The engine knows nothing about ops or time: ops live in ops_*.cpp, truncation in window.h.
 #pragma once
 
@@ -135,7 +141,10 @@ struct NodeEvent {
 /// How a sweep runs.
 struct BackwardOptions {
   Mark from{};                        ///< Sweep only entries recorded at or after this mark.
-  bool release = false;               ///< Mark swept entries as released: sweeping them again throws.
+  /// Release swept entries: sweeping them again throws, and what only they would read again is
+  /// freed as soon as each has run (its aux tensors, its outputs' gradients; Var::grad() on such
+  /// an output then throws). Leaves keep their gradients. Lowers the sweep's peak memory.
+  bool release = false;
   bool accumulate_parameters = true;  ///< Add reached parameter leaves' gradients to Parameter::grad.
   bool run_hooks = true;              ///< Run tensor hooks (Jacobian probes turn them off).
 };
@@ -252,7 +261,14 @@ class Tape {
   // ---- low level (ops, hooks, gradcheck, diagnostics) ----------------------------------
   [[nodiscard]] const Tensor& value(std::uint32_t id) const { return slots_[id].value; }
   /// The gradient slot of id for the latest sweep, zero-filled if the sweep did not reach it.
-  const Tensor& grad(std::uint32_t id) { return grad_slot(id); }
+  /// Throws TapeError if a release sweep freed it.
+  const Tensor& grad(std::uint32_t id) {
+    TAPEGRAD_CHECK(!(slots_[id].info.grad_freed && reached(id)), TapeError,
+                   "grad: the gradient of '{}' was freed by backward(release = true), which keeps only the "
+                   "leaves' gradients; read it in a hook, or sweep without release",
+                   display_name(id));
+    return grad_slot(id);
+  }
   [[nodiscard]] bool requires_grad(std::uint32_t id) const { return slots_[id].info.requires_grad; }
   [[nodiscard]] int time_of(std::uint32_t id) const { return slots_[id].info.time; }
   [[nodiscard]] const std::string& name_of(std::uint32_t id) const {
@@ -300,7 +316,7 @@ class Tape {
                    display_name(v.id()));
     TAPEGRAD_CHECK(static_cast<bool>(fn), ValueError, "register_hook: the hook for '{}' is empty",
                    display_name(v.id()));
-    Entry& e = entries_.emplace_back("hook", v.id(), u32(args_.size()), 0, 0, u32(ints_.size()), 0,
+    Entry& e = entries_.emplace_back("hook", v.id(), u32(args_.size()), 0, 0, 0, u32(ints_.size()), 0,
                                      [hook = std::move(fn)](OpCtx<S>& ctx) mutable { hook(ctx.gy_mutable()); });
     e.is_hook = true;
   }
@@ -315,7 +331,7 @@ class Tape {
     Slot& slot = slots_[id];
     // Only a changed shape touches Eigen (a resize to the same shape is a no-op, but a call).
     if (slot.value.rows() != rows || slot.value.cols() != cols) slot.value.resize(rows, cols);
-    slot.info = SlotInfo{op, epoch_, current_time_, u32(entries_.size()), 0, kind, requires_grad, false};
+    slot.info = SlotInfo{op, epoch_, current_time_, u32(entries_.size()), 0, kind, requires_grad, false, false};
     n_values_ = id + 1;
     return id;
   }
@@ -323,10 +339,13 @@ class Tape {
   Var<S> handle(std::uint32_t id) { return Var<S>(this, id, slots_[id].info.epoch); }
   std::vector<std::uint32_t>& args() { return args_; }
   std::vector<std::int32_t>& ints() { return ints_; }
+  /// Records an entry: args_[args_begin ..] holds its n_in inputs, then n_aux aux slots, then
+  /// n_extra extra output slots (created right after out).
   template <class Backward>
   void record(const char* op, std::uint32_t out, std::uint32_t args_begin, std::uint16_t n_in, std::uint16_t n_aux,
-              std::uint32_t ints_begin, std::uint32_t n_ints, Backward&& backward) {
-    entries_.emplace_back(op, out, args_begin, n_in, n_aux, ints_begin, n_ints, std::forward<Backward>(backward));
+              std::uint16_t n_extra, std::uint32_t ints_begin, std::uint32_t n_ints, Backward&& backward) {
+    entries_.emplace_back(op, out, args_begin, n_in, n_aux, n_extra, ints_begin, n_ints,
+                          std::forward<Backward>(backward));
   }
   /// Throws NumericError if a forward value holds NaN/Inf (anomaly mode only).
   TAPEGRAD_HOT void check_forward_finite(std::uint32_t out, std::span<const std::uint32_t> inputs) const {
@@ -344,7 +363,7 @@ class Tape {
   struct Entry {
     template <class F>
     Entry(const char* op_name, std::uint32_t out_id, std::uint32_t args_at, std::uint16_t inputs, std::uint16_t auxes,
-          std::uint32_t ints_at, std::uint32_t ints_count, F&& fn)
+          std::uint16_t extras, std::uint32_t ints_at, std::uint32_t ints_count, F&& fn)
         : op(op_name),
           out(out_id),
           args_begin(args_at),
@@ -352,14 +371,16 @@ class Tape {
           n_ints(ints_count),
           n_in(inputs),
           n_aux(auxes),
+          n_extra(extras),
           backward(std::forward<F>(fn)) {}
     const char* op;
     std::uint32_t out;
-    std::uint32_t args_begin;  // inputs, then aux slots, in args_
+    std::uint32_t args_begin;  // inputs, then aux slots, then extra outputs, in args_
     std::uint32_t ints_begin;
     std::uint32_t n_ints;
     std::uint16_t n_in;
     std::uint16_t n_aux;
+    std::uint16_t n_extra;
     bool is_hook = false;
     bool released = false;
     BackwardFn backward;
@@ -372,7 +393,8 @@ class Tape {
     std::uint32_t grad_stamp = 0;
     SlotKind kind = SlotKind::Constant;
     bool requires_grad = false;
-    bool named = false;  // names_[id] holds its name (names_ is only grown by set_name)
+    bool named = false;       // names_[id] holds its name (names_ is only grown by set_name)
+    bool grad_freed = false;  // a release sweep freed this sweep's gradient
   };
   // Everything the hot paths touch for one value, side by side: one lookup, one or two cache lines.
   struct Slot {
@@ -424,7 +446,7 @@ class Tape {
     if (m.values > 0 && slots_[m.values - 1].info.epoch > m.epoch) return false;
     if (m.entries > 0) {
       const Entry& e = entries_[m.entries - 1];
-      const std::uint32_t n_args = std::uint32_t{e.n_in} + e.n_aux;
+      const std::uint32_t n_args = std::uint32_t{e.n_in} + e.n_aux + e.n_extra;
       if (e.out >= m.values || e.args_begin + n_args > m.args || e.ints_begin + e.n_ints > m.ints) return false;
       for (std::uint32_t k = 0; k < n_args; ++k) {
         if (args_[e.args_begin + k] >= m.values) return false;
@@ -448,10 +470,33 @@ class Tape {
         g.setZero();
       }
       slot.info.grad_stamp = stamp_;
+      slot.info.grad_freed = false;
     }
     return slot.grad;
   }
   [[nodiscard]] TAPEGRAD_HOT bool reached(std::uint32_t id) const { return slots_[id].info.grad_stamp == stamp_; }
+  // Whether the sweep reached an entry: its main output, or (rarely present) an extra output.
+  [[nodiscard]] TAPEGRAD_HOT bool reached(const Entry& e) const {
+    if (reached(e.out)) [[likely]]
+      return true;
+    for (std::uint32_t k = 0; k < e.n_extra; ++k) {
+      if (reached(args_[e.args_begin + e.n_in + e.n_aux + k])) return true;
+    }
+    return false;
+  }
+  // backward(release = true): after entry e ran, nothing reads its aux tensors or its outputs'
+  // gradients again (consumers of its outputs were swept before it; hooks on them too).
+  void free_released(const Entry& e) {
+    const std::uint32_t aux_begin = e.args_begin + e.n_in;
+    for (std::uint32_t k = 0; k < e.n_aux; ++k) slots_[args_[aux_begin + k]].value = Tensor();
+    free_grad(e.out);
+    for (std::uint32_t k = 0; k < e.n_extra; ++k) free_grad(args_[aux_begin + e.n_aux + k]);
+  }
+  void free_grad(std::uint32_t id) {
+    if (!reached(id)) return;
+    slots_[id].grad = Tensor();
+    slots_[id].info.grad_freed = true;
+  }
 
   // seed == nullptr seeds dL/dy with ones.
   void sweep(std::uint32_t seed_id, const Tensor* seed, const BackwardOptions& opts);
@@ -496,12 +541,13 @@ class OpCtx {
  public:
   using Tensor = Matrix<S>;
   OpCtx(Tape<S>& tape, std::uint32_t out, std::uint32_t args_begin, std::uint16_t n_in, std::uint16_t n_aux,
-        std::uint32_t ints_begin, std::uint32_t n_ints)
+        std::uint16_t n_extra, std::uint32_t ints_begin, std::uint32_t n_ints)
       : tape_(tape),
         out_(out),
         args_begin_(args_begin),
         n_in_(n_in),
         n_aux_(n_aux),
+        n_extra_(n_extra),
         ints_begin_(ints_begin),
         n_ints_(n_ints) {}
 
@@ -516,6 +562,16 @@ class OpCtx {
   [[nodiscard]] TAPEGRAD_HOT const Tensor& y() const { return tape_.slots_[out_].value; }
   /// Saved auxiliary tensor k (shapes given in OpSpec::aux).
   Tensor& aux(std::size_t k) { return tape_.slots_[tape_.args_[args_begin_ + n_in_ + k]].value; }
+  /// Output k: 0 is the main output y(), 1.. the extra outputs (OpSpec::extra_outputs).
+  Tensor& y(std::size_t k) { return tape_.slots_[output_id(k)].value; }
+  [[nodiscard]] const Tensor& y(std::size_t k) const { return tape_.slots_[output_id(k)].value; }
+  /// dL/d(output k) (backward only), or nullptr when the sweep did not reach output k (its
+  /// gradient is zero). For k = 0 it is never null: use gy().
+  [[nodiscard]] const Tensor* gy_or_null(std::size_t k) const {
+    const std::uint32_t id = output_id(k);
+    return k == 0 || tape_.reached(id) ? &tape_.slots_[id].grad : nullptr;
+  }
+  [[nodiscard]] std::size_t num_outputs() const { return std::size_t{1} + n_extra_; }
   /// Saved integers (OpSpec::ints), e.g. class targets or row indices.
   [[nodiscard]] std::span<const std::int32_t> ints() const { return {tape_.ints_.data() + ints_begin_, n_ints_}; }
   /// dL/dy (backward only).
@@ -529,11 +585,15 @@ class OpCtx {
  private:
   friend class Tape<S>;
   Tensor& gy_mutable() { return tape_.slots_[out_].grad; }
+  [[nodiscard]] std::uint32_t output_id(std::size_t k) const {
+    return k == 0 ? out_ : tape_.args_[args_begin_ + n_in_ + n_aux_ + k - 1];
+  }
   Tape<S>& tape_;
   std::uint32_t out_;
   std::uint32_t args_begin_;
   std::uint16_t n_in_;
   std::uint16_t n_aux_;
+  std::uint16_t n_extra_;
   std::uint32_t ints_begin_;
   std::uint32_t n_ints_;
 };
@@ -553,7 +613,10 @@ void Tape<S>::sweep(std::uint32_t seed_id, const Tensor* seed, const BackwardOpt
   const bool instrumented = observer_ || anomaly_;
   for (std::size_t i = entries_.size(); i-- > opts.from.entries;) {
     Entry& e = entries_[i];
-    if (!reached(e.out)) continue;
+    if (!reached(e.out)) [[unlikely]] {
+      if (e.n_extra == 0 || !reached(e)) continue;
+      grad_slot(e.out);  // reached through an extra output only: gy() reads zeros
+    }
     if (e.is_hook || e.released) [[unlikely]] {
       if (e.is_hook && !opts.run_hooks) continue;
       TAPEGRAD_CHECK(!e.released, TapeError,
@@ -561,13 +624,16 @@ void Tape<S>::sweep(std::uint32_t seed_id, const Tensor* seed, const BackwardOpt
                      "backward twice over a released window is not possible",
                      i, e.op, display_name(e.out));
     }
-    OpCtx<S> ctx(*this, e.out, e.args_begin, e.n_in, e.n_aux, e.ints_begin, e.n_ints);
+    OpCtx<S> ctx(*this, e.out, e.args_begin, e.n_in, e.n_aux, e.n_extra, e.ints_begin, e.n_ints);
     if (instrumented) [[unlikely]] {
       run_observed(i, ctx);
     } else {
       e.backward(ctx);
     }
-    if (opts.release) e.released = true;
+    if (opts.release) [[unlikely]] {
+      e.released = true;
+      if (!e.is_hook) free_released(e);
+    }
   }
   if (opts.accumulate_parameters) {
     for (const ParamLeaf& p : params_) {
@@ -640,7 +706,7 @@ TAPEGRAD_HOT const Matrix<S>& Var<S>::value() const {
 }
 template <class S>
 const Matrix<S>& Var<S>::grad() const {
-  return checked("grad").grad_slot(id_);
+  return checked("grad").grad(id_);
 }
 template <class S>
 S Var<S>::item() const {

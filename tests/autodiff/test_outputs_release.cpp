@@ -1,0 +1,208 @@
+// Ops with several outputs (apply_outputs) and release sweeps (BackwardOptions::release), checked
+// against closed-form derivatives of tiny test ops built with the public API.
+#include <gtest/gtest.h>
+#include <tapegrad/recompute.h>
+#include <tapegrad/tapegrad.h>
+
+#include <cmath>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine_test_ops.h"
+
+namespace {
+
+using tapegrad::BackwardOptions;
+using tapegrad::OpCtx;
+using tapegrad::Tape;
+using tapegrad::TapeError;
+using tapegrad::Var;
+using tapegrad::testing::t_plus;
+using tapegrad::testing::t_sum;
+using tapegrad::testing::t_times;
+using M = tapegrad::Matrix<double>;
+
+// Two outputs of x: twice = 2x (main) and square = x^2 (extra). Backward records which outputs
+// it saw reached, so the tests can check when it runs and what it is told.
+struct SeenOutputs {
+  int runs = 0;
+  bool extra_reached = false;
+  double main_grad_sum = 0;
+};
+
+std::vector<Var<double>> twice_and_square(const Var<double>& x, SeenOutputs* seen) {
+  return tapegrad::apply_outputs<double>(
+      {"twice_and_square", x.shape(), {}, {}, {x.shape()}}, {x},
+      [](OpCtx<double>& c) {
+        c.y() = 2 * c.x(0);
+        c.y(1) = c.x(0).array().square().matrix();
+      },
+      [seen](OpCtx<double>& c) {
+        ++seen->runs;
+        seen->main_grad_sum = c.gy().sum();
+        const M* g_square = c.gy_or_null(1);
+        seen->extra_reached = g_square != nullptr;
+        if (!c.needs_grad(0)) return;
+        c.gx(0) += 2 * c.gy();
+        if (g_square != nullptr) c.gx(0).array() += 2 * c.x(0).array() * g_square->array();
+      });
+}
+
+const M kX = (M(2, 2) << 0.5, -1.0, 2.0, 0.25).finished();
+
+TEST(OpOutputs, BothOutputsSumTheirPaths) {
+  Tape<double> tape;
+  SeenOutputs seen;
+  const Var<double> x = tape.variable(kX);
+  const auto out = twice_and_square(x, &seen);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].value(), M(2 * kX));
+  EXPECT_EQ(out[1].value(), M(kX.array().square().matrix()));
+  tape.backward(t_plus(t_sum(out[0]), t_sum(out[1])));  // d/dx = 2 + 2x
+  EXPECT_EQ(seen.runs, 1);
+  EXPECT_TRUE(seen.extra_reached);
+  EXPECT_EQ(x.grad(), M((2 + 2 * kX.array()).matrix()));
+}
+
+TEST(OpOutputs, AnExtraOutputAloneRunsBackwardWithAZeroMainGradient) {
+  Tape<double> tape;
+  SeenOutputs seen;
+  const Var<double> x = tape.variable(kX);
+  const auto out = twice_and_square(x, &seen);
+  tape.backward(t_sum(out[1]));  // d/dx = 2x
+  EXPECT_EQ(seen.runs, 1);
+  EXPECT_TRUE(seen.extra_reached);
+  EXPECT_EQ(seen.main_grad_sum, 0.0);
+  EXPECT_EQ(x.grad(), M(2 * kX));
+}
+
+TEST(OpOutputs, AnUnreachedExtraOutputIsNull) {
+  Tape<double> tape;
+  SeenOutputs seen;
+  const Var<double> x = tape.variable(kX);
+  const auto out = twice_and_square(x, &seen);
+  tape.backward(t_sum(out[0]));  // d/dx = 2
+  EXPECT_EQ(seen.runs, 1);
+  EXPECT_FALSE(seen.extra_reached);
+  EXPECT_EQ(x.grad(), M::Constant(2, 2, 2.0));
+}
+
+TEST(OpOutputs, NoGradientNeededStillGivesEveryOutput) {
+  Tape<double> tape;
+  SeenOutputs seen;
+  const auto out = twice_and_square(tape.constant(kX), &seen);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_FALSE(out[1].requires_grad());
+  EXPECT_EQ(out[1].value(), M(kX.array().square().matrix()));
+  EXPECT_EQ(tape.num_entries(), 0u);
+}
+
+TEST(OpOutputs, HooksOnAnExtraOutputRunWhenItsGradientIsFinal) {
+  Tape<double> tape;
+  SeenOutputs seen;
+  const Var<double> x = tape.variable(kX);
+  const auto out = twice_and_square(x, &seen);
+  M hooked;
+  out[1].register_hook([&](M& g) {
+    hooked = g;
+    g *= 3;  // a hook may change the gradient its producer sees
+  });
+  tape.backward(t_sum(t_times(out[1], out[1])));  // d(sum y^2)/dy = 2y
+  EXPECT_EQ(hooked, M(2 * kX.array().square().matrix()));
+  EXPECT_TRUE(x.grad().isApprox(M(3 * 4 * kX.array().cube().matrix()), 1e-15));  // 3 * 2y * 2x
+}
+
+TEST(OpOutputs, ApplyRefusesExtraOutputs) {
+  Tape<double> tape;
+  const Var<double> x = tape.variable(kX);
+  EXPECT_THROW(
+      (void)tapegrad::apply<double>({"two", x.shape(), {}, {}, {x.shape()}}, {x}, [](OpCtx<double>&) {},
+                                    [](OpCtx<double>&) {}),
+      tapegrad::ValueError);
+}
+
+// An op with an aux tensor: y = x * x, the saved copy of x in aux(0).
+Var<double> square_saving_x(const Var<double>& x) {
+  return tapegrad::apply<double>(
+      {"square_saving_x", x.shape(), {x.shape()}}, {x},
+      [](OpCtx<double>& c) {
+        c.aux(0) = c.x(0);
+        c.y() = c.x(0).array().square().matrix();
+      },
+      [](OpCtx<double>& c) {
+        if (c.needs_grad(0)) c.gx(0).array() += 2 * c.aux(0).array() * c.gy().array();
+      });
+}
+
+TEST(ReleaseSweep, LeavesGetTheSameGradientsAndAuxAndInnerGradientsAreFreed) {
+  for (const bool release : {false, true}) {
+    Tape<double> tape;
+    const Var<double> x = tape.variable(kX);
+    const Var<double> y = square_saving_x(x);
+    const Var<double> z = square_saving_x(y);  // x^4
+    const Var<double> loss = t_sum(z);
+    const std::size_t before = tapegrad::tape_value_bytes(tape);
+    tape.backward(loss, BackwardOptions{.release = release});
+    EXPECT_TRUE(x.grad().isApprox(M(4 * kX.array().cube().matrix()), 1e-15)) << "release " << release;
+    const std::size_t aux_bytes = 2 * sizeof(double) * static_cast<std::size_t>(kX.size());
+    EXPECT_EQ(tapegrad::tape_value_bytes(tape), release ? before - aux_bytes : before);
+    if (release) {
+      try {
+        (void)y.grad();
+        ADD_FAILURE() << "reading a freed gradient did not throw";
+      } catch (const TapeError& e) {
+        EXPECT_NE(std::string(e.what()).find("freed by backward(release = true)"), std::string::npos) << e.what();
+      }
+      EXPECT_EQ(z.value(), M(kX.array().pow(4).matrix()));  // values stay readable
+    } else {
+      EXPECT_TRUE(y.grad().isApprox(M(2 * kX.array().square().matrix()), 1e-15));
+    }
+  }
+}
+
+TEST(ReleaseSweep, TheTapeRecordsAgainAfterARelease) {
+  Tape<double> tape;
+  for (int round = 0; round < 3; ++round) {
+    tape.clear();
+    const Var<double> x = tape.variable(kX);
+    const Var<double> y = square_saving_x(square_saving_x(x));
+    tape.backward(t_sum(y), BackwardOptions{.release = true});
+    EXPECT_TRUE(x.grad().isApprox(M(4 * kX.array().cube().matrix()), 1e-15)) << "round " << round;
+  }
+}
+
+TEST(ReleaseSweep, AParameterGetsTheSameGradient) {
+  tapegrad::Parameter<double> w(kX, "w");
+  M plain;
+  for (const bool release : {false, true}) {
+    w.zero_grad();
+    Tape<double> tape;
+    const Var<double> wl = tape.leaf(w);
+    tape.backward(t_sum(square_saving_x(t_times(wl, wl))), BackwardOptions{.release = release});
+    if (!release) {
+      plain = w.grad;
+      EXPECT_TRUE(plain.isApprox(M(4 * kX.array().cube().matrix()), 1e-15));
+    } else {
+      EXPECT_EQ(w.grad, plain);
+    }
+  }
+}
+
+TEST(ReleaseSweep, RecomputeSegmentsGiveTheSameGradients) {
+  // Two segments, each y -> square_saving_x(y) twice: the whole chain is x^16.
+  const auto segment = [](Tape<double>& /*sub*/, std::span<const Var<double>> in) {
+    return std::vector<Var<double>>{square_saving_x(square_saving_x(in[0]))};
+  };
+  const M x0 = M::Constant(1, 2, 0.9);
+  for (const bool release : {false, true}) {
+    Tape<double> tape;
+    const Var<double> x = tape.variable(x0);
+    Var<double> y = x;
+    for (int s = 0; s < 2; ++s) y = tapegrad::recompute<double>({y}, segment)[0];
+    tape.backward(t_sum(y), BackwardOptions{.release = release});
+    EXPECT_TRUE(x.grad().isApprox(M(16 * x0.array().pow(15).matrix()), 1e-14)) << "release " << release;
+  }
+}
+
+}  // namespace
