@@ -215,8 +215,21 @@ Var<S> softmax_cross_entropy(const Var<S>& logits, std::span<const std::int32_t>
       },
       [scale, ignore_index](OpCtx<S>& c) {
         if (!c.needs_grad(0)) return;
-        Matrix<S>& gx = c.gx(0);
         const S g = c.gy()(0, 0) * scale;
+        if (c.take_aux_as_gx(0, 0)) {  // a release sweep: the probabilities become dL/dlogits in place
+          Matrix<S>& gx = c.gx(0);
+          for (Index r = 0; r < gx.rows(); ++r) {
+            const std::int32_t t = c.ints()[static_cast<std::size_t>(r)];
+            if (t == ignore_index) {
+              gx.row(r).setZero();
+              continue;
+            }
+            gx.row(r) *= g;
+            gx(r, t) -= g;
+          }
+          return;
+        }
+        Matrix<S>& gx = c.gx(0);
         for (Index r = 0; r < gx.rows(); ++r) {
           const std::int32_t t = c.ints()[static_cast<std::size_t>(r)];
           if (t == ignore_index) continue;

@@ -55,8 +55,8 @@ void lstm_row_forward(S* a, const S* c_prev, S* h, S* c, Index nh) {
 // written to d (4H); the carry to step t-1 leaves dc f in carry_c (the caller adds dA W^T to
 // carry_h). gates: i, f, g, o of step t; gc may be null (no gradient reached c_t from outside).
 template <class S>
-void lstm_row_backward(const S* gates, const S* c_t, const S* c_prev, const S* gh, const S* gc, S* carry_h,
-                       S* carry_c, S* d, Index nh) {
+void lstm_row_backward(const S* gates, const S* c_t, const S* c_prev, const S* gh, const S* gc, S* carry_h, S* carry_c,
+                       S* d, Index nh) {
   const ConstRowArray<S> i(gates, nh), f(gates + nh, nh), g(gates + 2 * nh, nh), o(gates + 3 * nh, nh);
   const ConstRowArray<S> ct(c_t, nh), cp(c_prev, nh);
   RowArray<S> dh(carry_h, nh), dc(carry_c, nh);

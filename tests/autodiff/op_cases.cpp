@@ -416,6 +416,19 @@ std::vector<OpCase> build() {
   row("lstm_sequence/t1", {{2, 12}, {2, 3}, {2, 3}, {3, 12}}, lstm, R, lstm_sequence_ref);
   row("lstm_sequence/t3_b2", {{6, 12}, {2, 3}, {2, 3}, {3, 12}}, lstm, R, lstm_sequence_ref);
   row("lstm_sequence/t5_b1", {{5, 8}, {1, 2}, {1, 2}, {2, 8}}, lstm, R, lstm_sequence_ref);
+  // Two outputs, checked as [h | c]: the reference is lstm_sequence_ref on the gathered rows.
+  const std::vector<std::int32_t> lstm_ids = {2, 0, 2, 1, 3, 3};
+  auto lstm_gather = [lstm_ids](In x) {
+    const LstmStates<double> s = lstm_sequence_gather(x[0], lstm_ids, x[1], x[2], x[3]);
+    return concat_cols({s.h, s.c});
+  };
+  auto lstm_gather_ref = [lstm_ids](Refs x) {
+    M xp(static_cast<Index>(lstm_ids.size()), x[0].cols());
+    for (std::size_t i = 0; i < lstm_ids.size(); ++i) xp.row(static_cast<Index>(i)) = x[0].row(lstm_ids[i]);
+    return lstm_sequence_ref({xp, x[1], x[2], x[3]});
+  };
+  row("lstm_sequence_gather/t3_b2", {{4, 12}, {2, 3}, {2, 3}, {3, 12}}, lstm_gather, R, lstm_gather_ref);
+  row("lstm_sequence_gather/t6_b1", {{4, 8}, {1, 2}, {1, 2}, {2, 8}}, lstm_gather, R, lstm_gather_ref);
   auto gru = [](In x) { return gru_sequence(x[0], x[1], x[2], x[3]); };
   row("gru_sequence/t1", {{2, 9}, {2, 3}, {3, 9}, {1, 9}}, gru, R, gru_sequence_ref);
   row("gru_sequence/t3_b2", {{6, 9}, {2, 3}, {3, 9}, {1, 9}}, gru, R, gru_sequence_ref);
@@ -431,6 +444,7 @@ const std::vector<OpCase>& op_cases() {
 }
 
 const std::vector<std::string>& all_op_names() {
+  // clang-format off
   static const std::vector<std::string> names = {
       "add",         "sub",      "mul",         "div",          "maximum",       "minimum",     "add_scalar",
       "mul_scalar",  "neg",      "pow",         "tanh",         "sigmoid",       "relu",        "leaky_relu",
@@ -438,7 +452,9 @@ const std::vector<std::string>& all_op_names() {
       "log_sigmoid", "sin",      "cos",         "hardtanh",     "clamp",         "matmul",      "transpose",
       "affine",      "sum",      "mean",        "logsumexp",    "softmax",       "log_softmax", "softmax_cross_entropy",
       "mse_loss",    "pick",     "concat_cols", "concat_rows",  "slice_cols",    "slice_rows",  "gather_rows",
-      "reshape",     "mask_mul", "where",       "rnn_sequence", "lstm_sequence", "gru_sequence"};
+      "reshape",     "mask_mul", "where",       "rnn_sequence", "lstm_sequence", "gru_sequence",
+      "lstm_sequence_gather"};
+  // clang-format on
   return names;
 }
 

@@ -116,10 +116,9 @@ TEST(OpOutputs, HooksOnAnExtraOutputRunWhenItsGradientIsFinal) {
 TEST(OpOutputs, ApplyRefusesExtraOutputs) {
   Tape<double> tape;
   const Var<double> x = tape.variable(kX);
-  EXPECT_THROW(
-      (void)tapegrad::apply<double>({"two", x.shape(), {}, {}, {x.shape()}}, {x}, [](OpCtx<double>&) {},
-                                    [](OpCtx<double>&) {}),
-      tapegrad::ValueError);
+  EXPECT_THROW((void)tapegrad::apply<double>(
+                   {"two", x.shape(), {}, {}, {x.shape()}}, {x}, [](OpCtx<double>&) {}, [](OpCtx<double>&) {}),
+               tapegrad::ValueError);
 }
 
 // An op with an aux tensor: y = x * x, the saved copy of x in aux(0).
@@ -202,6 +201,37 @@ TEST(ReleaseSweep, RecomputeSegmentsGiveTheSameGradients) {
     for (int s = 0; s < 2; ++s) y = tapegrad::recompute<double>({y}, segment)[0];
     tape.backward(t_sum(y), BackwardOptions{.release = release});
     EXPECT_TRUE(x.grad().isApprox(M(16 * x0.array().pow(15).matrix()), 1e-14)) << "release " << release;
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// In a release sweep softmax_cross_entropy turns its saved probabilities into dL/dlogits in place
+// when nothing else touched that gradient first: the gradient is bit-identical to the plain sweep's,
+// with ignored rows, and when the logits also feed an op recorded before or after it.
+TEST(ReleaseSweep, CrossEntropyGivesTheSameGradientInPlace) {
+  const M logits = (M(3, 4) << 0.5, -1.0, 2.0, 0.25, 1.5, 0.0, -0.5, 1.0, -2.0, 0.75, 0.5, 0.1).finished();
+  const std::vector<std::int32_t> targets = {2, -100, 0};
+  for (int use : {0, 1, 2}) {  // 0: CE only; 1: another op recorded before CE; 2: after CE
+    M grads[2];
+    for (const bool release : {false, true}) {
+      Tape<double> tape;
+      const Var<double> x = tape.variable(logits);
+      Var<double> loss;
+      if (use == 1) {
+        const Var<double> other = t_sum(x);
+        loss = t_plus(other, tapegrad::softmax_cross_entropy(x, targets, tapegrad::Reduction::Mean));
+      } else {
+        loss = tapegrad::softmax_cross_entropy(x, targets, tapegrad::Reduction::Mean);
+        if (use == 2) loss = t_plus(loss, t_sum(x));
+      }
+      tape.backward(loss, BackwardOptions{.release = release});
+      grads[release ? 1 : 0] = x.grad();
+    }
+    EXPECT_EQ(grads[1], grads[0]) << "use " << use;
+    EXPECT_EQ(grads[0].row(1), M::Constant(1, 4, use == 0 ? 0.0 : 1.0)) << "ignored row, use " << use;
   }
 }
 

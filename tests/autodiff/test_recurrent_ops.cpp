@@ -12,19 +12,17 @@
 
 #include <tapegrad/tapegrad.h>
 
+#include "recurrent_test_support.h"
+
 using namespace tapegrad;
+using recurrent_test::error_of;
+using recurrent_test::lstm_unrolled;
+using recurrent_test::rel_diff;
+using recurrent_test::uniform;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 namespace {
-
-template <class S>
-Matrix<S> uniform(Index rows, Index cols, std::mt19937_64& rng, double lo = -1, double hi = 1) {
-  std::uniform_real_distribution<double> u(lo, hi);
-  Matrix<S> m(rows, cols);
-  for (Index k = 0; k < m.size(); ++k) m.data()[k] = static_cast<S>(u(rng));
-  return m;
-}
 
 // h_t = tanh(xp_t + h_{t-1} w), unrolled with slice_rows / matmul / add / tanh, stacked by rows.
 template <class S>
@@ -35,27 +33,6 @@ Var<S> rnn_unrolled(const Var<S>& xp, const Var<S>& h0, const Var<S>& w) {
   for (Index t = 0; t * b < xp.rows(); ++t) {
     h = tanh(add(slice_rows(xp, t * b, b), matmul(h, w)));
     outs.push_back(h);
-  }
-  return concat_rows<S>(outs);
-}
-
-// The LSTM (gates i, f, g, o) unrolled with the core ops; each step's rows are [h_t | c_t].
-template <class S>
-Var<S> lstm_unrolled(const Var<S>& xp, const Var<S>& h0, const Var<S>& c0, const Var<S>& w) {
-  const Index b = h0.rows();
-  const Index n = h0.cols();
-  std::vector<Var<S>> outs;
-  Var<S> h = h0;
-  Var<S> c = c0;
-  for (Index t = 0; t * b < xp.rows(); ++t) {
-    const Var<S> a = add(slice_rows(xp, t * b, b), matmul(h, w));
-    const Var<S> i = sigmoid(slice_cols(a, 0, n));
-    const Var<S> f = sigmoid(slice_cols(a, n, n));
-    const Var<S> g = tanh(slice_cols(a, 2 * n, n));
-    const Var<S> o = sigmoid(slice_cols(a, 3 * n, n));
-    c = add(mul(f, c), mul(i, g));
-    h = mul(o, tanh(c));
-    outs.push_back(concat_cols<S>({h, c}));
   }
   return concat_rows<S>(outs);
 }
@@ -77,19 +54,6 @@ Var<S> gru_unrolled(const Var<S>& xp, const Var<S>& h0, const Var<S>& w, const V
     outs.push_back(h);
   }
   return concat_rows<S>(outs);
-}
-
-// max |a - b| / (1 + |b|) over the elements.
-template <class S>
-double rel_diff(const Matrix<S>& a, const Matrix<S>& b) {
-  EXPECT_EQ(shape_of(a), shape_of(b));
-  if (shape_of(a) != shape_of(b)) return 1e30;
-  double worst = 0;
-  for (Index k = 0; k < a.size(); ++k) {
-    const double d = std::abs(static_cast<double>(a.data()[k]) - static_cast<double>(b.data()[k]));
-    worst = std::max(worst, d / (1 + std::abs(static_cast<double>(b.data()[k]))));
-  }
-  return worst;
 }
 
 struct Dims {
@@ -277,52 +241,36 @@ TEST(FusedRecurrence, SharedInitialState) {
   EXPECT_LE(rel_diff(gf[0], gu[0]), 1e-10);
 }
 
-// Runs f, which must throw ShapeError, and returns its message; the tape must be unchanged.
-template <class F>
-std::string shape_error(Tape<double>& tape, F&& f) {
-  const Mark before = tape.mark();
-  std::string msg;
-  try {
-    f();
-    ADD_FAILURE() << "did not throw";
-  } catch (const ShapeError& e) {
-    msg = e.what();
-  }
-  EXPECT_EQ(tape.mark().values, before.values);
-  EXPECT_EQ(tape.mark().entries, before.entries);
-  return msg;
-}
-
 TEST(FusedRecurrence, ShapeErrorsNameOpArgumentAndShapes) {
   Tape<double> tape;
   auto v = [&](Index r, Index c) { return tape.variable(Matrix<double>::Zero(r, c)); };
   const auto h0 = v(2, 3), c0 = v(2, 3), c_bad = v(2, 2), empty = v(0, 0);
   const auto x53 = v(5, 3), x44 = v(4, 4), x43 = v(4, 3), x03 = v(0, 3), x4_12 = v(4, 12), x3_12 = v(3, 12);
   const auto w33 = v(3, 3), w32 = v(3, 2), w3_12 = v(3, 12);
-  EXPECT_THAT(shape_error(tape, [&] { (void)rnn_sequence(x53, h0, w33); }),
+  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)rnn_sequence(x53, h0, w33); }),
               AllOf(HasSubstr("rnn_sequence"), HasSubstr("xp is [5 x 3]"), HasSubstr("B = 2")));
-  EXPECT_THAT(shape_error(tape, [&] { (void)rnn_sequence(x44, h0, w33); }),
+  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)rnn_sequence(x44, h0, w33); }),
               AllOf(HasSubstr("rnn_sequence"), HasSubstr("xp is [4 x 4]"), HasSubstr("h0 is [2 x 3]")));
-  EXPECT_THAT(shape_error(tape, [&] { (void)rnn_sequence(x43, h0, w32); }),
+  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)rnn_sequence(x43, h0, w32); }),
               AllOf(HasSubstr("rnn_sequence"), HasSubstr("w is [3 x 2]"), HasSubstr("[3 x 3]")));
-  EXPECT_THAT(shape_error(tape, [&] { (void)rnn_sequence(x03, h0, w33); }),
+  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)rnn_sequence(x03, h0, w33); }),
               AllOf(HasSubstr("rnn_sequence"), HasSubstr("xp is [0 x 3]")));
-  EXPECT_THAT(shape_error(tape, [&] { (void)rnn_sequence(empty, empty, empty); }),
+  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)rnn_sequence(empty, empty, empty); }),
               AllOf(HasSubstr("rnn_sequence"), HasSubstr("h0 is [0 x 0]")));
-  EXPECT_THAT(shape_error(tape, [&] { (void)lstm_sequence(x4_12, h0, c_bad, w3_12); }),
+  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)lstm_sequence(x4_12, h0, c_bad, w3_12); }),
               AllOf(HasSubstr("lstm_sequence"), HasSubstr("c0 is [2 x 2]"), HasSubstr("h0 is [2 x 3]")));
-  EXPECT_THAT(shape_error(tape, [&] { (void)lstm_sequence(x43, h0, c0, w3_12); }),
+  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)lstm_sequence(x43, h0, c0, w3_12); }),
               AllOf(HasSubstr("lstm_sequence"), HasSubstr("xp is [4 x 3]"), HasSubstr("12 columns")));
-  EXPECT_THAT(shape_error(tape, [&] { (void)lstm_sequence(x4_12, h0, c0, w33); }),
+  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)lstm_sequence(x4_12, h0, c0, w33); }),
               AllOf(HasSubstr("lstm_sequence"), HasSubstr("w_hh is [3 x 3]"), HasSubstr("[3 x 12]")));
-  EXPECT_THAT(shape_error(tape, [&] { (void)lstm_sequence(x3_12, h0, c0, w3_12); }),
+  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)lstm_sequence(x3_12, h0, c0, w3_12); }),
               AllOf(HasSubstr("lstm_sequence"), HasSubstr("xp is [3 x 12]"), HasSubstr("B = 2")));
   const auto x4_9 = v(4, 9), w3_9 = v(3, 9), b1_9 = v(1, 9), b2_9 = v(2, 9);
-  EXPECT_THAT(shape_error(tape, [&] { (void)gru_sequence(x4_12, h0, w3_9, b1_9); }),
+  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)gru_sequence(x4_12, h0, w3_9, b1_9); }),
               AllOf(HasSubstr("gru_sequence"), HasSubstr("xp is [4 x 12]"), HasSubstr("9 columns")));
-  EXPECT_THAT(shape_error(tape, [&] { (void)gru_sequence(x4_9, h0, w3_12, b1_9); }),
+  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)gru_sequence(x4_9, h0, w3_12, b1_9); }),
               AllOf(HasSubstr("gru_sequence"), HasSubstr("w_hh is [3 x 12]"), HasSubstr("[3 x 9]")));
-  EXPECT_THAT(shape_error(tape, [&] { (void)gru_sequence(x4_9, h0, w3_9, b2_9); }),
+  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)gru_sequence(x4_9, h0, w3_9, b2_9); }),
               AllOf(HasSubstr("gru_sequence"), HasSubstr("b_hh is [2 x 9]"), HasSubstr("[1 x 9]")));
 }
 

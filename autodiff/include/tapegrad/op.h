@@ -25,10 +25,10 @@ namespace tapegrad {
 
 /// The static description of one op application.
 struct OpSpec {
-  const char* name;                                ///< Op name shown by errors, the observer and anomaly mode.
-  Shape out;                                       ///< Output shape.
-  std::initializer_list<Shape> aux = {};           ///< Extra saved tensors (aux(k)), not differentiated.
-  std::span<const std::int32_t> ints = {};         ///< Integers saved for backward (ints()).
+  const char* name;                                 ///< Op name shown by errors, the observer and anomaly mode.
+  Shape out;                                        ///< Output shape.
+  std::initializer_list<Shape> aux = {};            ///< Extra saved tensors (aux(k)), not differentiated.
+  std::span<const std::int32_t> ints = {};          ///< Integers saved for backward (ints()).
   std::initializer_list<Shape> extra_outputs = {};  ///< More outputs (y(k), gy_or_null(k), k >= 1).
 };
 
@@ -86,8 +86,8 @@ std::uint32_t record_op(const OpSpec& spec, std::span<const Var<S>> inputs, Forw
 /// An empty, stale or foreign input throws TapeError naming the op and the input's position.
 template <class S, class Forward, class Backward>
 Var<S> apply(const OpSpec& spec, std::span<const Var<S>> inputs, Forward&& forward, Backward&& backward) {
-  TAPEGRAD_CHECK(spec.extra_outputs.size() == 0, ValueError, "{}: an op with extra outputs is recorded by apply_outputs",
-                 spec.name);
+  TAPEGRAD_CHECK(spec.extra_outputs.size() == 0, ValueError,
+                 "{}: an op with extra outputs is recorded by apply_outputs", spec.name);
   const std::uint32_t out =
       detail::record_op<S>(spec, inputs, std::forward<Forward>(forward), std::forward<Backward>(backward));
   return inputs[0].tape().handle(out);

@@ -177,6 +177,21 @@ Var<S> rnn_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w);
 /// Returns [T*B x 2H]: columns [0,H) hold h_t, columns [H,2H) hold c_t.
 template <class S>
 Var<S> lstm_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& c0, const Var<S>& w_hh);
+/// The hidden and cell states of a fused LSTM over T steps, [T*B x H] each, time-major.
+template <class S>
+struct LstmStates {
+  Var<S> h;
+  Var<S> c;
+};
+/// lstm_sequence on token inputs, for long sequences: the input projection of step t, batch row
+/// r is table.row(ids[t*B + r]) (for an embedding E, table = affine(E, W_ih, b), [K x 4H]), and
+/// h and c come out as two [T*B x H] outputs. Same values and gradients as
+/// lstm_sequence(gather_rows(table, ids), h0, c0, w_hh) split into its h and c columns, without
+/// the [T*B x 4H] gathered input, its gradient or the column slices (docs/memory.md).
+/// ids: T*B token ids in [0, K); h0, c0 [B x H]; w_hh [H x 4H].
+template <class S>
+LstmStates<S> lstm_sequence_gather(const Var<S>& table, std::span<const std::int32_t> ids, const Var<S>& h0,
+                                   const Var<S>& c0, const Var<S>& w_hh);
 /// Whole-sequence GRU with PyTorch's equations, gates r, z, n in column blocks as nn::GruCell:
 /// gh = h_{t-1} w_hh + b_hh, r z = sigmoid(xp_t + gh) on blocks [0,2H), n = tanh(xp_n + r gh_n),
 /// h_t = (1 - z) n + z h_{t-1}. xp [T*B x 3H] = x_t W_ih + b_ih of all steps, time-major;

@@ -285,7 +285,8 @@ std::vector<Var<S>> recompute(std::span<const Var<S>> inputs, RecomputeFn<S> fn)
     result.push_back(tape.handle(id));
   }
   for (std::uint32_t j = 0; j < n_out; ++j) {
-    tape.check_forward_finite(args[args_begin + n_in + j], std::span<const std::uint32_t>(args.data() + args_begin, n_in));
+    tape.check_forward_finite(args[args_begin + n_in + j],
+                              std::span<const std::uint32_t>(args.data() + args_begin, n_in));
   }
   const auto ints_at = static_cast<std::uint32_t>(tape.ints().size());
   tape.record("recompute", token, args_begin, n_in, 0, n_out, ints_at, 0,

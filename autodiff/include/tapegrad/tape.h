@@ -140,7 +140,7 @@ struct NodeEvent {
 
 /// How a sweep runs.
 struct BackwardOptions {
-  Mark from{};                        ///< Sweep only entries recorded at or after this mark.
+  Mark from{};  ///< Sweep only entries recorded at or after this mark.
   /// Release swept entries: sweeping them again throws, and what only they would read again is
   /// freed as soon as each has run (its aux tensors, its outputs' gradients; Var::grad() on such
   /// an output then throws). Leaves keep their gradients. Lowers the sweep's peak memory.
@@ -492,6 +492,20 @@ class Tape {
     free_grad(e.out);
     for (std::uint32_t k = 0; k < e.n_extra; ++k) free_grad(args_[aux_begin + e.n_aux + k]);
   }
+  // OpCtx::take_aux_as_gx: a release sweep's entry gives its saved tensor to input id as the
+  // gradient buffer, when that gradient is untouched in this sweep and the shapes match.
+  bool adopt_as_grad(std::uint32_t id, std::uint32_t donor) {
+    Slot& slot = slots_[id];
+    Tensor& buffer = slots_[donor].value;
+    if (!sweep_opts_.release || reached(id) || buffer.rows() != slot.value.rows() ||
+        buffer.cols() != slot.value.cols()) {
+      return false;
+    }
+    slot.grad.swap(buffer);  // the donor now holds the old buffer, freed with the entry's aux
+    slot.info.grad_stamp = stamp_;
+    slot.info.grad_freed = false;
+    return true;
+  }
   void free_grad(std::uint32_t id) {
     if (!reached(id)) return;
     slots_[id].grad = Tensor();
@@ -562,6 +576,13 @@ class OpCtx {
   [[nodiscard]] TAPEGRAD_HOT const Tensor& y() const { return tape_.slots_[out_].value; }
   /// Saved auxiliary tensor k (shapes given in OpSpec::aux).
   Tensor& aux(std::size_t k) { return tape_.slots_[tape_.args_[args_begin_ + n_in_ + k]].value; }
+  /// In a release sweep (BackwardOptions::release), when input i's gradient is still untouched
+  /// and aux(k) has its shape, moves aux(k)'s buffer into it and returns true: the op then turns
+  /// its saved tensor into gx(i) in place (assign, the buffer is not zeroed), with no new buffer
+  /// at the sweep's peak. Otherwise returns false, changes nothing, and the op adds into gx(i).
+  bool take_aux_as_gx(std::size_t i, std::size_t k) {
+    return tape_.adopt_as_grad(input_id(i), tape_.args_[args_begin_ + n_in_ + k]);
+  }
   /// Output k: 0 is the main output y(), 1.. the extra outputs (OpSpec::extra_outputs).
   Tensor& y(std::size_t k) { return tape_.slots_[output_id(k)].value; }
   [[nodiscard]] const Tensor& y(std::size_t k) const { return tape_.slots_[output_id(k)].value; }

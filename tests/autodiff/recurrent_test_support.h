@@ -1,0 +1,76 @@
+// Shared by the fused-recurrence tests: random inputs, the LSTM unrolled op by op with the core
+// ops (the independent path the fused ops are compared with), a relative difference, and the
+// message of an error that must leave the tape unchanged.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <tapegrad/tapegrad.h>
+
+namespace tapegrad::recurrent_test {
+
+template <class S>
+Matrix<S> uniform(Index rows, Index cols, std::mt19937_64& rng, double lo = -1, double hi = 1) {
+  std::uniform_real_distribution<double> u(lo, hi);
+  Matrix<S> m(rows, cols);
+  for (Index k = 0; k < m.size(); ++k) m.data()[k] = static_cast<S>(u(rng));
+  return m;
+}
+
+// The LSTM (gates i, f, g, o) unrolled with the core ops; each step's rows are [h_t | c_t].
+template <class S>
+Var<S> lstm_unrolled(const Var<S>& xp, const Var<S>& h0, const Var<S>& c0, const Var<S>& w) {
+  const Index b = h0.rows();
+  const Index n = h0.cols();
+  std::vector<Var<S>> outs;
+  Var<S> h = h0;
+  Var<S> c = c0;
+  for (Index t = 0; t * b < xp.rows(); ++t) {
+    const Var<S> a = add(slice_rows(xp, t * b, b), matmul(h, w));
+    const Var<S> i = sigmoid(slice_cols(a, 0, n));
+    const Var<S> f = sigmoid(slice_cols(a, n, n));
+    const Var<S> g = tanh(slice_cols(a, 2 * n, n));
+    const Var<S> o = sigmoid(slice_cols(a, 3 * n, n));
+    c = add(mul(f, c), mul(i, g));
+    h = mul(o, tanh(c));
+    outs.push_back(concat_cols<S>({h, c}));
+  }
+  return concat_rows<S>(outs);
+}
+
+// max |a - b| / (1 + |b|) over the elements.
+template <class S>
+double rel_diff(const Matrix<S>& a, const Matrix<S>& b) {
+  EXPECT_EQ(shape_of(a), shape_of(b));
+  if (shape_of(a) != shape_of(b)) return 1e30;
+  double worst = 0;
+  for (Index k = 0; k < a.size(); ++k) {
+    const double d = std::abs(static_cast<double>(a.data()[k]) - static_cast<double>(b.data()[k]));
+    worst = std::max(worst, d / (1 + std::abs(static_cast<double>(b.data()[k]))));
+  }
+  return worst;
+}
+
+// Runs f, which must throw E, and returns its message; the tape must be unchanged.
+template <class E, class F>
+std::string error_of(Tape<double>& tape, F&& f) {
+  const Mark before = tape.mark();
+  std::string msg;
+  try {
+    f();
+    ADD_FAILURE() << "did not throw";
+  } catch (const E& e) {
+    msg = e.what();
+  }
+  EXPECT_EQ(tape.mark().values, before.values);
+  EXPECT_EQ(tape.mark().entries, before.entries);
+  return msg;
+}
+
+}  // namespace tapegrad::recurrent_test

@@ -1,0 +1,119 @@
+// lstm_sequence_gather against the LSTM unrolled op by op on gather_rows of the same table: equal
+// h and c, equal gradients for the table, h0, c0 and w_hh, whichever outputs the loss reads (h
+// only, c only, both), over several weight-gradient chunks, with and without a release sweep, in
+// double and float; and its argument errors.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include <tapegrad/tapegrad.h>
+
+#include "recurrent_test_support.h"
+
+using namespace tapegrad;
+using recurrent_test::error_of;
+using recurrent_test::lstm_unrolled;
+using recurrent_test::rel_diff;
+using recurrent_test::uniform;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+
+namespace {
+
+enum class Reads { H, C, Both };
+
+struct Case {
+  Index t, b, h, k;
+  Reads reads;
+  bool release;
+  std::uint64_t seed;
+};
+
+std::vector<std::int32_t> random_ids(std::size_t n, Index vocab, std::mt19937_64& rng) {
+  std::uniform_int_distribution<std::int32_t> id(0, static_cast<std::int32_t>(vocab) - 1);
+  std::vector<std::int32_t> ids(n);
+  for (auto& v : ids) v = id(rng);
+  return ids;
+}
+
+// The loss <seed_h, h> + <seed_c, c> over the outputs the case reads, as a tape scalar.
+template <class S>
+Var<S> loss_of(const Var<S>& hs, const Var<S>& cs, const Matrix<S>& seed_h, const Matrix<S>& seed_c, Reads reads) {
+  Tape<S>& tape = hs.tape();
+  const Var<S> lh = sum(mul(hs, tape.constant(seed_h)));
+  const Var<S> lc = sum(mul(cs, tape.constant(seed_c)));
+  return reads == Reads::H ? lh : reads == Reads::C ? lc : add(lh, lc);
+}
+
+template <class S>
+void compare(const Case& d, double tol) {
+  std::mt19937_64 rng(d.seed);
+  const Matrix<S> table = uniform<S>(d.k, 4 * d.h, rng);
+  const Matrix<S> h0 = uniform<S>(d.b, d.h, rng);
+  const Matrix<S> c0 = uniform<S>(d.b, d.h, rng);
+  const Matrix<S> w = uniform<S>(d.h, 4 * d.h, rng, -0.6, 0.6);
+  const std::vector<std::int32_t> ids = random_ids(static_cast<std::size_t>(d.t * d.b), d.k, rng);
+  const Matrix<S> seed_h = uniform<S>(d.t * d.b, d.h, rng);
+  const Matrix<S> seed_c = uniform<S>(d.t * d.b, d.h, rng);
+
+  // The unrolled reference on its own tape: gather_rows, then the LSTM op by op.
+  Tape<S> ref;
+  const std::vector<Var<S>> rin = {ref.variable(table), ref.variable(h0), ref.variable(c0), ref.variable(w)};
+  const Var<S> hc = lstm_unrolled(gather_rows(rin[0], ids), rin[1], rin[2], rin[3]);
+  const Var<S> rh = slice_cols(hc, 0, d.h), rc = slice_cols(hc, d.h, d.h);
+  ref.backward(loss_of(rh, rc, seed_h, seed_c, d.reads));
+
+  Tape<S> tape;
+  const std::vector<Var<S>> in = {tape.variable(table), tape.variable(h0), tape.variable(c0), tape.variable(w)};
+  const LstmStates<S> s = lstm_sequence_gather(in[0], ids, in[1], in[2], in[3]);
+  EXPECT_LE(rel_diff(s.h.value(), rh.value()), tol);
+  EXPECT_LE(rel_diff(s.c.value(), rc.value()), tol);
+  tape.backward(loss_of(s.h, s.c, seed_h, seed_c, d.reads), BackwardOptions{.release = d.release});
+  const char* names[] = {"table", "h0", "c0", "w_hh"};
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    EXPECT_LE(rel_diff(in[i].grad(), rin[i].grad()), tol) << names[i];
+  }
+}
+
+std::string case_name(const ::testing::TestParamInfo<Case>& info) {
+  const Case& d = info.param;
+  const char* reads = d.reads == Reads::H ? "h" : d.reads == Reads::C ? "c" : "hc";
+  return "T" + std::to_string(d.t) + "_B" + std::to_string(d.b) + "_H" + std::to_string(d.h) + "_reads_" + reads +
+         (d.release ? "_release" : "");
+}
+
+// B = 200 gives 3 steps per dW chunk (7 steps: chunks of 3, 3, 1); T = 1 and B = 1 edge cases.
+const Case kCases[] = {
+    {1, 2, 3, 4, Reads::Both, false, 31}, {4, 3, 5, 6, Reads::H, false, 32},      {4, 3, 5, 6, Reads::C, false, 33},
+    {5, 1, 4, 3, Reads::Both, true, 34},  {7, 200, 2, 9, Reads::Both, false, 35}, {7, 200, 2, 9, Reads::H, true, 36},
+};
+
+class LstmGather : public ::testing::TestWithParam<Case> {};
+
+TEST_P(LstmGather, MatchesTheUnrolledLstmOnGatheredRowsInDouble) { compare<double>(GetParam(), 1e-10); }
+TEST_P(LstmGather, MatchesTheUnrolledLstmOnGatheredRowsInFloat) { compare<float>(GetParam(), 2e-4); }
+
+INSTANTIATE_TEST_SUITE_P(Cases, LstmGather, ::testing::ValuesIn(kCases), case_name);
+
+TEST(LstmGatherErrors, NameTheOpTheArgumentAndTheShapes) {
+  Tape<double> tape;
+  auto v = [&](Index r, Index c) { return tape.variable(Matrix<double>::Zero(r, c)); };
+  const auto table = v(5, 12), h0 = v(2, 3), c0 = v(2, 3), w = v(3, 12);
+  const auto table8 = v(5, 8), c_bad = v(2, 2), w33 = v(3, 3);
+  const std::vector<std::int32_t> four = {0, 1, 2, 3}, three = {0, 1, 2}, bad = {0, 1, 5, 2};
+  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)lstm_sequence_gather(table8, four, h0, c0, w); }),
+              AllOf(HasSubstr("lstm_sequence_gather"), HasSubstr("table is [5 x 8]"), HasSubstr("[K x 12]")));
+  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)lstm_sequence_gather(table, three, h0, c0, w); }),
+              AllOf(HasSubstr("lstm_sequence_gather"), HasSubstr("3 ids"), HasSubstr("B = 2")));
+  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)lstm_sequence_gather(table, four, h0, c_bad, w); }),
+              AllOf(HasSubstr("lstm_sequence_gather"), HasSubstr("c0 is [2 x 2]"), HasSubstr("h0 is [2 x 3]")));
+  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)lstm_sequence_gather(table, four, h0, c0, w33); }),
+              AllOf(HasSubstr("lstm_sequence_gather"), HasSubstr("w_hh is [3 x 3]"), HasSubstr("[3 x 12]")));
+  EXPECT_THAT(error_of<ValueError>(tape, [&] { (void)lstm_sequence_gather(table, bad, h0, c0, w); }),
+              AllOf(HasSubstr("lstm_sequence_gather"), HasSubstr("ids[2] = 5"), HasSubstr("table [5 x 12]")));
+}
+
+}  // namespace
