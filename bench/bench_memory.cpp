@@ -2,11 +2,15 @@
 //
 // Model (float32): embedding E [K x H], W_ih [H x 4H] + b [1 x 4H], W_hh [H x 4H] (gates i, f,
 // g, o), head V [H x K] + c [1 x K]. One step: forward over T steps, summed cross-entropy,
-// backward, SGD. Both modes use the fused ops (gather_rows, affine, lstm_sequence).
-//   plain     : the whole sequence on one tape (x, xp = x W_ih + b, lstm_sequence, h, logits).
+// backward, SGD. Three modes, all with fused ops:
+//   plain     : the whole sequence on one tape (x = gather_rows(E), xp = x W_ih + b,
+//               lstm_sequence, the h columns, logits).
 //   recompute : segments of k = ceil(sqrt T) steps, each one recompute() op that returns
 //               {h_last, c_last, segment loss}; the main tape keeps only those, the scratch tape
 //               one segment's activations at a time.
+//   lean      : the whole sequence on one tape, nothing kept but what BPTT needs: the table
+//               E W_ih + b [K x 4H], lstm_sequence_gather (gates, h, c), logits; backward with
+//               release = true (aux tensors and inner gradients freed as the sweep passes).
 //
 // Memory, measured once per benchmark on a fresh tape (buffers allocated inside the step):
 //   peak_rss_MB   : VmHWM after the step minus VmRSS before it (the kernel's peak-RSS counter
@@ -107,16 +111,31 @@ struct StepResult {
   std::size_t tape_bytes = 0;  // main tape values after forward + scratch peak
 };
 
-// One training step; k = 0 is plain mode, k > 0 recompute segments of k steps.
-StepResult train_step(Tape<F>& tape, Model& m, const Tokens& tok, std::int64_t steps, std::int64_t k) {
+// The lean plain step's loss: one lstm_sequence_gather over a [K x 4H] table, the head on h.
+Var<F> lean_loss(Tape<F>& tape, Model& m, const Tokens& tok, const Var<F>& h0, const Var<F>& c0) {
+  const Var<F> table = tapegrad::affine(tape.leaf(m.E), tape.leaf(m.Wih), tape.leaf(m.b));
+  const tapegrad::LstmStates<F> s = tapegrad::lstm_sequence_gather(table, tok.inputs, h0, c0, tape.leaf(m.Whh));
+  return tapegrad::softmax_cross_entropy(tapegrad::affine(s.h, tape.leaf(m.V), tape.leaf(m.c)), tok.targets,
+                                         tapegrad::Reduction::Sum);
+}
+
+enum class Mode { Plain = 0, Recompute = 1, Lean = 2 };
+const char* mode_name(Mode mode) {
+  return mode == Mode::Plain ? "plain" : mode == Mode::Recompute ? "recompute" : "lean";
+}
+
+// One training step; k is the recompute segment length (used in Mode::Recompute only).
+StepResult train_step(Tape<F>& tape, Model& m, const Tokens& tok, std::int64_t steps, Mode mode, std::int64_t k) {
   const std::int64_t h = m.Whh.value.rows();
   tape.clear();
   const Var<F> h0 = tape.constant(Matrix<F>::Zero(kBatch, h));
   const Var<F> c0 = tape.constant(Matrix<F>::Zero(kBatch, h));
   Var<F> loss;
   tapegrad::reset_recompute_stats<F>();
-  if (k == 0) {
+  if (mode == Mode::Plain) {
     loss = lstm_steps(tape, m, tok, 0, steps, h0, c0)[2];
+  } else if (mode == Mode::Lean) {
+    loss = lean_loss(tape, m, tok, h0, c0);
   } else {
     Var<F> hh = h0, cc = c0;
     for (std::int64_t begin = 0; begin < steps; begin += k) {
@@ -132,7 +151,7 @@ StepResult train_step(Tape<F>& tape, Model& m, const Tokens& tok, std::int64_t s
   }
   StepResult r;
   r.tape_bytes = tapegrad::tape_value_bytes(tape);
-  tape.backward(loss);
+  tape.backward(loss, tapegrad::BackwardOptions{.release = mode == Mode::Lean});
   r.tape_bytes += tapegrad::recompute_stats<F>().scratch_peak_bytes;
   r.loss = loss.item();
   m.sgd(0.05F / static_cast<F>(steps * kBatch));
@@ -163,7 +182,7 @@ struct MemoryResult {
 
 // One step on a fresh tape with every scratch buffer released first: the growth of the
 // resident set during the step is the step's own memory.
-MemoryResult measure_memory(Model& m, const Tokens& tok, std::int64_t steps, std::int64_t k) {
+MemoryResult measure_memory(Model& m, const Tokens& tok, std::int64_t steps, Mode mode, std::int64_t k) {
   tapegrad::release_recompute_scratch<F>();
   auto tape = std::make_unique<Tape<F>>();
   malloc_trim(0);
@@ -175,7 +194,7 @@ MemoryResult measure_memory(Model& m, const Tokens& tok, std::int64_t steps, std
     clear.flush();
     reset = static_cast<bool>(clear);
   }
-  const StepResult r = train_step(*tape, m, tok, steps, k);
+  const StepResult r = train_step(*tape, m, tok, steps, mode, k);
   MemoryResult out;
   if (reset) out.peak_rss_mb = status_mb("VmHWM") - before;
   out.tape_mb = static_cast<double>(r.tape_bytes) / (1024.0 * 1024.0);
@@ -184,19 +203,20 @@ MemoryResult measure_memory(Model& m, const Tokens& tok, std::int64_t steps, std
   return out;
 }
 
-// args: T, H, recompute (0 plain, 1 segments of ceil(sqrt T)).
+// args: T, H, mode (0 plain, 1 recompute with segments of ceil(sqrt T), 2 lean).
 void BM_LstmMemory(benchmark::State& state) {
   tapegrad::set_num_threads(env_threads());
   const std::int64_t steps = state.range(0);
   const std::int64_t h = state.range(1);
-  const bool rec = state.range(2) != 0;
-  const std::int64_t k = rec ? static_cast<std::int64_t>(std::ceil(std::sqrt(static_cast<double>(steps)))) : 0;
+  const auto mode = static_cast<Mode>(state.range(2));
+  const std::int64_t k =
+      mode == Mode::Recompute ? static_cast<std::int64_t>(std::ceil(std::sqrt(static_cast<double>(steps)))) : 0;
   Model m(h);
   const Tokens tok(steps);
-  const MemoryResult mem = measure_memory(m, tok, steps, k);
+  const MemoryResult mem = measure_memory(m, tok, steps, mode, k);
   Tape<F> tape;
   for (auto _ : state) {
-    benchmark::DoNotOptimize(train_step(tape, m, tok, steps, k).loss);
+    benchmark::DoNotOptimize(train_step(tape, m, tok, steps, mode, k).loss);
   }
   const double needed_mb = static_cast<double>(steps * kBatch * (6 * h + kVocab)) * sizeof(F) / (1024.0 * 1024.0);
   state.counters["T"] = static_cast<double>(steps);
@@ -208,16 +228,16 @@ void BM_LstmMemory(benchmark::State& state) {
   state.counters["model_MB"] = static_cast<double>(m.bytes()) / (1024.0 * 1024.0);
   state.counters["peak_over_needed"] = mem.peak_rss_mb / needed_mb;
   state.counters["threads"] = static_cast<double>(tapegrad::num_threads());
-  state.SetLabel(rec ? "recompute" : "plain");
+  state.SetLabel(mode_name(mode));
 }
 
 void memory_args(benchmark::internal::Benchmark* b) {
-  for (int rec : {0, 1}) {
-    for (std::int64_t t : {100, 1000, 10000}) b->Args({t, 256, rec});
-    for (std::int64_t h : {64, 128, 512, 1024}) b->Args({100, h, rec});
+  for (int mode : {0, 1, 2}) {
+    for (std::int64_t t : {100, 1000, 10000}) b->Args({t, 256, mode});
+    for (std::int64_t h : {64, 128, 512, 1024}) b->Args({100, h, mode});
   }
 }
 
 }  // namespace
 
-BENCHMARK(BM_LstmMemory)->ArgNames({"T", "H", "recompute"})->Apply(memory_args)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_LstmMemory)->ArgNames({"T", "H", "mode"})->Apply(memory_args)->Unit(benchmark::kMillisecond);

@@ -1,6 +1,7 @@
 // plot_memory: reads bench_memory's JSON and writes the scaling picture (four log-log panels:
-// time and peak memory against T at H = 256, and against H at T = 100, plain vs recompute, with
-// the strictly-needed activations as a dashed reference) plus a markdown table on stdout.
+// time and peak memory against T at H = 256, and against H at T = 100, for the plain, recompute
+// and lean modes, with the strictly-needed activations as a dashed reference) plus a markdown
+// table on stdout.
 //
 //   bench_memory --benchmark_format=json --benchmark_out=memory.json --benchmark_out_format=json
 //   plot_memory memory.json docs/img/memory_scaling.svg > table.md
@@ -19,8 +20,16 @@ namespace {
 
 struct Row {
   double t = 0, h = 0, k = 0, cpu_ms = 0, real_ms = 0, peak_mb = 0, tape_mb = 0, needed_mb = 0;
-  bool recompute = false;
+  std::string mode;  // bench_memory's label: plain, recompute or lean
 };
+
+struct ModeStyle {
+  const char* mode;
+  const char* legend;
+  const char* color;
+};
+constexpr ModeStyle kModes[] = {
+    {"plain", "plain", "#1b9e77"}, {"recompute", "recompute(sqrt T)", "#d95f02"}, {"lean", "lean", "#7570b3"}};
 
 struct Series {
   std::string name, color;
@@ -117,10 +126,10 @@ std::string panel(double ox, double oy, double w, double h, const std::string& t
 std::vector<Series> pick(const std::vector<Row>& rows, bool vs_t, bool memory) {
   std::vector<Series> out;
   const auto select = [&](const Row& r) { return vs_t ? r.h == 256 : r.t == 100; };
-  for (bool rec : {false, true}) {
-    Series s{rec ? "recompute(sqrt T)" : "plain", rec ? "#d95f02" : "#1b9e77", {}, {}, false};
+  for (const ModeStyle& m : kModes) {
+    Series s{m.legend, m.color, {}, {}, false};
     for (const Row& r : rows) {
-      if (r.recompute != rec || !select(r)) continue;
+      if (r.mode != m.mode || !select(r)) continue;
       s.x.push_back(vs_t ? r.t : r.h);
       s.y.push_back(memory ? r.peak_mb : r.cpu_ms);
     }
@@ -129,7 +138,7 @@ std::vector<Series> pick(const std::vector<Row>& rows, bool vs_t, bool memory) {
   if (memory) {
     Series s{"strictly needed", "#555", {}, {}, true};
     for (const Row& r : rows) {
-      if (r.recompute || !select(r)) continue;
+      if (r.mode != "plain" || !select(r)) continue;
       s.x.push_back(vs_t ? r.t : r.h);
       s.y.push_back(r.needed_mb);
     }
@@ -180,7 +189,7 @@ int main(int argc, char** argv) {
     r.peak_mb = b.at("peak_rss_MB").get<double>();
     r.tape_mb = b.at("tape_MB").get<double>();
     r.needed_mb = b.at("needed_MB").get<double>();
-    r.recompute = b.value("label", "") == "recompute";
+    r.mode = b.value("label", "");
     rows.push_back(r);
   }
   if (rows.empty()) {
@@ -206,20 +215,33 @@ int main(int argc, char** argv) {
     std::cerr << "plot_memory: cannot write " << argv[2] << "\n";
     return 1;
   }
-  // The markdown table: one line per (T, H), plain beside recompute.
-  std::map<std::pair<double, double>, std::pair<const Row*, const Row*>> byc;
-  for (const Row& r : rows) (r.recompute ? byc[{r.t, r.h}].second : byc[{r.t, r.h}].first) = &r;
+  // The markdown table: one line per (T, H), the three modes side by side.
+  struct Line {
+    const Row* plain = nullptr;
+    const Row* rec = nullptr;
+    const Row* lean = nullptr;
+  };
+  std::map<std::pair<double, double>, Line> lines;
+  for (const Row& r : rows) {
+    Line& l = lines[{r.t, r.h}];
+    (r.mode == "plain" ? l.plain : r.mode == "recompute" ? l.rec : l.lean) = &r;
+  }
   std::printf(
-      "| T | H | k | plain ms | recompute ms | time ratio | needed MB | plain peak MB | plain peak / needed | "
-      "recompute peak MB | memory cut | plain tape MB | recompute tape MB |\n"
-      "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-  for (const auto& [key, pr] : byc) {
-    const Row* p = pr.first;
-    const Row* q = pr.second;
-    if (p == nullptr || q == nullptr) continue;
-    std::printf("| %g | %g | %g | %.1f | %.1f | %.2f | %.1f | %.1f | %.2f | %.1f | %.1f%% | %.1f | %.1f |\n", key.first,
-                key.second, q->k, p->cpu_ms, q->cpu_ms, q->cpu_ms / p->cpu_ms, p->needed_mb, p->peak_mb,
-                p->peak_mb / p->needed_mb, q->peak_mb, 100.0 * (1.0 - q->peak_mb / p->peak_mb), p->tape_mb, q->tape_mb);
+      "| T | H | k | plain ms | recompute ms | lean ms | needed MB | plain peak MB | plain / needed | "
+      "recompute peak MB | recompute cut | lean peak MB | lean / needed | plain tape MB | recompute tape MB | "
+      "lean tape MB |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  for (const auto& [key, l] : lines) {
+    const Row* p = l.plain;
+    const Row* q = l.rec;
+    const Row* z = l.lean;
+    if (p == nullptr || q == nullptr || z == nullptr) continue;
+    std::printf(
+        "| %g | %g | %g | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %.1f | %.1f%% | %.1f | %.2f | %.1f | %.1f | "
+        "%.1f |\n",
+        key.first, key.second, q->k, p->cpu_ms, q->cpu_ms, z->cpu_ms, p->needed_mb, p->peak_mb,
+        p->peak_mb / p->needed_mb, q->peak_mb, 100.0 * (1.0 - q->peak_mb / p->peak_mb), z->peak_mb,
+        z->peak_mb / z->needed_mb, p->tape_mb, q->tape_mb, z->tape_mb);
   }
   return 0;
 }
