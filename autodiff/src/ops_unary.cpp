@@ -12,12 +12,30 @@ namespace tapegrad {
 namespace {
 
 // Records y = f(x) elementwise with dL/dx += dL/dy * d(x, y). f and d receive Eigen arrays.
+// A [1 x 1] value (a loss, a scalar chain) goes through fixed-size 1x1 arrays: the same
+// functors and the same scalar math, without the set-up of Eigen's runtime-size loop, which
+// costs more than the op itself at that size.
 template <class S, class F, class D>
 Var<S> elementwise(const char* name, const Var<S>& x, F f, D d) {
+  using One = Eigen::Map<Eigen::Array<S, 1, 1>>;
+  using ConstOne = Eigen::Map<const Eigen::Array<S, 1, 1>>;
   return apply<S>(
-      {name, x.shape()}, {x}, [f](OpCtx<S>& c) { c.y().array() = f(c.x(0).array()); },
+      {name, x.shape()}, {x},
+      [f](OpCtx<S>& c) {
+        if (c.y().size() == 1) {
+          One(c.y().data()) = f(ConstOne(c.x(0).data()));
+        } else {
+          c.y().array() = f(c.x(0).array());
+        }
+      },
       [d](OpCtx<S>& c) {
-        if (c.needs_grad(0)) c.gx(0).array() += c.gy().array() * d(c.x(0).array(), c.y().array());
+        if (!c.needs_grad(0)) return;
+        Matrix<S>& g = c.gx(0);
+        if (g.size() == 1) {
+          One(g.data()) += ConstOne(c.gy().data()) * d(ConstOne(c.x(0).data()), ConstOne(c.y().data()));
+        } else {
+          g.array() += c.gy().array() * d(c.x(0).array(), c.y().array());
+        }
       });
 }
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <set>
 
 namespace tapegrad::optest {
 namespace {
@@ -433,6 +434,21 @@ std::vector<OpCase> build() {
   row("gru_sequence/t1", {{2, 9}, {2, 3}, {3, 9}, {1, 9}}, gru, R, gru_sequence_ref);
   row("gru_sequence/t3_b2", {{6, 9}, {2, 3}, {3, 9}, {1, 9}}, gru, R, gru_sequence_ref);
   row("gru_sequence/t5_b1", {{5, 6}, {1, 2}, {2, 6}, {1, 6}}, gru, R, gru_sequence_ref);
+
+  // ---- [1 x 1] copies of the elementwise rows: ops_unary.cpp takes a fixed-size path there --------
+  const std::set<std::string> elementwise_ops = {"add_scalar",  "mul_scalar", "neg",        "pow",        "tanh",
+                                                 "sigmoid",     "relu",       "leaky_relu", "exp",        "log",
+                                                 "sqrt",        "square",     "abs",        "reciprocal", "softplus",
+                                                 "log_sigmoid", "sin",        "cos",        "hardtanh",   "clamp"};
+  const std::size_t n_rows = t.size();
+  for (std::size_t i = 0; i < n_rows; ++i) {
+    const std::string& name = t[i].name;
+    if (t[i].args.size() != 1 || !elementwise_ops.count(name.substr(0, name.find('/')))) continue;
+    OpCase scalar_case = t[i];
+    scalar_case.name = name + (name.find('/') == std::string::npos ? "/1x1" : "_1x1");
+    scalar_case.args = {{1, 1}};
+    t.push_back(std::move(scalar_case));
+  }
   return t;
 }
 
