@@ -7,10 +7,15 @@
 # `unrolled` and `nn` variants, speedup LibTorch/Tapegrad per round (median, min-max), GFLOP/s,
 # % of the best GEMM rate) and writes it to build/peers/compare.md; raw JSON in
 # build/peers/compare/. Each side takes its best thread count (by median).
+# With --path table: Tapegrad's `table` step (embedding folded into the input projection)
+# against LibTorch's best of `table`, `unrolled` and `nn`; written to build/peers/compare-table.md,
+# raw JSON in build/peers/compare-table/; GFLOP/s there are the standard model's FLOPs (the
+# table step does fewer), so no % GEMM.
 #
 # Usage: scripts/bench-compare.sh [--quick] [--rounds N] [--min-time S] [--threads "1 2"]
 #                                 [--time real|cpu] [--no-build] [--bin-dir DIR ...]
 #                                 [--openblas-core NAME] [--no-keep-freed-memory]
+#                                 [--path fused|table]
 #   --quick     1 round, tiny and small only (a smoke check)
 #   --rounds    rounds per thread count (default 5)
 #   --min-time  --benchmark_min_time of each run, seconds (default 0.5)
@@ -36,6 +41,7 @@ build=1
 bin_dirs=()
 openblas_core=""
 keep_freed=1
+path=fused
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) rounds=1; configs="tiny|small"; shift ;;
@@ -47,11 +53,13 @@ while [[ $# -gt 0 ]]; do
     --bin-dir) bin_dirs+=("$2"); build=0; shift 2 ;;
     --openblas-core) openblas_core="$2"; shift 2 ;;
     --no-keep-freed-memory) keep_freed=0; shift ;;
-    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
+    --path) path="$2"; shift 2 ;;
+    -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "bench-compare.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
 [[ "$time_kind" == real || "$time_kind" == cpu ]] || { echo "bench-compare.sh: --time must be real or cpu" >&2; exit 2; }
+[[ "$path" == fused || "$path" == table ]] || { echo "bench-compare.sh: --path must be fused or table" >&2; exit 2; }
 
 # --- the peer's best setup: OpenBLAS, not the reference BLAS --------------------------------
 if [[ ! -f /usr/lib/x86_64-linux-gnu/cmake/Torch/TorchConfig.cmake ]]; then
@@ -99,6 +107,7 @@ binary() {  # the first bin dir holding $1
 }
 for b in bench_train_step bench_gemm_rate bench_torch_step; do binary "$b" >/dev/null; done
 out=build/peers/compare
+[[ "$path" == table ]] && out=build/peers/compare-table
 rm -rf "$out"
 mkdir -p "$out"
 uptime >"$out/uptime_before.txt"
@@ -110,8 +119,9 @@ run() {  # run <binary> <filter> <json> <threads>
     --benchmark_format=console 2>>"$out/stderr.txt" | grep -E '^BM_' || true
 }
 
-tg_filter="^BM_TrainStep/(rnn|lstm)/($configs)/fused\$"
+tg_filter="^BM_TrainStep/(rnn|lstm)/($configs)/$path\$"
 torch_filter="^BM_TorchStep/(rnn|lstm)/($configs)/(unrolled|nn)\$"
+[[ "$path" == table ]] && torch_filter="^BM_TorchStep/(rnn|lstm)/($configs)/(unrolled|nn|table)\$"
 for t in $threads_list; do
   for ((r = 1; r <= rounds; ++r)); do
     echo "=== threads $t, round $r/$rounds ($(uptime | sed 's/.*load/load/'))"
@@ -128,10 +138,10 @@ for t in $threads_list; do
 done
 uptime >"$out/uptime_after.txt"
 
-python3 - "$out" "$time_kind" "$rounds" "$min_time" "$(git rev-parse --short HEAD)" "$keep_freed" <<'PY'
+python3 - "$out" "$time_kind" "$rounds" "$min_time" "$(git rev-parse --short HEAD)" "$keep_freed" "$path" <<'PY'
 import glob, json, os, re, statistics, sys
 
-out, time_kind, rounds, min_time, commit, keep_freed = sys.argv[1:7]
+out, time_kind, rounds, min_time, commit, keep_freed, step_path = sys.argv[1:8]
 key = "real_time" if time_kind == "real" else "cpu_time"
 to_ms = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
 step = re.compile(r"^BM_(TrainStep|TorchStep)/(rnn|lstm)/(\w+)/(\w+)$")
@@ -201,7 +211,7 @@ lines = [
     "GFLOP/s = GEMM FLOPs of the step (6 N H (2G + K)) / Tapegrad's median time; % GEMM = that over the best "
     "single-GEMM rate at the step's shapes (bench_gemm_rate, best over the rounds, same thread count).",
     "",
-    "| model | config | Tapegrad fused ms | LibTorch ms (variant) | speedup (min-max) | target ms | "
+    f"| model | config | Tapegrad {step_path} ms | LibTorch ms (variant) | speedup (min-max) | target ms | "
     "GFLOP/s | % GEMM |",
     "|---|---|---|---|---|---|---|---|",
 ]
@@ -232,14 +242,15 @@ for cell in ("rnn", "lstm"):
             gf = flops[(cell, cfg)] / (tm * 1e-3)  # GFLOP per step / seconds per step
             rate = gemm_rate.get((cell, cfg, tt))
             row.append(f"{gf:.1f}")
-            row.append(f"{100 * gf / rate:.0f}% of {rate:.0f}" if rate else "-")
+            row.append(f"{100 * gf / rate:.0f}% of {rate:.0f}" if rate and step_path == "fused" else "-")
         else:
             row += ["-", "-"]
         lines.append("| " + " | ".join(row) + " |")
 text = "\n".join(lines) + "\n"
 print()
 print(text)
-with open(os.path.join(os.path.dirname(out), "compare.md"), "w") as f:
+md = os.path.join(os.path.dirname(out), "compare.md" if step_path == "fused" else "compare-table.md")
+with open(md, "w") as f:
     f.write(text)
-print(f"(written to {os.path.join(os.path.dirname(out), 'compare.md')}; raw JSON in {out}/)")
+print(f"(written to {md}; raw JSON in {out}/)")
 PY

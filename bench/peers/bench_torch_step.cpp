@@ -6,6 +6,10 @@
 //       projection of all steps (unbound into per-step views), per step addmm(xp_t, h, W_hh) + tanh (RNN) or the LSTM
 //       gate math (chunk into i, f, g, o), one cat of the hidden states, one addmm head, one cross_entropy (sum),
 //       backward, SGD p -= lr * grad under NoGradGuard.
+//   BM_TorchStep/<rnn|lstm>/<config>/table  the same hand-written step with the embedding folded
+//       into the input projection, as bench_train_step's `table` path: table = addmm(b, E, W_ih)
+//       [K x G], then one embedding lookup of all T*B ids into it (exact algebra; the input GEMM
+//       has K rows instead of T*B).
 //   BM_TorchStep/<rnn|lstm>/<config>/nn  torch::nn::Embedding + torch::nn::RNN (tanh) or
 //       torch::nn::LSTM over [T x B x H] + torch::nn::Linear, cross_entropy (sum),
 //       torch::optim::SGD. nn::RNN/LSTM carry two biases (b_ih, b_hh) where the hand-written
@@ -92,8 +96,9 @@ torch::Tensor uniform(std::int64_t rows, std::int64_t cols, double scale) {
 struct Unrolled {
   Cell cell;
   TrainConfig cfg;
+  bool table;                         // fold the embedding into the input projection
   std::vector<torch::Tensor> params;  // E, W_ih, b, W_hh, V, c
-  Unrolled(Cell c, const TrainConfig& config) : cell(c), cfg(config) {
+  Unrolled(Cell c, const TrainConfig& config, bool fold_table) : cell(c), cfg(config), table(fold_table) {
     const std::int64_t g = tapegrad_bench::gate_cols(cell, cfg);
     const double s = 1.0 / std::sqrt(static_cast<double>(cfg.hidden));
     params = {uniform(cfg.vocab, cfg.hidden, 0.1), uniform(cfg.hidden, g, s),         torch::zeros({g}),
@@ -104,7 +109,8 @@ struct Unrolled {
     const auto& [E, W_ih, b, W_hh, V, c_out] =
         std::tie(params[0], params[1], params[2], params[3], params[4], params[5]);
     const std::int64_t batch = cfg.batch;
-    const torch::Tensor xp = torch::addmm(b, torch::embedding(E, data.inputs), W_ih);  // [T*B x G]
+    const torch::Tensor xp = table ? torch::embedding(torch::addmm(b, E, W_ih), data.inputs)   // [K x G] rows
+                                   : torch::addmm(b, torch::embedding(E, data.inputs), W_ih);  // [T*B x G]
     // One unbind into per-step views: its backward is one stack. A narrow per step would cost a
     // zero-filled [T*B x G] gradient per step in backward (quadratic in T: 37 s per long step).
     const std::vector<torch::Tensor> xp_steps = xp.view({cfg.steps, batch, xp.size(1)}).unbind(0);
@@ -187,10 +193,10 @@ void report(benchmark::State& state, Cell cell, const TrainConfig& cfg, int thre
   state.SetLabel("openblas_threads=" + std::to_string(openblas_threads()));
 }
 
-void BM_TorchUnrolled(benchmark::State& state, Cell cell, TrainConfig cfg) {
+void BM_TorchUnrolled(benchmark::State& state, Cell cell, TrainConfig cfg, bool table) {
   const int threads = set_threads(tapegrad_bench::env_threads());
   torch::manual_seed(1);
-  Unrolled model(cell, cfg);
+  Unrolled model(cell, cfg, table);
   const TorchData data(cfg);
   const float lr = tapegrad_bench::sgd_lr(cfg);
   model.step(data, lr);  // untimed, as in bench_train_step: the first step allocates
@@ -212,7 +218,9 @@ void register_all() {
   for (const Cell cell : {Cell::Rnn, Cell::Lstm}) {
     for (const TrainConfig& cfg : tapegrad_bench::kTrainConfigs) {
       const std::string base = std::string("BM_TorchStep/") + tapegrad_bench::cell_name(cell) + "/" + cfg.name + "/";
-      benchmark::RegisterBenchmark((base + "unrolled").c_str(), BM_TorchUnrolled, cell, cfg)
+      benchmark::RegisterBenchmark((base + "unrolled").c_str(), BM_TorchUnrolled, cell, cfg, false)
+          ->Unit(benchmark::kMillisecond);
+      benchmark::RegisterBenchmark((base + "table").c_str(), BM_TorchUnrolled, cell, cfg, true)
           ->Unit(benchmark::kMillisecond);
       benchmark::RegisterBenchmark((base + "nn").c_str(), BM_TorchNn, cell, cfg)->Unit(benchmark::kMillisecond);
     }
