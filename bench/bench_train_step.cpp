@@ -103,15 +103,15 @@ Var<float> fused_loss(Cell cell, const TrainConfig& /*cfg*/, Tape<float>& tape, 
 // The same model with the embedding folded into the input projection: table = E W_ih + b is
 // [K x G], and the input projection of token id is its row (exact algebra: x_t W_ih + b with
 // x_t = E[id]). The input GEMM shrinks from T*B rows to K; the gradients of E, W_ih and b flow
-// back through the table. The LSTM reads the table by id (lstm_sequence_gather, h and c as two
-// outputs), the RNN gathers the table rows for rnn_sequence.
+// back through the table. The recurrences read the table by id (rnn_sequence_gather,
+// lstm_sequence_gather with h and c as two outputs).
 Var<float> table_loss(Cell cell, const TrainConfig& /*cfg*/, Tape<float>& tape, const Leaves& p,
                       const tapegrad_bench::TokenData& data, const Matrix<float>& zeros) {
   const Var<float> table = tapegrad::affine(p.E, p.W_ih, p.b);  // [K x G]
   const std::span<const std::int32_t> ids(data.inputs);
   const Var<float> h0 = tape.constant(zeros);
   const Var<float> hs = cell == Cell::Rnn
-                            ? tapegrad::rnn_sequence(tapegrad::gather_rows(table, ids), h0, p.W_hh)
+                            ? tapegrad::rnn_sequence_gather(table, ids, h0, p.W_hh)
                             : tapegrad::lstm_sequence_gather(table, ids, h0, tape.constant(zeros), p.W_hh).h;
   const Var<float> logits = tapegrad::affine(hs, p.V, p.c);  // [T*B x K]
   return tapegrad::softmax_cross_entropy(logits, std::span<const std::int32_t>(data.targets), tapegrad::Reduction::Sum);

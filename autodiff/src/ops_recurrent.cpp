@@ -16,6 +16,7 @@
 
 #include "instantiate.h"
 #include "recurrent_kernels.h"
+#include "rnn_kernels.h"
 
 namespace tapegrad {
 namespace {
@@ -44,7 +45,7 @@ Index check_sequence(const char* op, const Var<S>& xp, const Var<S>& h0, Index g
 }  // namespace
 
 // h_t = tanh(xp_t + h_{t-1} W).  dA_t = (g_t + dA_{t+1} W^T) * (1 - h_t^2);
-// dxp_t = dA_t, dW = sum_t h_{t-1}^T dA_t, dh0 = dA_0 W^T.
+// dxp_t = dA_t, dW = sum_t h_{t-1}^T dA_t, dh0 = dA_0 W^T. The step loops are in rnn_kernels.h.
 template <class S>
 Var<S> rnn_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w) {
   const Index steps = check_sequence("rnn_sequence", xp, h0, 1);
@@ -57,49 +58,13 @@ Var<S> rnn_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w) {
   return apply<S>(
       {"rnn_sequence", xp.shape(), {Shape{chunk * b, h}, Shape{b, h}}}, {xp, h0, w},
       [](OpCtx<S>& c) {
-        const Matrix<S>& x0 = c.x(1);
-        const Matrix<S>& wt = c.x(2);
-        Matrix<S>& y = c.y();
-        const Index nb = x0.rows();
-        const Index n_steps = y.rows() / nb;
-        y = c.x(0);
-        for (Index t = 0; t < n_steps; ++t) {
-          auto yt = y.middleRows(t * nb, nb);
-          if (t == 0) {
-            add_product(yt, x0, wt);
-          } else {
-            add_product(yt, y.middleRows((t - 1) * nb, nb), wt);
-          }
-          yt.array() = yt.array().tanh();
-        }
+        c.y() = c.x(0);
+        detail::rnn_forward_steps(c);
       },
       [](OpCtx<S>& c) {
-        const Matrix<S>& x0 = c.x(1);
-        const Matrix<S>& wt = c.x(2);
-        const Matrix<S>& y = c.y();
-        const Matrix<S>& gy = c.gy();
-        Matrix<S>& da = c.aux(0);
-        Matrix<S>& carry = c.aux(1);
-        const Index nb = x0.rows();
-        const Index n_steps = y.rows() / nb;
-        const Index per_chunk = da.rows() / nb;
-        const bool want_h0 = c.needs_grad(1);
-        carry.setZero();
-        for (Index t = n_steps; t-- > 0;) {
-          const Index t0 = t / per_chunk * per_chunk;  // first step of t's chunk
-          auto dat = da.middleRows((t - t0) * nb, nb);
-          dat.array() =
-              (gy.middleRows(t * nb, nb).array() + carry.array()) * (S(1) - y.middleRows(t * nb, nb).array().square());
-          if (t > 0 || want_h0) assign_product(carry, dat, wt.transpose());
-          if (t != t0) continue;
-          // The chunk [t0, t1) is complete: its dA rows feed dxp and dW in one go.
-          const Index n = std::min(t0 + per_chunk, n_steps) - t0;
-          const auto da_chunk = da.topRows(n * nb);
-          if (c.needs_grad(0)) c.gx(0).middleRows(t0 * nb, n * nb) += da_chunk;
-          const auto prev = [&y](Index first, Index count) { return y.middleRows(first, count); };
-          if (c.needs_grad(2)) add_weight_grad(c.gx(2), x0, prev, da_chunk, t0, n, nb);
-        }
-        if (want_h0) c.gx(1) += carry;
+        detail::rnn_backward_steps(c, [&c](Index first_row, const auto& da_rows) {
+          c.gx(0).middleRows(first_row, da_rows.rows()) += da_rows;
+        });
       });
 }
 

@@ -417,7 +417,8 @@ std::vector<OpCase> build() {
   row("lstm_sequence/t1", {{2, 12}, {2, 3}, {2, 3}, {3, 12}}, lstm, R, lstm_sequence_ref);
   row("lstm_sequence/t3_b2", {{6, 12}, {2, 3}, {2, 3}, {3, 12}}, lstm, R, lstm_sequence_ref);
   row("lstm_sequence/t5_b1", {{5, 8}, {1, 2}, {1, 2}, {2, 8}}, lstm, R, lstm_sequence_ref);
-  // Two outputs, checked as [h | c]: the reference is lstm_sequence_ref on the gathered rows.
+  // Token inputs: the references run on the gathered rows; the LSTM's two outputs are checked as
+  // [h | c].
   const std::vector<std::int32_t> lstm_ids = {2, 0, 2, 1, 3, 3};
   auto lstm_gather = [lstm_ids](In x) {
     const LstmStates<double> s = lstm_sequence_gather(x[0], lstm_ids, x[1], x[2], x[3]);
@@ -430,6 +431,14 @@ std::vector<OpCase> build() {
   };
   row("lstm_sequence_gather/t3_b2", {{4, 12}, {2, 3}, {2, 3}, {3, 12}}, lstm_gather, R, lstm_gather_ref);
   row("lstm_sequence_gather/t6_b1", {{4, 8}, {1, 2}, {1, 2}, {2, 8}}, lstm_gather, R, lstm_gather_ref);
+  auto rnn_gather = [lstm_ids](In x) { return rnn_sequence_gather(x[0], lstm_ids, x[1], x[2]); };
+  auto rnn_gather_ref = [lstm_ids](Refs x) {
+    M xp(static_cast<Index>(lstm_ids.size()), x[0].cols());
+    for (std::size_t i = 0; i < lstm_ids.size(); ++i) xp.row(static_cast<Index>(i)) = x[0].row(lstm_ids[i]);
+    return rnn_sequence_ref({xp, x[1], x[2]});
+  };
+  row("rnn_sequence_gather/t3_b2", {{4, 3}, {2, 3}, {3, 3}}, rnn_gather, R, rnn_gather_ref);
+  row("rnn_sequence_gather/t6_b1", {{4, 2}, {1, 2}, {2, 2}}, rnn_gather, R, rnn_gather_ref);
   auto gru = [](In x) { return gru_sequence(x[0], x[1], x[2], x[3]); };
   row("gru_sequence/t1", {{2, 9}, {2, 3}, {3, 9}, {1, 9}}, gru, R, gru_sequence_ref);
   row("gru_sequence/t3_b2", {{6, 9}, {2, 3}, {3, 9}, {1, 9}}, gru, R, gru_sequence_ref);
@@ -469,7 +478,7 @@ const std::vector<std::string>& all_op_names() {
       "affine",      "sum",      "mean",        "logsumexp",    "softmax",       "log_softmax", "softmax_cross_entropy",
       "mse_loss",    "pick",     "concat_cols", "concat_rows",  "slice_cols",    "slice_rows",  "gather_rows",
       "reshape",     "mask_mul", "where",       "rnn_sequence", "lstm_sequence", "gru_sequence",
-      "lstm_sequence_gather"};
+      "lstm_sequence_gather", "rnn_sequence_gather"};
   // clang-format on
   return names;
 }

@@ -1,5 +1,5 @@
-// Shared by the fused-recurrence tests: random inputs, the LSTM unrolled op by op with the core
-// ops (the independent path the fused ops are compared with), a relative difference, and the
+// Shared by the fused-recurrence tests: random inputs, the RNN and the LSTM unrolled op by op
+// with the core ops (the independent path the fused ops are compared with), a relative difference, and the
 // message of an error that must leave the tape unchanged.
 #pragma once
 
@@ -21,6 +21,19 @@ Matrix<S> uniform(Index rows, Index cols, std::mt19937_64& rng, double lo = -1, 
   Matrix<S> m(rows, cols);
   for (Index k = 0; k < m.size(); ++k) m.data()[k] = static_cast<S>(u(rng));
   return m;
+}
+
+// h_t = tanh(xp_t + h_{t-1} w), unrolled with slice_rows / matmul / add / tanh, stacked by rows.
+template <class S>
+Var<S> rnn_unrolled(const Var<S>& xp, const Var<S>& h0, const Var<S>& w) {
+  const Index b = h0.rows();
+  std::vector<Var<S>> outs;
+  Var<S> h = h0;
+  for (Index t = 0; t * b < xp.rows(); ++t) {
+    h = tanh(add(slice_rows(xp, t * b, b), matmul(h, w)));
+    outs.push_back(h);
+  }
+  return concat_rows<S>(outs);
 }
 
 // The LSTM (gates i, f, g, o) unrolled with the core ops; each step's rows are [h_t | c_t].

@@ -18,24 +18,12 @@ using namespace tapegrad;
 using recurrent_test::error_of;
 using recurrent_test::lstm_unrolled;
 using recurrent_test::rel_diff;
+using recurrent_test::rnn_unrolled;
 using recurrent_test::uniform;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 namespace {
-
-// h_t = tanh(xp_t + h_{t-1} w), unrolled with slice_rows / matmul / add / tanh, stacked by rows.
-template <class S>
-Var<S> rnn_unrolled(const Var<S>& xp, const Var<S>& h0, const Var<S>& w) {
-  const Index b = h0.rows();
-  std::vector<Var<S>> outs;
-  Var<S> h = h0;
-  for (Index t = 0; t * b < xp.rows(); ++t) {
-    h = tanh(add(slice_rows(xp, t * b, b), matmul(h, w)));
-    outs.push_back(h);
-  }
-  return concat_rows<S>(outs);
-}
 
 // PyTorch's GRU unrolled as nn::GruCell writes it: gh = affine(h, w, b), gates r, z, n.
 template <class S>

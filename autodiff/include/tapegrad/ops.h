@@ -177,6 +177,12 @@ Var<S> rnn_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w);
 /// Returns [T*B x 2H]: columns [0,H) hold h_t, columns [H,2H) hold c_t.
 template <class S>
 Var<S> lstm_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& c0, const Var<S>& w_hh);
+/// rnn_sequence on token inputs: the input projection of step t, batch row r is
+/// table.row(ids[t*B + r]) (for an embedding E, table = affine(E, U, b), [K x H]). Same values
+/// and gradients as rnn_sequence(gather_rows(table, ids), h0, w), without the [T*B x H]
+/// gathered input and its gradient. ids: T*B token ids in [0, K); h0 [B x H]; w [H x H].
+template <class S>
+Var<S> rnn_sequence_gather(const Var<S>& table, std::span<const std::int32_t> ids, const Var<S>& h0, const Var<S>& w);
 /// The hidden and cell states of a fused LSTM over T steps, [T*B x H] each, time-major.
 template <class S>
 struct LstmStates {

@@ -1,23 +1,84 @@
-// lstm_sequence_gather: a fused LSTM whose input projections are rows of a table picked by token
-// ids, with the hidden and cell sequences as two outputs. Nothing of size T*B x 4H exists but
-// the gates the backward needs: no gathered input, no input projection, and in backward no
-// dxp (each finished chunk of dA scatter-adds into the table's gradient). With a head that
-// reads h directly, the saved activations are what BPTT strictly needs (docs/memory.md).
+// The fused recurrences on token inputs: the input projection of step t, batch row r is the row
+// ids[t*B + r] of a table ([K x G], e.g. E W_ih + b), read by id inside the op. No [T*B x G]
+// projected input exists beside what the op keeps, and in backward each finished chunk of dA
+// scatter-adds into the table's gradient instead of filling a dxp.
+//   rnn_sequence_gather  : rnn_sequence's step loops (rnn_kernels.h), output h.
+//   lstm_sequence_gather : h and c as two outputs, so a head reads h without a slice; in a
+//       release sweep dA_t overwrites gates_t. With a head on h, the saved activations are what
+//       BPTT strictly needs (docs/memory.md).
 #include <tapegrad/op.h>
 #include <tapegrad/ops.h>
 #include <tapegrad/threads.h>
 
 #include "instantiate.h"
 #include "recurrent_kernels.h"
+#include "rnn_kernels.h"
 
 namespace tapegrad {
+namespace {
+
+// Checks h0 [B x H], the table [K x gates*H] and the ids (T*B of them, each in [0, K)).
+template <class S>
+void check_gather_inputs(const char* op, const Var<S>& table, std::span<const std::int32_t> ids, const Var<S>& h0,
+                         Index gates) {
+  TAPEGRAD_CHECK(h0.rows() >= 1 && h0.cols() >= 1, ShapeError,
+                 "{}: h0 is {}; it must be [B x H] with at least one row (the batch) and one column", op, h0.shape());
+  const Index b = h0.rows();
+  TAPEGRAD_CHECK(table.cols() == gates * h0.cols() && table.rows() >= 1, ShapeError,
+                 "{}: table is {} but h0 is {}; table must be [K x {}] (one row of input projections per token)", op,
+                 table.shape(), h0.shape(), gates * h0.cols());
+  const auto n_ids = static_cast<Index>(ids.size());
+  TAPEGRAD_CHECK(n_ids >= b && n_ids % b == 0, ShapeError,
+                 "{}: {} ids but h0 is {}; the ids must be T * B, a positive multiple of the batch B = {} (time-major)",
+                 op, n_ids, h0.shape(), b);
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    TAPEGRAD_CHECK(ids[i] >= 0 && ids[i] < table.rows(), ValueError,
+                   "{}: ids[{}] = {} is out of range for a table {} of {} rows", op, i, ids[i], table.shape(),
+                   table.rows());
+  }
+}
+
+// Row i of dst = table row ids[i].
+template <class S>
+void gather_table_rows(Matrix<S>& dst, const Matrix<S>& table, std::span<const std::int32_t> ids) {
+  for (std::size_t i = 0; i < ids.size(); ++i) dst.row(static_cast<Index>(i)) = table.row(ids[i]);
+}
+
+// dtable row ids[first + i] += row i of rows.
+template <class S, class Rows>
+void scatter_rows(Matrix<S>& dtable, std::span<const std::int32_t> ids, Index first, const Rows& rows) {
+  for (Index i = 0; i < rows.rows(); ++i) dtable.row(ids[static_cast<std::size_t>(first + i)]) += rows.row(i);
+}
+
+}  // namespace
+
+template <class S>
+Var<S> rnn_sequence_gather(const Var<S>& table, std::span<const std::int32_t> ids, const Var<S>& h0, const Var<S>& w) {
+  check_gather_inputs("rnn_sequence_gather", table, ids, h0, 1);
+  const Index b = h0.rows();
+  const Index h = h0.cols();
+  TAPEGRAD_CHECK(w.rows() == h && w.cols() == h, ShapeError,
+                 "rnn_sequence_gather: w is {} but h0 is {}; w must be [{} x {}]", w.shape(), h0.shape(), h, h);
+  const auto n_ids = static_cast<Index>(ids.size());
+  const Index chunk = detail::chunk_steps(n_ids / b, b);
+  // aux(0): dA for one chunk of steps; aux(1): the carry dL/dh_{t-1} from later steps.
+  return apply<S>(
+      {"rnn_sequence_gather", {n_ids, h}, {Shape{chunk * b, h}, Shape{b, h}}, ids}, {table, h0, w},
+      [](OpCtx<S>& c) {
+        gather_table_rows(c.y(), c.x(0), c.ints());
+        detail::rnn_forward_steps(c);
+      },
+      [](OpCtx<S>& c) {
+        detail::rnn_backward_steps(
+            c, [&c](Index first_row, const auto& da_rows) { scatter_rows(c.gx(0), c.ints(), first_row, da_rows); });
+      });
+}
 
 template <class S>
 LstmStates<S> lstm_sequence_gather(const Var<S>& table, std::span<const std::int32_t> ids, const Var<S>& h0,
                                    const Var<S>& c0, const Var<S>& w_hh) {
   constexpr const char* kOp = "lstm_sequence_gather";
-  TAPEGRAD_CHECK(h0.rows() >= 1 && h0.cols() >= 1, ShapeError,
-                 "{}: h0 is {}; it must be [B x H] with at least one row (the batch) and one column", kOp, h0.shape());
+  check_gather_inputs(kOp, table, ids, h0, 4);
   const Index b = h0.rows();
   const Index h = h0.cols();
   TAPEGRAD_CHECK(c0.shape() == h0.shape(), ShapeError, "{}: c0 is {} but h0 is {}; they must match", kOp, c0.shape(),
@@ -25,18 +86,7 @@ LstmStates<S> lstm_sequence_gather(const Var<S>& table, std::span<const std::int
   TAPEGRAD_CHECK(w_hh.rows() == h && w_hh.cols() == 4 * h, ShapeError,
                  "{}: w_hh is {} but h0 is {}; w_hh must be [{} x {}] (H x 4H)", kOp, w_hh.shape(), h0.shape(), h,
                  4 * h);
-  TAPEGRAD_CHECK(table.cols() == 4 * h && table.rows() >= 1, ShapeError,
-                 "{}: table is {} but h0 is {}; table must be [K x {}] (one row of input projections per token)", kOp,
-                 table.shape(), h0.shape(), 4 * h);
   const auto n_ids = static_cast<Index>(ids.size());
-  TAPEGRAD_CHECK(n_ids >= b && n_ids % b == 0, ShapeError,
-                 "{}: {} ids but h0 is {}; the ids must be T * B, a positive multiple of the batch B = {} (time-major)",
-                 kOp, n_ids, h0.shape(), b);
-  for (std::size_t i = 0; i < ids.size(); ++i) {
-    TAPEGRAD_CHECK(ids[i] >= 0 && ids[i] < table.rows(), ValueError,
-                   "{}: ids[{}] = {} is out of range for a table {} of {} rows", kOp, i, ids[i], table.shape(),
-                   table.rows());
-  }
   // aux(0): the gates i, f, g, o of every step; aux(1): the dA scratch, sized by backward;
   // aux(2): the carries [dL/dh_{t-1} | dL/dc_{t-1}]. Outputs: h [T*B x H] (main), c [T*B x H].
   const std::vector<Var<S>> out = apply_outputs<S>(
@@ -54,7 +104,7 @@ LstmStates<S> lstm_sequence_gather(const Var<S>& table, std::span<const std::int
         const Index nb = x0.rows();
         const Index nh = x0.cols();
         const Index n_steps = hs.rows() / nb;
-        for (std::size_t i = 0; i < idx.size(); ++i) gates.row(static_cast<Index>(i)) = tab.row(idx[i]);
+        gather_table_rows(gates, tab, idx);
         for (Index t = 0; t < n_steps; ++t) {
           auto at = gates.middleRows(t * nb, nb);
           add_product(at, t == 0 ? x0 : hs.middleRows((t - 1) * nb, nb), w);
@@ -105,10 +155,7 @@ LstmStates<S> lstm_sequence_gather(const Var<S>& table, std::span<const std::int
           // The chunk [t0, t1) is complete: its dA rows scatter into the table and feed dW_hh.
           const Index n = std::min(t0 + per_chunk, n_steps) - t0;
           const auto da_chunk = in_place ? gates.middleRows(t0 * nb, n * nb) : scratch.topRows(n * nb);
-          if (c.needs_grad(0)) {
-            Matrix<S>& gt = c.gx(0);
-            for (Index i = 0; i < n * nb; ++i) gt.row(idx[static_cast<std::size_t>(t0 * nb + i)]) += da_chunk.row(i);
-          }
+          if (c.needs_grad(0)) scatter_rows(c.gx(0), idx, t0 * nb, da_chunk);
           const auto prev = [&hs](Index first, Index count) { return hs.middleRows(first, count); };
           if (c.needs_grad(3)) detail::add_weight_grad(c.gx(3), x0, prev, da_chunk, t0, n, nb);
         }
@@ -118,9 +165,10 @@ LstmStates<S> lstm_sequence_gather(const Var<S>& table, std::span<const std::int
   return {out[0], out[1]};
 }
 
-#define TAPEGRAD_INSTANTIATE_LSTM_GATHER(S)                                                                \
-  template LstmStates<S> lstm_sequence_gather(const Var<S>&, std::span<const std::int32_t>, const Var<S>&, \
+#define TAPEGRAD_INSTANTIATE_RECURRENT_GATHER(S)                                                                   \
+  template Var<S> rnn_sequence_gather(const Var<S>&, std::span<const std::int32_t>, const Var<S>&, const Var<S>&); \
+  template LstmStates<S> lstm_sequence_gather(const Var<S>&, std::span<const std::int32_t>, const Var<S>&,         \
                                               const Var<S>&, const Var<S>&);
-TAPEGRAD_FOR_EACH_SCALAR(TAPEGRAD_INSTANTIATE_LSTM_GATHER)
+TAPEGRAD_FOR_EACH_SCALAR(TAPEGRAD_INSTANTIATE_RECURRENT_GATHER)
 
 }  // namespace tapegrad

@@ -1,7 +1,8 @@
-// lstm_sequence_gather against the LSTM unrolled op by op on gather_rows of the same table: equal
-// h and c, equal gradients for the table, h0, c0 and w_hh, whichever outputs the loss reads (h
-// only, c only, both), over several weight-gradient chunks, with and without a release sweep, in
-// double and float; and its argument errors.
+// rnn_sequence_gather and lstm_sequence_gather against the RNN and the LSTM unrolled op by op on
+// gather_rows of the same table: equal values, equal gradients for the table, h0, (c0) and the
+// recurrent weight; for the LSTM whichever outputs the loss reads (h only, c only, both); over
+// several weight-gradient chunks, with and without a release sweep, in double and float; and
+// their argument errors.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -17,6 +18,7 @@ using namespace tapegrad;
 using recurrent_test::error_of;
 using recurrent_test::lstm_unrolled;
 using recurrent_test::rel_diff;
+using recurrent_test::rnn_unrolled;
 using recurrent_test::uniform;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
@@ -78,6 +80,32 @@ void compare(const Case& d, double tol) {
   }
 }
 
+// The RNN: <seed, h> over h only (it has one output).
+template <class S>
+void compare_rnn(const Case& d, double tol) {
+  std::mt19937_64 rng(d.seed);
+  const Matrix<S> table = uniform<S>(d.k, d.h, rng);
+  const Matrix<S> h0 = uniform<S>(d.b, d.h, rng);
+  const Matrix<S> w = uniform<S>(d.h, d.h, rng, -0.8, 0.8);
+  const std::vector<std::int32_t> ids = random_ids(static_cast<std::size_t>(d.t * d.b), d.k, rng);
+  const Matrix<S> seed = uniform<S>(d.t * d.b, d.h, rng);
+
+  Tape<S> ref;
+  const std::vector<Var<S>> rin = {ref.variable(table), ref.variable(h0), ref.variable(w)};
+  const Var<S> rh = rnn_unrolled(gather_rows(rin[0], ids), rin[1], rin[2]);
+  ref.backward(sum(mul(rh, ref.constant(seed))));
+
+  Tape<S> tape;
+  const std::vector<Var<S>> in = {tape.variable(table), tape.variable(h0), tape.variable(w)};
+  const Var<S> hs = rnn_sequence_gather(in[0], ids, in[1], in[2]);
+  EXPECT_LE(rel_diff(hs.value(), rh.value()), tol);
+  tape.backward(sum(mul(hs, tape.constant(seed))), BackwardOptions{.release = d.release});
+  const char* names[] = {"table", "h0", "w"};
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    EXPECT_LE(rel_diff(in[i].grad(), rin[i].grad()), tol) << names[i];
+  }
+}
+
 std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   const Case& d = info.param;
   const char* reads = d.reads == Reads::H ? "h" : d.reads == Reads::C ? "c" : "hc";
@@ -95,10 +123,12 @@ class LstmGather : public ::testing::TestWithParam<Case> {};
 
 TEST_P(LstmGather, MatchesTheUnrolledLstmOnGatheredRowsInDouble) { compare<double>(GetParam(), 1e-10); }
 TEST_P(LstmGather, MatchesTheUnrolledLstmOnGatheredRowsInFloat) { compare<float>(GetParam(), 2e-4); }
+TEST_P(LstmGather, RnnMatchesTheUnrolledRnnOnGatheredRowsInDouble) { compare_rnn<double>(GetParam(), 1e-10); }
+TEST_P(LstmGather, RnnMatchesTheUnrolledRnnOnGatheredRowsInFloat) { compare_rnn<float>(GetParam(), 2e-4); }
 
 INSTANTIATE_TEST_SUITE_P(Cases, LstmGather, ::testing::ValuesIn(kCases), case_name);
 
-TEST(LstmGatherErrors, NameTheOpTheArgumentAndTheShapes) {
+TEST(RecurrentGatherErrors, NameTheOpTheArgumentAndTheShapes) {
   Tape<double> tape;
   auto v = [&](Index r, Index c) { return tape.variable(Matrix<double>::Zero(r, c)); };
   const auto table = v(5, 12), h0 = v(2, 3), c0 = v(2, 3), w = v(3, 12);
@@ -114,6 +144,15 @@ TEST(LstmGatherErrors, NameTheOpTheArgumentAndTheShapes) {
               AllOf(HasSubstr("lstm_sequence_gather"), HasSubstr("w_hh is [3 x 3]"), HasSubstr("[3 x 12]")));
   EXPECT_THAT(error_of<ValueError>(tape, [&] { (void)lstm_sequence_gather(table, bad, h0, c0, w); }),
               AllOf(HasSubstr("lstm_sequence_gather"), HasSubstr("ids[2] = 5"), HasSubstr("table [5 x 12]")));
+  const auto table3 = v(5, 3), w33b = v(3, 3), w34 = v(3, 4);
+  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)rnn_sequence_gather(table, four, h0, w33b); }),
+              AllOf(HasSubstr("rnn_sequence_gather"), HasSubstr("table is [5 x 12]"), HasSubstr("[K x 3]")));
+  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)rnn_sequence_gather(table3, three, h0, w33b); }),
+              AllOf(HasSubstr("rnn_sequence_gather"), HasSubstr("3 ids"), HasSubstr("B = 2")));
+  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)rnn_sequence_gather(table3, four, h0, w34); }),
+              AllOf(HasSubstr("rnn_sequence_gather"), HasSubstr("w is [3 x 4]"), HasSubstr("[3 x 3]")));
+  EXPECT_THAT(error_of<ValueError>(tape, [&] { (void)rnn_sequence_gather(table3, bad, h0, w33b); }),
+              AllOf(HasSubstr("rnn_sequence_gather"), HasSubstr("ids[2] = 5"), HasSubstr("table [5 x 3]")));
 }
 
 }  // namespace
