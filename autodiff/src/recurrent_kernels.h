@@ -1,4 +1,4 @@
-// The pieces the fused recurrences share (ops_recurrent.cpp, ops_lstm_gather.cpp): the chunk size
+// The pieces the fused recurrences share (ops_recurrent.cpp, ops_recurrent_gather.cpp): the chunk size
 // of the backward's dA scratch, the weight gradient of one finished chunk, and the LSTM cell's
 // per-row math, forward and backward side by side.
 #pragma once
