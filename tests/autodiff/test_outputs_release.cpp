@@ -236,3 +236,24 @@ TEST(ReleaseSweep, CrossEntropyGivesTheSameGradientInPlace) {
 }
 
 }  // namespace
+
+namespace {
+
+// A release sweep that throws half way (anomaly mode: sqrt's derivative at 0 is inf) leaves the
+// entries it reached released: a second sweep throws TapeError instead of running a backward
+// whose saved tensors may already be consumed.
+TEST(ReleaseSweep, AnEntryThatThrowsIsStillReleased) {
+  Tape<double> tape;
+  tape.set_anomaly_mode(true);
+  const Var<double> x = tape.variable(M::Zero(1, 2));
+  const Var<double> y = tapegrad::sqrt(x);  // the first (and only) entry the sweep runs throws
+  EXPECT_THROW(tape.backward(y, M::Ones(1, 2), BackwardOptions{.release = true}), tapegrad::NumericError);
+  try {
+    tape.backward(y, M::Ones(1, 2));
+    ADD_FAILURE() << "a second sweep over released entries did not throw";
+  } catch (const TapeError& e) {
+    EXPECT_NE(std::string(e.what()).find("released"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace

@@ -645,16 +645,18 @@ void Tape<S>::sweep(std::uint32_t seed_id, const Tensor* seed, const BackwardOpt
                      "backward twice over a released window is not possible",
                      i, e.op, display_name(e.out));
     }
+    // Released before it runs: a backward that consumes its saved tensors in place (a release
+    // sweep's lstm_sequence_gather) must never run twice, even if it throws half way.
+    if (opts.release) [[unlikely]]
+      e.released = true;
     OpCtx<S> ctx(*this, e.out, e.args_begin, e.n_in, e.n_aux, e.n_extra, e.ints_begin, e.n_ints);
     if (instrumented) [[unlikely]] {
       run_observed(i, ctx);
     } else {
       e.backward(ctx);
     }
-    if (opts.release) [[unlikely]] {
-      e.released = true;
-      if (!e.is_hook) free_released(e);
-    }
+    if (opts.release && !e.is_hook) [[unlikely]]
+      free_released(e);
   }
   if (opts.accumulate_parameters) {
     for (const ParamLeaf& p : params_) {
