@@ -13,6 +13,7 @@
 #include "instantiate.h"
 #include "recurrent_kernels.h"
 #include "rnn_kernels.h"
+#include "row_lookup.h"
 
 namespace tapegrad {
 namespace {
@@ -31,24 +32,11 @@ void check_gather_inputs(const char* op, const Var<S>& table, std::span<const st
   TAPEGRAD_CHECK(n_ids >= b && n_ids % b == 0, ShapeError,
                  "{}: {} ids but h0 is {}; the ids must be T * B, a positive multiple of the batch B = {} (time-major)",
                  op, n_ids, h0.shape(), b);
-  for (std::size_t i = 0; i < ids.size(); ++i) {
-    TAPEGRAD_CHECK(ids[i] >= 0 && ids[i] < table.rows(), ValueError,
-                   "{}: ids[{}] = {} is out of range for a table {} of {} rows", op, i, ids[i], table.shape(),
-                   table.rows());
-  }
+  detail::check_row_ids(op, "ids", ids, table);
 }
 
-// Row i of dst = table row ids[i].
-template <class S>
-void gather_table_rows(Matrix<S>& dst, const Matrix<S>& table, std::span<const std::int32_t> ids) {
-  for (std::size_t i = 0; i < ids.size(); ++i) dst.row(static_cast<Index>(i)) = table.row(ids[i]);
-}
-
-// dtable row ids[first + i] += row i of rows.
-template <class S, class Rows>
-void scatter_rows(Matrix<S>& dtable, std::span<const std::int32_t> ids, Index first, const Rows& rows) {
-  for (Index i = 0; i < rows.rows(); ++i) dtable.row(ids[static_cast<std::size_t>(first + i)]) += rows.row(i);
-}
+using detail::gather_rows_into;
+using detail::scatter_add_rows;
 
 }  // namespace
 
@@ -65,12 +53,12 @@ Var<S> rnn_sequence_gather(const Var<S>& table, std::span<const std::int32_t> id
   return apply<S>(
       {"rnn_sequence_gather", {n_ids, h}, {Shape{chunk * b, h}, Shape{b, h}}, ids}, {table, h0, w},
       [](OpCtx<S>& c) {
-        gather_table_rows(c.y(), c.x(0), c.ints());
+        gather_rows_into(c.y(), c.x(0), c.ints());
         detail::rnn_forward_steps(c);
       },
       [](OpCtx<S>& c) {
         detail::rnn_backward_steps(
-            c, [&c](Index first_row, const auto& da_rows) { scatter_rows(c.gx(0), c.ints(), first_row, da_rows); });
+            c, [&c](Index first_row, const auto& da_rows) { scatter_add_rows(c.gx(0), c.ints(), first_row, da_rows); });
       });
 }
 
@@ -104,7 +92,7 @@ LstmStates<S> lstm_sequence_gather(const Var<S>& table, std::span<const std::int
         const Index nb = x0.rows();
         const Index nh = x0.cols();
         const Index n_steps = hs.rows() / nb;
-        gather_table_rows(gates, tab, idx);
+        gather_rows_into(gates, tab, idx);
         for (Index t = 0; t < n_steps; ++t) {
           auto at = gates.middleRows(t * nb, nb);
           add_product(at, t == 0 ? x0 : hs.middleRows((t - 1) * nb, nb), w);
@@ -155,7 +143,7 @@ LstmStates<S> lstm_sequence_gather(const Var<S>& table, std::span<const std::int
           // The chunk [t0, t1) is complete: its dA rows scatter into the table and feed dW_hh.
           const Index n = std::min(t0 + per_chunk, n_steps) - t0;
           const auto da_chunk = in_place ? gates.middleRows(t0 * nb, n * nb) : scratch.topRows(n * nb);
-          if (c.needs_grad(0)) scatter_rows(c.gx(0), idx, t0 * nb, da_chunk);
+          if (c.needs_grad(0)) scatter_add_rows(c.gx(0), idx, t0 * nb, da_chunk);
           const auto prev = [&hs](Index first, Index count) { return hs.middleRows(first, count); };
           if (c.needs_grad(3)) detail::add_weight_grad(c.gx(3), x0, prev, da_chunk, t0, n, nb);
         }

@@ -216,24 +216,20 @@ Var<S> softmax_cross_entropy(const Var<S>& logits, std::span<const std::int32_t>
       [scale, ignore_index](OpCtx<S>& c) {
         if (!c.needs_grad(0)) return;
         const S g = c.gy()(0, 0) * scale;
-        if (c.take_aux_as_gx(0, 0)) {  // a release sweep: the probabilities become dL/dlogits in place
-          Matrix<S>& gx = c.gx(0);
-          for (Index r = 0; r < gx.rows(); ++r) {
-            const std::int32_t t = c.ints()[static_cast<std::size_t>(r)];
-            if (t == ignore_index) {
-              gx.row(r).setZero();
-              continue;
-            }
-            gx.row(r) *= g;
-            gx(r, t) -= g;
-          }
-          return;
-        }
+        // In a release sweep the probabilities may become dL/dlogits in place (assigned, not added).
+        const bool in_place = c.take_aux_as_gx(0, 0);
         Matrix<S>& gx = c.gx(0);
         for (Index r = 0; r < gx.rows(); ++r) {
           const std::int32_t t = c.ints()[static_cast<std::size_t>(r)];
-          if (t == ignore_index) continue;
-          gx.row(r) += g * c.aux(0).row(r);
+          if (t == ignore_index) {
+            if (in_place) gx.row(r).setZero();
+            continue;
+          }
+          if (in_place) {
+            gx.row(r) *= g;
+          } else {
+            gx.row(r) += g * c.aux(0).row(r);
+          }
           gx(r, t) -= g;
         }
       });

@@ -5,6 +5,7 @@
 
 #include "broadcast.h"
 #include "instantiate.h"
+#include "row_lookup.h"
 
 namespace tapegrad {
 
@@ -109,22 +110,12 @@ Var<S> slice_rows(const Var<S>& x, Index begin, Index count) {
 // y_i = table[index_i];  dtable[index_i] += g_i (a repeated index accumulates)
 template <class S>
 Var<S> gather_rows(const Var<S>& table, std::span<const std::int32_t> index) {
-  for (std::size_t i = 0; i < index.size(); ++i) {
-    TAPEGRAD_CHECK(index[i] >= 0 && index[i] < table.rows(), ValueError,
-                   "gather_rows: index[{}] = {} is out of range for a table {} of {} rows", i, index[i], table.shape(),
-                   table.rows());
-  }
+  detail::check_row_ids("gather_rows", "index", index, table);
   return apply<S>(
       {"gather_rows", {static_cast<Index>(index.size()), table.cols()}, {}, index}, {table},
+      [](OpCtx<S>& c) { detail::gather_rows_into(c.y(), c.x(0), c.ints()); },
       [](OpCtx<S>& c) {
-        const auto idx = c.ints();
-        for (std::size_t i = 0; i < idx.size(); ++i) c.y().row(static_cast<Index>(i)) = c.x(0).row(idx[i]);
-      },
-      [](OpCtx<S>& c) {
-        if (!c.needs_grad(0)) return;
-        Matrix<S>& gx = c.gx(0);
-        const auto idx = c.ints();
-        for (std::size_t i = 0; i < idx.size(); ++i) gx.row(idx[i]) += c.gy().row(static_cast<Index>(i));
+        if (c.needs_grad(0)) detail::scatter_add_rows(c.gx(0), c.ints(), 0, c.gy());
       });
 }
 

@@ -480,17 +480,19 @@ class Tape {
     if (reached(e.out)) [[likely]]
       return true;
     for (std::uint32_t k = 0; k < e.n_extra; ++k) {
-      if (reached(args_[e.args_begin + e.n_in + e.n_aux + k])) return true;
+      if (reached(extra_output_id(e, k))) return true;
     }
     return false;
+  }
+  [[nodiscard]] std::uint32_t extra_output_id(const Entry& e, std::uint32_t k) const {
+    return args_[e.args_begin + e.n_in + e.n_aux + k];
   }
   // backward(release = true): after entry e ran, nothing reads its aux tensors or its outputs'
   // gradients again (consumers of its outputs were swept before it; hooks on them too).
   void free_released(const Entry& e) {
-    const std::uint32_t aux_begin = e.args_begin + e.n_in;
-    for (std::uint32_t k = 0; k < e.n_aux; ++k) slots_[args_[aux_begin + k]].value = Tensor();
+    for (std::uint32_t k = 0; k < e.n_aux; ++k) slots_[args_[e.args_begin + e.n_in + k]].value = Tensor();
     free_grad(e.out);
-    for (std::uint32_t k = 0; k < e.n_extra; ++k) free_grad(args_[aux_begin + e.n_aux + k]);
+    for (std::uint32_t k = 0; k < e.n_extra; ++k) free_grad(extra_output_id(e, k));
   }
   // OpCtx::take_aux_as_gx: a release sweep's entry gives its saved tensor to input id as the
   // gradient buffer, when that gradient is untouched in this sweep and the shapes match.
@@ -575,14 +577,12 @@ class OpCtx {
   TAPEGRAD_HOT Tensor& y() { return tape_.slots_[out_].value; }
   [[nodiscard]] TAPEGRAD_HOT const Tensor& y() const { return tape_.slots_[out_].value; }
   /// Saved auxiliary tensor k (shapes given in OpSpec::aux).
-  Tensor& aux(std::size_t k) { return tape_.slots_[tape_.args_[args_begin_ + n_in_ + k]].value; }
+  Tensor& aux(std::size_t k) { return tape_.slots_[aux_id(k)].value; }
   /// In a release sweep (BackwardOptions::release), when input i's gradient is still untouched
   /// and aux(k) has its shape, moves aux(k)'s buffer into it and returns true: the op then turns
   /// its saved tensor into gx(i) in place (assign, the buffer is not zeroed), with no new buffer
   /// at the sweep's peak. Otherwise returns false, changes nothing, and the op adds into gx(i).
-  bool take_aux_as_gx(std::size_t i, std::size_t k) {
-    return tape_.adopt_as_grad(input_id(i), tape_.args_[args_begin_ + n_in_ + k]);
-  }
+  bool take_aux_as_gx(std::size_t i, std::size_t k) { return tape_.adopt_as_grad(input_id(i), aux_id(k)); }
   /// Output k: 0 is the main output y(), 1.. the extra outputs (OpSpec::extra_outputs).
   Tensor& y(std::size_t k) { return tape_.slots_[output_id(k)].value; }
   [[nodiscard]] const Tensor& y(std::size_t k) const { return tape_.slots_[output_id(k)].value; }
@@ -592,7 +592,6 @@ class OpCtx {
     const std::uint32_t id = output_id(k);
     return k == 0 || tape_.reached(id) ? &tape_.slots_[id].grad : nullptr;
   }
-  [[nodiscard]] std::size_t num_outputs() const { return std::size_t{1} + n_extra_; }
   /// Saved integers (OpSpec::ints), e.g. class targets or row indices.
   [[nodiscard]] std::span<const std::int32_t> ints() const { return {tape_.ints_.data() + ints_begin_, n_ints_}; }
   /// dL/dy (backward only).
@@ -606,9 +605,9 @@ class OpCtx {
  private:
   friend class Tape<S>;
   Tensor& gy_mutable() { return tape_.slots_[out_].grad; }
-  [[nodiscard]] std::uint32_t output_id(std::size_t k) const {
-    return k == 0 ? out_ : tape_.args_[args_begin_ + n_in_ + n_aux_ + k - 1];
-  }
+  // args_ holds an entry's inputs, then its aux slots, then its extra outputs.
+  [[nodiscard]] std::uint32_t aux_id(std::size_t k) const { return tape_.args_[args_begin_ + n_in_ + k]; }
+  [[nodiscard]] std::uint32_t output_id(std::size_t k) const { return k == 0 ? out_ : aux_id(n_aux_ + k - 1); }
   Tape<S>& tape_;
   std::uint32_t out_;
   std::uint32_t args_begin_;
