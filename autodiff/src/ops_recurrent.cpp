@@ -15,6 +15,7 @@
 #include <tapegrad/threads.h>
 
 #include "instantiate.h"
+#include "lstm_kernels.h"
 #include "recurrent_kernels.h"
 #include "rnn_kernels.h"
 
@@ -69,7 +70,7 @@ Var<S> rnn_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w) {
 }
 
 // a = xp_t + h_{t-1} W_hh; i, f, o = sigmoid, g = tanh; c_t = f c_{t-1} + i g; h_t = o tanh(c_t).
-// The per-row math of both directions is lstm_row_forward / lstm_row_backward (recurrent_kernels.h);
+// The step loops are in lstm_kernels.h, the per-row math of both directions in recurrent_kernels.h;
 // carry_h = dA_t W_hh^T, carry_c = dc f.
 template <class S>
 Var<S> lstm_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& c0, const Var<S>& w_hh) {
@@ -87,65 +88,15 @@ Var<S> lstm_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& c0, const
   return apply<S>(
       {"lstm_sequence", {steps * b, 2 * h}, {xp.shape(), Shape{chunk * b, 4 * h}, Shape{b, 2 * h}}}, {xp, h0, c0, w_hh},
       [](OpCtx<S>& c) {
-        const Matrix<S>& x0 = c.x(1);
-        const Matrix<S>& cell0 = c.x(2);
-        const Matrix<S>& w = c.x(3);
-        Matrix<S>& y = c.y();
-        Matrix<S>& gates = c.aux(0);
-        const Index nb = x0.rows();
-        const Index nh = x0.cols();
-        const Index n_steps = y.rows() / nb;
-        gates = c.x(0);
-        for (Index t = 0; t < n_steps; ++t) {
-          auto at = gates.middleRows(t * nb, nb);
-          if (t == 0) {
-            add_product(at, x0, w);
-          } else {
-            add_product(at, y.block((t - 1) * nb, 0, nb, nh), w);
-          }
-          for (Index r = 0; r < nb; ++r) {
-            const S* cp = t == 0 ? cell0.row(r).data() : y.row((t - 1) * nb + r).data() + nh;
-            S* out = y.row(t * nb + r).data();
-            detail::lstm_row_forward(at.row(r).data(), cp, out, out + nh, nh);
-          }
-        }
+        c.aux(0) = c.x(0);
+        detail::lstm_forward_steps(c, detail::LstmLayout<S>{&c.y(), 0, &c.y(), c.x(1).cols()});
       },
       [](OpCtx<S>& c) {
-        const Matrix<S>& x0 = c.x(1);
-        const Matrix<S>& cell0 = c.x(2);
-        const Matrix<S>& w = c.x(3);
-        const Matrix<S>& y = c.y();
-        const Matrix<S>& gy = c.gy();
-        const Matrix<S>& gates = c.aux(0);
-        Matrix<S>& da = c.aux(1);
-        Matrix<S>& carry = c.aux(2);
-        const Index nb = x0.rows();
-        const Index nh = x0.cols();
-        const Index n_steps = y.rows() / nb;
-        const Index per_chunk = da.rows() / nb;
-        const bool want_h0 = c.needs_grad(1);
-        carry.setZero();
-        for (Index t = n_steps; t-- > 0;) {
-          const Index t0 = t / per_chunk * per_chunk;  // first step of t's chunk
-          for (Index r = 0; r < nb; ++r) {
-            const S* cp = t == 0 ? cell0.row(r).data() : y.row((t - 1) * nb + r).data() + nh;
-            const S* gr = gy.row(t * nb + r).data();
-            S* k = carry.row(r).data();
-            detail::lstm_row_backward(gates.row(t * nb + r).data(), y.row(t * nb + r).data() + nh, cp, gr, gr + nh, k,
-                                      k + nh, da.row((t - t0) * nb + r).data(), nh);
-          }
-          const auto dat = da.middleRows((t - t0) * nb, nb);
-          if (t > 0 || want_h0) assign_product(carry.leftCols(nh), dat, w.transpose());
-          if (t != t0) continue;
-          // The chunk [t0, t1) is complete: its dA rows feed dxp and dW_hh in one go.
-          const Index n = std::min(t0 + per_chunk, n_steps) - t0;
-          const auto da_chunk = da.topRows(n * nb);
-          if (c.needs_grad(0)) c.gx(0).middleRows(t0 * nb, n * nb) += da_chunk;
-          const auto prev = [&y, nh](Index first, Index count) { return y.block(first, 0, count, nh); };
-          if (c.needs_grad(3)) add_weight_grad(c.gx(3), x0, prev, da_chunk, t0, n, nb);
-        }
-        if (want_h0) c.gx(1) += carry.leftCols(nh);
-        if (c.needs_grad(2)) c.gx(2) += carry.rightCols(nh);
+        const Index nh = c.x(1).cols();
+        const detail::LstmLayout<S> io{&c.y(), 0, &c.y(), nh, &c.gy(), 0, &c.gy(), nh};
+        detail::lstm_backward_steps(c, io, false, [&c](Index first_row, const auto& da_rows) {
+          c.gx(0).middleRows(first_row, da_rows.rows()) += da_rows;
+        });
       });
 }
 

@@ -11,6 +11,7 @@
 #include <tapegrad/threads.h>
 
 #include "instantiate.h"
+#include "lstm_kernels.h"
 #include "recurrent_kernels.h"
 #include "rnn_kernels.h"
 #include "row_lookup.h"
@@ -81,74 +82,15 @@ LstmStates<S> lstm_sequence_gather(const Var<S>& table, std::span<const std::int
       {kOp, {n_ids, h}, {Shape{n_ids, 4 * h}, Shape{0, 0}, Shape{b, 2 * h}}, ids, {Shape{n_ids, h}}},
       {table, h0, c0, w_hh},
       [](OpCtx<S>& c) {
-        const Matrix<S>& tab = c.x(0);
-        const Matrix<S>& x0 = c.x(1);
-        const Matrix<S>& cell0 = c.x(2);
-        const Matrix<S>& w = c.x(3);
-        Matrix<S>& hs = c.y();
-        Matrix<S>& cs = c.y(1);
-        Matrix<S>& gates = c.aux(0);
-        const auto idx = c.ints();
-        const Index nb = x0.rows();
-        const Index nh = x0.cols();
-        const Index n_steps = hs.rows() / nb;
-        gather_rows_into(gates, tab, idx);
-        for (Index t = 0; t < n_steps; ++t) {
-          auto at = gates.middleRows(t * nb, nb);
-          add_product(at, t == 0 ? x0 : hs.middleRows((t - 1) * nb, nb), w);
-          for (Index r = 0; r < nb; ++r) {
-            const S* cp = t == 0 ? cell0.row(r).data() : cs.row((t - 1) * nb + r).data();
-            detail::lstm_row_forward(at.row(r).data(), cp, hs.row(t * nb + r).data(), cs.row(t * nb + r).data(), nh);
-          }
-        }
+        gather_rows_into(c.aux(0), c.x(0), c.ints());
+        detail::lstm_forward_steps(c, detail::LstmLayout<S>{&c.y(), 0, &c.y(1), 0});
       },
       [](OpCtx<S>& c) {
-        const Matrix<S>& x0 = c.x(1);
-        const Matrix<S>& cell0 = c.x(2);
-        const Matrix<S>& w = c.x(3);
-        const Matrix<S>& hs = c.y();
-        const Matrix<S>& cs = c.y(1);
-        const Matrix<S>& gh = c.gy();
-        const Matrix<S>* gc = c.gy_or_null(1);
-        Matrix<S>& gates = c.aux(0);
-        Matrix<S>& scratch = c.aux(1);
-        Matrix<S>& carry = c.aux(2);
-        const auto idx = c.ints();
-        const Index nb = x0.rows();
-        const Index nh = x0.cols();
-        const Index n_steps = hs.rows() / nb;
-        const Index per_chunk = detail::chunk_steps(n_steps, nb);
-        // A release sweep never reads the gates again, so dA_t overwrites gates_t (through a
-        // one-step scratch) and no [chunk x 4H] dA buffer is needed; otherwise dA goes to a chunk.
-        const bool in_place = c.tape().sweep_options().release;
-        const Index scratch_rows = in_place ? nb : per_chunk * nb;
-        if (scratch.rows() != scratch_rows || scratch.cols() != 4 * nh) scratch.resize(scratch_rows, 4 * nh);
-        const bool want_h0 = c.needs_grad(1);
-        carry.setZero();
-        for (Index t = n_steps; t-- > 0;) {
-          const Index t0 = t / per_chunk * per_chunk;     // first step of t's chunk
-          const Index at = in_place ? 0 : (t - t0) * nb;  // step t's first row in the scratch
-          for (Index r = 0; r < nb; ++r) {
-            const Index row = t * nb + r;
-            const S* cp = t == 0 ? cell0.row(r).data() : cs.row(row - nb).data();
-            S* k = carry.row(r).data();
-            detail::lstm_row_backward(gates.row(row).data(), cs.row(row).data(), cp, gh.row(row).data(),
-                                      gc == nullptr ? nullptr : gc->row(row).data(), k, k + nh,
-                                      scratch.row(at + r).data(), nh);
-          }
-          if (in_place) gates.middleRows(t * nb, nb) = scratch;
-          const auto dat = in_place ? gates.middleRows(t * nb, nb) : scratch.middleRows(at, nb);
-          if (t > 0 || want_h0) assign_product(carry.leftCols(nh), dat, w.transpose());
-          if (t != t0) continue;
-          // The chunk [t0, t1) is complete: its dA rows scatter into the table and feed dW_hh.
-          const Index n = std::min(t0 + per_chunk, n_steps) - t0;
-          const auto da_chunk = in_place ? gates.middleRows(t0 * nb, n * nb) : scratch.topRows(n * nb);
-          if (c.needs_grad(0)) scatter_add_rows(c.gx(0), idx, t0 * nb, da_chunk);
-          const auto prev = [&hs](Index first, Index count) { return hs.middleRows(first, count); };
-          if (c.needs_grad(3)) detail::add_weight_grad(c.gx(3), x0, prev, da_chunk, t0, n, nb);
-        }
-        if (want_h0) c.gx(1) += carry.leftCols(nh);
-        if (c.needs_grad(2)) c.gx(2) += carry.rightCols(nh);
+        const detail::LstmLayout<S> io{&c.y(), 0, &c.y(1), 0, &c.gy(), 0, c.gy_or_null(1), 0};
+        // A release sweep never reads the gates again: dA may overwrite them.
+        detail::lstm_backward_steps(
+            c, io, c.tape().sweep_options().release,
+            [&c](Index first_row, const auto& da_rows) { scatter_add_rows(c.gx(0), c.ints(), first_row, da_rows); });
       });
   return {out[0], out[1]};
 }

@@ -1,0 +1,106 @@
+// The LSTM's step loops, shared by lstm_sequence (input xp, output [h | c] per row) and
+// lstm_sequence_gather (input read from a table by id, outputs h and c). Both ops have inputs
+// {input, h0, c0, w_hh} and aux {gates, dA scratch, carries}; they differ in where h_t, c_t and
+// their gradients live (LstmLayout), how the gates are seeded and where the input gradient goes.
+#pragma once
+
+#include <algorithm>
+
+#include <tapegrad/op.h>
+#include <tapegrad/threads.h>
+
+#include "recurrent_kernels.h"
+
+namespace tapegrad::detail {
+
+// Where an LSTM op keeps h_t and c_t of a time-major row (value columns [h_col, h_col + H) of h,
+// [c_col, c_col + H) of c), and in backward their incoming gradients (gc null: nothing reached c).
+template <class S>
+struct LstmLayout {
+  Matrix<S>* h;
+  Index h_col;
+  Matrix<S>* c;
+  Index c_col;
+  const Matrix<S>* gh = nullptr;
+  Index gh_col = 0;
+  const Matrix<S>* gc = nullptr;
+  Index gc_col = 0;
+};
+
+// Forward: aux(0) holds the input projections xp_t; each step adds h_{t-1} W_hh, turns the rows
+// into gates and writes h_t and c_t.
+template <class S>
+void lstm_forward_steps(OpCtx<S>& c, const LstmLayout<S>& io) {
+  const Matrix<S>& x0 = c.x(1);
+  const Matrix<S>& cell0 = c.x(2);
+  const Matrix<S>& w = c.x(3);
+  Matrix<S>& gates = c.aux(0);
+  Matrix<S>& hm = *io.h;
+  Matrix<S>& cm = *io.c;
+  const Index nb = x0.rows();
+  const Index nh = x0.cols();
+  const Index n_steps = gates.rows() / nb;
+  for (Index t = 0; t < n_steps; ++t) {
+    auto at = gates.middleRows(t * nb, nb);
+    if (t == 0) {
+      add_product(at, x0, w);
+    } else {
+      add_product(at, hm.block((t - 1) * nb, io.h_col, nb, nh), w);
+    }
+    for (Index r = 0; r < nb; ++r) {
+      const Index row = t * nb + r;
+      const S* cp = t == 0 ? cell0.row(r).data() : cm.row(row - nb).data() + io.c_col;
+      lstm_row_forward(at.row(r).data(), cp, hm.row(row).data() + io.h_col, cm.row(row).data() + io.c_col, nh);
+    }
+  }
+}
+
+// Backward: lstm_row_backward per row into dA, carry_h = dA_t W_hh^T. Each finished chunk of dA
+// rows goes to input_grad(first_row, rows) (if input 0 needs a gradient) and to dW_hh in one
+// GEMM. in_place (only in a release sweep, when nothing reads the gates again): dA_t overwrites
+// gates_t through a one-step scratch; otherwise dA goes to a chunk scratch.
+template <class S, class InputGrad>
+void lstm_backward_steps(OpCtx<S>& c, const LstmLayout<S>& io, bool in_place, InputGrad input_grad) {
+  const Matrix<S>& x0 = c.x(1);
+  const Matrix<S>& cell0 = c.x(2);
+  const Matrix<S>& w = c.x(3);
+  Matrix<S>& gates = c.aux(0);
+  Matrix<S>& scratch = c.aux(1);
+  Matrix<S>& carry = c.aux(2);
+  const Matrix<S>& hm = *io.h;
+  const Matrix<S>& cm = *io.c;
+  const Index nb = x0.rows();
+  const Index nh = x0.cols();
+  const Index n_steps = gates.rows() / nb;
+  const Index per_chunk = chunk_steps(n_steps, nb);
+  const Index scratch_rows = in_place ? nb : per_chunk * nb;
+  if (scratch.rows() != scratch_rows || scratch.cols() != 4 * nh) scratch.resize(scratch_rows, 4 * nh);
+  const bool want_h0 = c.needs_grad(1);
+  carry.setZero();
+  for (Index t = n_steps; t-- > 0;) {
+    const Index t0 = t / per_chunk * per_chunk;     // first step of t's chunk
+    const Index at = in_place ? 0 : (t - t0) * nb;  // step t's first row in the scratch
+    for (Index r = 0; r < nb; ++r) {
+      const Index row = t * nb + r;
+      const S* cp = t == 0 ? cell0.row(r).data() : cm.row(row - nb).data() + io.c_col;
+      const S* gc = io.gc == nullptr ? nullptr : io.gc->row(row).data() + io.gc_col;
+      S* k = carry.row(r).data();
+      lstm_row_backward(gates.row(row).data(), cm.row(row).data() + io.c_col, cp, io.gh->row(row).data() + io.gh_col,
+                        gc, k, k + nh, scratch.row(at + r).data(), nh);
+    }
+    if (in_place) gates.middleRows(t * nb, nb) = scratch;
+    const auto dat = in_place ? gates.middleRows(t * nb, nb) : scratch.middleRows(at, nb);
+    if (t > 0 || want_h0) assign_product(carry.leftCols(nh), dat, w.transpose());
+    if (t != t0) continue;
+    // The chunk [t0, t1) is complete: its dA rows feed the input gradient and dW_hh in one go.
+    const Index n = std::min(t0 + per_chunk, n_steps) - t0;
+    const auto da_chunk = in_place ? gates.middleRows(t0 * nb, n * nb) : scratch.topRows(n * nb);
+    if (c.needs_grad(0)) input_grad(t0 * nb, da_chunk);
+    const auto prev = [&hm, &io, nh](Index first, Index count) { return hm.block(first, io.h_col, count, nh); };
+    if (c.needs_grad(3)) add_weight_grad(c.gx(3), x0, prev, da_chunk, t0, n, nb);
+  }
+  if (want_h0) c.gx(1) += carry.leftCols(nh);
+  if (c.needs_grad(2)) c.gx(2) += carry.rightCols(nh);
+}
+
+}  // namespace tapegrad::detail
