@@ -2,14 +2,16 @@
 # Builds everything and runs the whole ctest suite.
 #   ./scripts/test.sh             release preset (build/release)
 #   ./scripts/test.sh --sanitize  asan preset (build/asan): AddressSanitizer + UBSan, any report fails
+#   ./scripts/test.sh --openmp    openmp preset (build/openmp): OpenMP on, products and backwards on 2 threads
 set -euo pipefail
 
 preset=release
 for arg in "$@"; do
   case "$arg" in
     --sanitize) preset=asan ;;
+    --openmp) preset=openmp ;;
     -h | --help)
-      sed -n '2,4s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+      sed -n '2,5s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
       exit 0
       ;;
     *)

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include <tapegrad/op.h>
+#include <tapegrad/small_gemm.h>
 #include <tapegrad/threads.h>
 
 #include "recurrent_kernels.h"
@@ -40,12 +41,13 @@ void lstm_forward_steps(OpCtx<S>& c, const LstmLayout<S>& io) {
   const Index nb = x0.rows();
   const Index nh = x0.cols();
   const Index n_steps = gates.rows() / nb;
+  const StepWeight<S> step_w(w, false, nb);
   for (Index t = 0; t < n_steps; ++t) {
     auto at = gates.middleRows(t * nb, nb);
     if (t == 0) {
-      add_product(at, x0, w);
+      step_w.add(at, x0);
     } else {
-      add_product(at, hm.block((t - 1) * nb, io.h_col, nb, nh), w);
+      step_w.add(at, hm.block((t - 1) * nb, io.h_col, nb, nh));
     }
     for (Index r = 0; r < nb; ++r) {
       const Index row = t * nb + r;
@@ -72,33 +74,47 @@ void lstm_backward_steps(OpCtx<S>& c, const LstmLayout<S>& io, bool in_place, In
   const Index nb = x0.rows();
   const Index nh = x0.cols();
   const Index n_steps = gates.rows() / nb;
-  const Index per_chunk = chunk_steps(n_steps, nb);
-  const Index scratch_rows = in_place ? nb : per_chunk * nb;
-  if (scratch.rows() != scratch_rows || scratch.cols() != 4 * nh) scratch.resize(scratch_rows, 4 * nh);
+  const Index full_chunk = chunk_steps(n_steps, nb);
   const bool want_h0 = c.needs_grad(1);
-  carry.setZero();
-  for (Index t = n_steps; t-- > 0;) {
-    const Index t0 = t / per_chunk * per_chunk;     // first step of t's chunk
-    const Index at = in_place ? 0 : (t - t0) * nb;  // step t's first row in the scratch
-    for (Index r = 0; r < nb; ++r) {
-      const Index row = t * nb + r;
-      const S* cp = t == 0 ? cell0.row(r).data() : cm.row(row - nb).data() + io.c_col;
-      const S* gc = io.gc == nullptr ? nullptr : io.gc->row(row).data() + io.gc_col;
-      S* k = carry.row(r).data();
-      lstm_row_backward(gates.row(row).data(), cm.row(row).data() + io.c_col, cp, io.gh->row(row).data() + io.gh_col,
-                        gc, k, k + nh, scratch.row(at + r).data(), nh);
-    }
-    if (in_place) gates.middleRows(t * nb, nb) = scratch;
-    const auto dat = in_place ? gates.middleRows(t * nb, nb) : scratch.middleRows(at, nb);
-    if (t > 0 || want_h0) assign_product(carry.leftCols(nh), dat, w.transpose());
-    if (t != t0) continue;
-    // The chunk [t0, t1) is complete: its dA rows feed the input gradient and dW_hh in one go.
-    const Index n = std::min(t0 + per_chunk, n_steps) - t0;
-    const auto da_chunk = in_place ? gates.middleRows(t0 * nb, n * nb) : scratch.topRows(n * nb);
+  const StepWeight<S> step_wt(w, true, nb);
+  const ChunkPlan plan = plan_chunks(full_chunk, n_steps, step_wt.one_thread(), product_work(nb, nh, 4 * nh));
+  const Index scratch_rows = in_place ? nb : full_chunk * nb;
+  if (scratch.rows() != scratch_rows || scratch.cols() != 4 * nh) scratch.resize(scratch_rows, 4 * nh);
+  // The dA rows of the chunk starting at step t0: in the gates when in place, else in the scratch.
+  const auto chunk_rows = [&gates, &scratch, &plan, in_place, nb](Index t0, Index n) {
+    return in_place ? gates.middleRows(t0 * nb, n * nb)
+                    : scratch.middleRows(plan.slot(t0) * plan.per_chunk * nb, n * nb);
+  };
+  const auto chunk_grads = [&c, &x0, &hm, &io, input_grad, nb, nh](Index t0, Index n, const auto& da_chunk) {
     if (c.needs_grad(0)) input_grad(t0 * nb, da_chunk);
     const auto prev = [&hm, &io, nh](Index first, Index count) { return hm.block(first, io.h_col, count, nh); };
     if (c.needs_grad(3)) add_weight_grad(c.gx(3), x0, prev, da_chunk, t0, n, nb);
-  }
+  };
+  carry.setZero();
+  run_chunks(plan.overlap, [&](auto hand_off) {
+    for (Index t = n_steps; t-- > 0;) {
+      const Index t0 = plan.first_step(t);
+      // Step t's dA rows in the scratch (one step, copied over gates_t, when in place).
+      auto dat = scratch.middleRows(in_place ? 0 : (plan.slot(t0) * plan.per_chunk + t - t0) * nb, nb);
+      for (Index r = 0; r < nb; ++r) {
+        const Index row = t * nb + r;
+        const S* cp = t == 0 ? cell0.row(r).data() : cm.row(row - nb).data() + io.c_col;
+        const S* gc = io.gc == nullptr ? nullptr : io.gc->row(row).data() + io.gc_col;
+        S* k = carry.row(r).data();
+        lstm_row_backward(gates.row(row).data(), cm.row(row).data() + io.c_col, cp, io.gh->row(row).data() + io.gh_col,
+                          gc, k, k + nh, dat.row(r).data(), nh);
+      }
+      if (in_place) gates.middleRows(t * nb, nb) = dat;
+      if (t > 0 || want_h0) step_wt.assign(carry.leftCols(nh), dat);
+      if (t != t0 || t0 == 0) continue;
+      // The chunk [t0, t0 + n) is complete: its dA rows feed the input gradient and dW_hh in one go.
+      const Index n = std::min(t0 + plan.per_chunk, n_steps) - t0;
+      hand_off([&chunk_grads, t0, n, rows = chunk_rows(t0, n)] { chunk_grads(t0, n, rows); });
+    }
+  });
+  // The chunk of the first steps, finished last, outside the region (its GEMM may use both threads).
+  const Index n_first = std::min(plan.per_chunk, n_steps);
+  chunk_grads(0, n_first, chunk_rows(0, n_first));
   if (want_h0) c.gx(1) += carry.leftCols(nh);
   if (c.needs_grad(2)) c.gx(2) += carry.rightCols(nh);
 }

@@ -131,12 +131,13 @@ Var<S> gru_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w_hh, cons
         const Index nb = x0.rows();
         const Index nh = x0.cols();
         const Index n_steps = y.rows() / nb;
+        const detail::StepWeight<S> step_w(w, false, nb);
         for (Index t = 0; t < n_steps; ++t) {
           auto gh = saved.block(t * nb, 0, nb, 3 * nh);  // h_{t-1} W_hh, before the bias
           if (t == 0) {
-            assign_product(gh, x0, w);
+            step_w.assign(gh, x0);
           } else {
-            assign_product(gh, y.middleRows((t - 1) * nb, nb), w);
+            step_w.assign(gh, y.middleRows((t - 1) * nb, nb));
           }
           for (Index r = 0; r < nb; ++r) {
             S* a = saved.row(t * nb + r).data();
@@ -161,41 +162,54 @@ Var<S> gru_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w_hh, cons
         const Index nb = x0.rows();
         const Index nh = x0.cols();
         const Index n_steps = y.rows() / nb;
-        const Index per_chunk = dgh.rows() / nb;
         const bool want_h0 = c.needs_grad(1);
         Matrix<S>* gxp = c.needs_grad(0) ? &c.gx(0) : nullptr;
-        carry.setZero();
-        for (Index t = n_steps; t-- > 0;) {
-          const Index t0 = t / per_chunk * per_chunk;  // first step of t's chunk
-          for (Index r = 0; r < nb; ++r) {
-            const S* a = saved.row(t * nb + r).data();
-            const ConstRowArray<S> rg(a, nh), z(a + nh, nh), n(a + 2 * nh, nh), ghn(a + 3 * nh, nh);
-            const ConstRowArray<S> hp(t == 0 ? x0.row(r).data() : y.row((t - 1) * nb + r).data(), nh);
-            RowArray<S> dh(carry.row(r).data(), nh);
-            S* d = dgh.row((t - t0) * nb + r).data();
-            RowArray<S> drz(d, 2 * nh), dr(d, nh), dz(d + nh, nh), dn(d + 2 * nh, nh);
-            dh += ConstRowArray<S>(gy.row(t * nb + r).data(), nh);
-            dn = dh * (S(1) - z) * (S(1) - n.square());
-            dz = dh * (hp - n) * z * (S(1) - z);
-            dr = dn * ghn * rg * (S(1) - rg);
-            if (gxp != nullptr) {
-              S* gx = gxp->row(t * nb + r).data();
-              RowArray<S>(gx, 2 * nh) += drz;
-              RowArray<S>(gx + 2 * nh, nh) += dn;
-            }
-            dn *= rg;     // dgh_n: gh_n enters through r * gh_n
-            dh = dh * z;  // the direct path to h_{t-1}; the GEMM part is added below
-          }
-          const auto dgt = dgh.middleRows((t - t0) * nb, nb);
-          if (t > 0 || want_h0) add_product(carry, dgt, w.transpose());
-          if (t != t0) continue;
-          // The chunk [t0, t1) is complete: its dgh rows feed dW_hh and db_hh in one go.
-          const Index n = std::min(t0 + per_chunk, n_steps) - t0;
-          const auto dg_chunk = dgh.topRows(n * nb);
+        const detail::StepWeight<S> step_wt(w, true, nb);
+        const detail::ChunkPlan plan =
+            detail::plan_chunks(dgh.rows() / nb, n_steps, step_wt.one_thread(), detail::product_work(nb, nh, 3 * nh));
+        // The dgh rows of the chunk starting at step t0.
+        const auto chunk_rows = [&dgh, &plan, nb](Index t0, Index n) {
+          return dgh.middleRows(plan.slot(t0) * plan.per_chunk * nb, n * nb);
+        };
+        const auto chunk_grads = [&c, &x0, &y, nb](Index t0, Index n, const auto& dg_chunk) {
           const auto prev = [&y](Index first, Index count) { return y.middleRows(first, count); };
           if (c.needs_grad(2)) add_weight_grad(c.gx(2), x0, prev, dg_chunk, t0, n, nb);
           if (c.needs_grad(3)) c.gx(3) += dg_chunk.colwise().sum();
-        }
+        };
+        carry.setZero();
+        detail::run_chunks(plan.overlap, [&](auto hand_off) {
+          for (Index t = n_steps; t-- > 0;) {
+            const Index t0 = plan.first_step(t);
+            auto dgt = chunk_rows(t0, t - t0 + 1).bottomRows(nb);
+            for (Index r = 0; r < nb; ++r) {
+              const S* a = saved.row(t * nb + r).data();
+              const ConstRowArray<S> rg(a, nh), z(a + nh, nh), n(a + 2 * nh, nh), ghn(a + 3 * nh, nh);
+              const ConstRowArray<S> hp(t == 0 ? x0.row(r).data() : y.row((t - 1) * nb + r).data(), nh);
+              RowArray<S> dh(carry.row(r).data(), nh);
+              S* d = dgt.row(r).data();
+              RowArray<S> drz(d, 2 * nh), dr(d, nh), dz(d + nh, nh), dn(d + 2 * nh, nh);
+              dh += ConstRowArray<S>(gy.row(t * nb + r).data(), nh);
+              dn = dh * (S(1) - z) * (S(1) - n.square());
+              dz = dh * (hp - n) * z * (S(1) - z);
+              dr = dn * ghn * rg * (S(1) - rg);
+              if (gxp != nullptr) {
+                S* gx = gxp->row(t * nb + r).data();
+                RowArray<S>(gx, 2 * nh) += drz;
+                RowArray<S>(gx + 2 * nh, nh) += dn;
+              }
+              dn *= rg;     // dgh_n: gh_n enters through r * gh_n
+              dh = dh * z;  // the direct path to h_{t-1}; the GEMM part is added below
+            }
+            if (t > 0 || want_h0) step_wt.add(carry, dgt);
+            if (t != t0 || t0 == 0) continue;
+            // The chunk [t0, t0 + n) is complete: its dgh rows feed dW_hh and db_hh in one go.
+            const Index n = std::min(t0 + plan.per_chunk, n_steps) - t0;
+            hand_off([&chunk_grads, t0, n, rows = chunk_rows(t0, n)] { chunk_grads(t0, n, rows); });
+          }
+        });
+        // The chunk of the first steps, finished last, outside the region.
+        const Index n_first = std::min(plan.per_chunk, n_steps);
+        chunk_grads(0, n_first, chunk_rows(0, n_first));
         if (want_h0) c.gx(1) += carry;
       });
 }

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <algorithm>
+#include <exception>
+#include <utility>
 
 #include <tapegrad/tensor.h>
 #include <tapegrad/threads.h>
@@ -16,6 +18,83 @@ inline constexpr Index kChunkRows = 512;
 
 inline Index chunk_steps(Index steps, Index batch) {
   return std::clamp<Index>((kChunkRows + batch - 1) / batch, 1, steps);
+}
+
+// Note [Overlapped chunk gradients]
+// A finished chunk's input gradient and dW GEMM feed nothing the recurrence still needs. With a
+// second thread they run as an OpenMP task while the recurrence goes on with the chunk before
+// it, so the weight-gradient GEMMs of all but the last chunk cost no wall time. Each task is
+// waited for before the next is handed out: at most one runs, the tasks add into dW in order,
+// and a task's dA rows are not overwritten while it reads them (the dA scratch alternates two
+// halves). The chunk of the first steps, finished last, runs after the region, where its GEMM
+// may use both threads. Only when the step products run on one thread anyway: inside the region
+// Eigen keeps every product on one thread (bench_train_step, RNN small: docs/performance.md).
+
+// How a backward groups its steps into chunks for the weight-gradient GEMMs.
+struct ChunkPlan {
+  Index per_chunk;  // steps per chunk; chunks start at multiples of it
+  bool overlap;     // chunk gradients on the other thread; the scratch holds two chunks, used in turn
+  [[nodiscard]] Index first_step(Index t) const { return t / per_chunk * per_chunk; }
+  // The scratch slot (0 or 1) of the chunk starting at step t0.
+  [[nodiscard]] Index slot(Index t0) const { return overlap ? t0 / per_chunk % 2 : 0; }
+};
+
+// scratch_steps: the steps the dA scratch holds. Overlaps (halving the chunks so two fit) when
+// OpenMP gives num_threads() >= 2 outside any parallel region, the step products run on one
+// thread, there are at least two chunks, and a chunk's weight gradient (work_per_step
+// multiply-adds per step) is worth a task: at least min_parallel_work().
+inline ChunkPlan plan_chunks(Index scratch_steps, Index n_steps, bool steps_on_one_thread, double work_per_step) {
+#ifdef _OPENMP
+  const Index half = scratch_steps / 2;
+  if (half >= 1 && steps_on_one_thread && n_steps > half && num_threads() >= 2 && omp_in_parallel() == 0 &&
+      static_cast<double>(half) * work_per_step >= static_cast<double>(min_parallel_work())) {
+    return {half, true};
+  }
+#else
+  static_cast<void>(n_steps), static_cast<void>(steps_on_one_thread), static_cast<void>(work_per_step);
+#endif
+  return {scratch_steps, false};
+}
+
+// Runs loop(hand_off). With overlap, inside a two-thread OpenMP region where hand_off(work) waits
+// for the previous work, then gives this one to the other thread as a task; otherwise
+// hand_off(work) runs it at once. An exception from the loop or a task is rethrown here once
+// every task has finished (none may leave an OpenMP region).
+template <class Loop>
+void run_chunks(bool overlap, Loop&& loop) {
+#ifdef _OPENMP
+  if (overlap) {
+    std::exception_ptr loop_error;
+    std::exception_ptr task_error;  // written by one task at a time, read after a taskwait
+#pragma omp parallel num_threads(2) shared(loop_error, task_error)
+#pragma omp single
+    {
+      const auto hand_off = [&task_error](auto work) {
+#pragma omp taskwait
+        if (task_error) return;
+#pragma omp task firstprivate(work) shared(task_error)
+        {
+          try {
+            work();
+          } catch (...) {
+            task_error = std::current_exception();
+          }
+        }
+      };
+      try {
+        loop(hand_off);
+      } catch (...) {
+        loop_error = std::current_exception();
+      }
+#pragma omp taskwait
+    }
+    if (loop_error) std::rethrow_exception(loop_error);
+    if (task_error) std::rethrow_exception(task_error);
+    return;
+  }
+#endif
+  static_cast<void>(overlap);
+  loop([](auto work) { work(); });
 }
 
 template <class S>

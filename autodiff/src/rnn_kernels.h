@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include <tapegrad/op.h>
+#include <tapegrad/small_gemm.h>
 #include <tapegrad/threads.h>
 
 #include "recurrent_kernels.h"
@@ -20,19 +21,22 @@ void rnn_forward_steps(OpCtx<S>& c) {
   Matrix<S>& y = c.y();
   const Index nb = x0.rows();
   const Index n_steps = y.rows() / nb;
+  const StepWeight<S> step_w(wt, false, nb);
   for (Index t = 0; t < n_steps; ++t) {
     auto yt = y.middleRows(t * nb, nb);
     if (t == 0) {
-      add_product(yt, x0, wt);
+      step_w.add(yt, x0);
     } else {
-      add_product(yt, y.middleRows((t - 1) * nb, nb), wt);
+      step_w.add(yt, y.middleRows((t - 1) * nb, nb));
     }
     yt.array() = yt.array().tanh();
   }
 }
 
 // Backward: dA_t = (g_t + carry) (1 - h_t^2), carry = dA_t W^T. Each finished chunk of dA rows
-// goes to input_grad(first_row, rows) (if input 0 needs a gradient) and to dW in one GEMM.
+// goes to input_grad(first_row, rows) (if input 0 needs a gradient) and to dW in one GEMM, on the
+// other thread when overlapped (Note [Overlapped chunk gradients]: the scratch then holds two
+// chunks of half the size, used in turn).
 template <class S, class InputGrad>
 void rnn_backward_steps(OpCtx<S>& c, InputGrad input_grad) {
   const Matrix<S>& x0 = c.x(1);
@@ -42,24 +46,37 @@ void rnn_backward_steps(OpCtx<S>& c, InputGrad input_grad) {
   Matrix<S>& da = c.aux(0);
   Matrix<S>& carry = c.aux(1);
   const Index nb = x0.rows();
+  const Index nh = x0.cols();
   const Index n_steps = y.rows() / nb;
-  const Index per_chunk = da.rows() / nb;
   const bool want_h0 = c.needs_grad(1);
-  carry.setZero();
-  for (Index t = n_steps; t-- > 0;) {
-    const Index t0 = t / per_chunk * per_chunk;  // first step of t's chunk
-    auto dat = da.middleRows((t - t0) * nb, nb);
-    dat.array() =
-        (gy.middleRows(t * nb, nb).array() + carry.array()) * (S(1) - y.middleRows(t * nb, nb).array().square());
-    if (t > 0 || want_h0) assign_product(carry, dat, wt.transpose());
-    if (t != t0) continue;
-    // The chunk [t0, t1) is complete: its dA rows feed the input gradient and dW in one go.
-    const Index n = std::min(t0 + per_chunk, n_steps) - t0;
-    const auto da_chunk = da.topRows(n * nb);
+  const StepWeight<S> step_wt(wt, true, nb);
+  const ChunkPlan plan = plan_chunks(da.rows() / nb, n_steps, step_wt.one_thread(), product_work(nb, nh, nh));
+  // The dA rows of the chunk starting at step t0.
+  const auto chunk_rows = [&da, &plan, nb](Index t0, Index n) {
+    return da.middleRows(plan.slot(t0) * plan.per_chunk * nb, n * nb);
+  };
+  const auto chunk_grads = [&c, &x0, &y, input_grad, nb](Index t0, Index n, const auto& da_chunk) {
     if (c.needs_grad(0)) input_grad(t0 * nb, da_chunk);
     const auto prev = [&y](Index first, Index count) { return y.middleRows(first, count); };
     if (c.needs_grad(2)) add_weight_grad(c.gx(2), x0, prev, da_chunk, t0, n, nb);
-  }
+  };
+  carry.setZero();
+  run_chunks(plan.overlap, [&](auto hand_off) {
+    for (Index t = n_steps; t-- > 0;) {
+      const Index t0 = plan.first_step(t);
+      auto dat = chunk_rows(t0, t - t0 + 1).bottomRows(nb);
+      dat.array() =
+          (gy.middleRows(t * nb, nb).array() + carry.array()) * (S(1) - y.middleRows(t * nb, nb).array().square());
+      if (t > 0 || want_h0) step_wt.assign(carry, dat);
+      if (t != t0 || t0 == 0) continue;
+      // The chunk [t0, t0 + n) is complete: its dA rows feed the input gradient and dW in one go.
+      const Index n = std::min(t0 + plan.per_chunk, n_steps) - t0;
+      hand_off([&chunk_grads, t0, n, rows = chunk_rows(t0, n)] { chunk_grads(t0, n, rows); });
+    }
+  });
+  // The chunk of the first steps, finished last, outside the region (its GEMM may use both threads).
+  const Index n_first = std::min(plan.per_chunk, n_steps);
+  chunk_grads(0, n_first, chunk_rows(0, n_first));
   if (want_h0) c.gx(1) += carry;
 }
 

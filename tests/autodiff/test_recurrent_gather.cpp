@@ -128,6 +128,31 @@ TEST_P(LstmGather, RnnMatchesTheUnrolledRnnOnGatheredRowsInFloat) { compare_rnn<
 
 INSTANTIATE_TEST_SUITE_P(Cases, LstmGather, ::testing::ValuesIn(kCases), case_name);
 
+// Two threads, no work threshold: each finished chunk's table and weight gradients run on the
+// other thread (Note [Overlapped chunk gradients]); B = 16 and T = 40 give three chunks. Plain and
+// release sweeps (in a release sweep the LSTM's dA chunks live in the gates, not the scratch).
+class LstmGatherOverlapped : public ::testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override {
+    set_num_threads(2);
+    set_min_parallel_work(0);
+  }
+  void TearDown() override {
+    set_num_threads(threads_);
+    set_min_parallel_work(min_work_);
+  }
+
+ private:
+  int threads_ = num_threads();
+  std::int64_t min_work_ = min_parallel_work();
+};
+
+TEST_P(LstmGatherOverlapped, LstmInDouble) { compare<double>(GetParam(), 1e-10); }
+TEST_P(LstmGatherOverlapped, RnnInDouble) { compare_rnn<double>(GetParam(), 1e-10); }
+
+const Case kOverlappedCases[] = {{40, 16, 3, 7, Reads::Both, false, 41}, {40, 16, 3, 7, Reads::H, true, 42}};
+INSTANTIATE_TEST_SUITE_P(Cases, LstmGatherOverlapped, ::testing::ValuesIn(kOverlappedCases), case_name);
+
 TEST(RecurrentGatherErrors, NameTheOpTheArgumentAndTheShapes) {
   Tape<double> tape;
   auto v = [&](Index r, Index c) { return tape.variable(Matrix<double>::Zero(r, c)); };

@@ -136,6 +136,35 @@ TEST_P(FusedVsUnrolled, GruFloat) { compare_gru<float>(GetParam(), 2e-5); }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, FusedVsUnrolled, ::testing::ValuesIn(kDims), dims_name);
 
+// With two threads and no work threshold, batches of at most 32 rows hand each finished chunk's
+// weight gradient to the other thread (Note [Overlapped chunk gradients]); the chunks are then
+// half size (B = 16: 16 steps, B = 8: 32 steps), so T = 40 and 70 give three chunks each. Without
+// OpenMP the same comparisons run on one thread.
+class FusedVsUnrolledOverlapped : public ::testing::TestWithParam<Dims> {
+ protected:
+  void SetUp() override {
+    tapegrad::set_num_threads(2);
+    tapegrad::set_min_parallel_work(0);
+  }
+  void TearDown() override {
+    tapegrad::set_num_threads(threads_);
+    tapegrad::set_min_parallel_work(min_work_);
+  }
+
+ private:
+  int threads_ = tapegrad::num_threads();
+  std::int64_t min_work_ = tapegrad::min_parallel_work();
+};
+
+TEST_P(FusedVsUnrolledOverlapped, RnnDouble) { compare_rnn<double>(GetParam(), 1e-10); }
+TEST_P(FusedVsUnrolledOverlapped, LstmDouble) { compare_lstm<double>(GetParam(), 1e-10); }
+TEST_P(FusedVsUnrolledOverlapped, GruDouble) { compare_gru<double>(GetParam(), 1e-10); }
+TEST_P(FusedVsUnrolledOverlapped, RnnFloat) { compare_rnn<float>(GetParam(), 2e-5); }
+TEST_P(FusedVsUnrolledOverlapped, LstmFloat) { compare_lstm<float>(GetParam(), 2e-5); }
+
+const Dims kOverlappedDims[] = {{40, 16, 3, 21}, {70, 8, 4, 22}, {33, 16, 2, 23}};
+INSTANTIATE_TEST_SUITE_P(Shapes, FusedVsUnrolledOverlapped, ::testing::ValuesIn(kOverlappedDims), dims_name);
+
 // Closed form for T = 1, B = 1, H = 1: h = tanh(x + h0 w); dh/dw = (1 - h^2) h0.
 TEST(RnnSequence, ScalarClosedForm) {
   Tape<double> tape;

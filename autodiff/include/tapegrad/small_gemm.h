@@ -1,0 +1,192 @@
+// The recurrences' per-step products: C (+)= A B with few rows (the batch) and a weight B that
+// stays the same for every step of a sequence.
+//
+// Note [Step products]
+// Eigen's GEMM packs both operands into its own layout on every call. For h_{t-1} W_hh with
+// B = 16 rows and H = 128, packing the 64 KB of W costs about as much as the multiply itself, and
+// a sequence repeats it at every step, forward and backward (perf on RNN small: 84% of the step
+// in GEMM kernel and packing). Row-major B already has the layout a broadcast kernel wants: for
+// each k, the row B(k, :) is contiguous. So small_gemm reads A and B where they are, keeps an
+// MR x NP-packet block of C in registers, and per k loads NP packets of B(k, :) and broadcasts
+// MR values of A(:, k). The backward's W^T is transposed once per sequence (a copy the size of W)
+// and then read the same way. Used only where it measured faster than Eigen (step_product_fits).
+#pragma once
+
+#include <Eigen/Core>
+
+#include <tapegrad/tensor.h>
+#include <tapegrad/threads.h>
+
+namespace tapegrad::detail {
+
+// One MR x (NP packets) block of C: c (+)= a[MR x k] b[k x NP*PS], every operand row-major with
+// row strides lda, ldb, ldc.
+template <class S, int MR, int NP, bool Accumulate>
+[[gnu::always_inline]] inline void small_gemm_block(S* c, Index ldc, const S* a, Index lda, const S* b, Index ldb,
+                                                    Index k) {
+  using Packet = typename Eigen::internal::packet_traits<S>::type;
+  constexpr int PS = Eigen::internal::packet_traits<S>::size;
+  Packet acc[MR][NP];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 8
+    for (int j = 0; j < NP; ++j) acc[r][j] = Eigen::internal::pset1<Packet>(S(0));
+  }
+  for (Index p = 0; p < k; ++p) {
+    Packet bp[NP];
+#pragma GCC unroll 8
+    for (int j = 0; j < NP; ++j) bp[j] = Eigen::internal::ploadu<Packet>(b + p * ldb + j * PS);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const Packet ar = Eigen::internal::pset1<Packet>(a[r * lda + p]);
+#pragma GCC unroll 8
+      for (int j = 0; j < NP; ++j) acc[r][j] = Eigen::internal::pmadd(ar, bp[j], acc[r][j]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 8
+    for (int j = 0; j < NP; ++j) {
+      S* dst = c + r * ldc + j * PS;
+      if constexpr (Accumulate) {
+        Eigen::internal::pstoreu(dst, Eigen::internal::padd(Eigen::internal::ploadu<Packet>(dst), acc[r][j]));
+      } else {
+        Eigen::internal::pstoreu(dst, acc[r][j]);
+      }
+    }
+  }
+}
+
+// Columns [0, NP*PS) of C for every row: blocks of kRows rows, then the 1-3 rows left.
+template <class S, int NP, bool Accumulate>
+void small_gemm_columns(S* c, Index ldc, const S* a, Index lda, const S* b, Index ldb, Index m, Index k) {
+  constexpr int kRows = 4;
+  Index i = 0;
+  for (; i + kRows <= m; i += kRows) {
+    small_gemm_block<S, kRows, NP, Accumulate>(c + i * ldc, ldc, a + i * lda, lda, b, ldb, k);
+  }
+  S* ci = c + i * ldc;
+  const S* ai = a + i * lda;
+  switch (m - i) {
+    case 3:
+      small_gemm_block<S, 3, NP, Accumulate>(ci, ldc, ai, lda, b, ldb, k);
+      break;
+    case 2:
+      small_gemm_block<S, 2, NP, Accumulate>(ci, ldc, ai, lda, b, ldb, k);
+      break;
+    case 1:
+      small_gemm_block<S, 1, NP, Accumulate>(ci, ldc, ai, lda, b, ldb, k);
+      break;
+    default:
+      break;
+  }
+}
+
+/// C[m x n] (+)= A[m x k] B[k x n] on raw row-major storage (row strides lda, ldb, ldc); C must
+/// not overlap A or B. Accumulate: add to C; otherwise overwrite it. One thread.
+template <class S, bool Accumulate>
+void small_gemm(S* c, Index ldc, const S* a, Index lda, const S* b, Index ldb, Index m, Index k, Index n) {
+  constexpr int PS = Eigen::internal::packet_traits<S>::size;
+  constexpr int kPackets = 4;  // 4 x 4 accumulators of C: 16 of AVX-512's 32 registers
+  Index j = 0;
+  for (; j + kPackets * PS <= n; j += kPackets * PS) {
+    small_gemm_columns<S, kPackets, Accumulate>(c + j, ldc, a, lda, b + j, ldb, m, k);
+  }
+  switch ((n - j) / PS) {
+    case 3:
+      small_gemm_columns<S, 3, Accumulate>(c + j, ldc, a, lda, b + j, ldb, m, k);
+      break;
+    case 2:
+      small_gemm_columns<S, 2, Accumulate>(c + j, ldc, a, lda, b + j, ldb, m, k);
+      break;
+    case 1:
+      small_gemm_columns<S, 1, Accumulate>(c + j, ldc, a, lda, b + j, ldb, m, k);
+      break;
+    default:
+      break;
+  }
+  j += (n - j) / PS * PS;
+  // The last n mod PS columns, one dot product each.
+  for (Index i = 0; i < m; ++i) {
+    for (Index col = j; col < n; ++col) {
+      S sum(0);
+      for (Index p = 0; p < k; ++p) sum += a[i * lda + p] * b[p * ldb + col];
+      S& dst = c[i * ldc + col];
+      dst = Accumulate ? dst + sum : sum;
+    }
+  }
+}
+
+/// Whether a step product [m x k][k x n] goes to small_gemm rather than Eigen (bench_step_product,
+/// one thread, and bench_gemm_threads, docs/performance.md). small_gemm wins from 1.3x to 2.9x while
+/// its B panel of k rows stays in cache (k <= 1024) and C has few rows (m <= 32); it loses on the
+/// large configs' [64 x 1024] steps, and on a single row wider than 32 columns, where Eigen's
+/// matrix-vector product keeps more sums in flight ([1 x 32][32 x 128]: 0.041 us, small_gemm 0.050).
+/// Where Eigen would split the product over two threads, it keeps the products above 2^21
+/// multiply-adds ([32 x 512][512 x 512]: 62 us on two, 82 us in small_gemm).
+inline bool step_product_fits(Index m, Index k, Index n) {
+  if (m > 32 || k > 1024 || (m == 1 && n > 32)) return false;
+  const double work = product_work(m, k, n);
+  return threads_for_work(work) == 1 || work <= double(Index{1} << 21);
+}
+
+/// The weight of a recurrence's per-step products, W [H x G] or, for the backward's dA_t W^T, its
+/// transpose. Chooses small_gemm or Eigen once per sequence (every step has the same shape) and,
+/// when small_gemm will read W^T, makes the transposed copy once.
+template <class S>
+class StepWeight {
+ public:
+  /// rows: the batch, the row count of every left operand.
+  StepWeight(const Matrix<S>& w, bool transposed, Index rows)
+      : w_(w),
+        transposed_(transposed),
+        small_(transposed ? step_product_fits(rows, w.cols(), w.rows()) : step_product_fits(rows, w.rows(), w.cols())),
+        one_thread_(small_ || threads_for_work(product_work(rows, w.rows(), w.cols())) == 1) {
+    if (small_ && transposed_) copy_ = w.transpose();
+  }
+
+  /// Whether every step product runs on one thread (small_gemm, or an Eigen product too small to split).
+  [[nodiscard]] bool one_thread() const { return one_thread_; }
+
+  /// dst += lhs op(W).
+  template <class Dst, class Lhs>
+  void add(Dst&& dst, const Lhs& lhs) const {
+    run<true>(dst, lhs);
+  }
+  /// dst = lhs op(W).
+  template <class Dst, class Lhs>
+  void assign(Dst&& dst, const Lhs& lhs) const {
+    run<false>(dst, lhs);
+  }
+
+ private:
+  template <bool Accumulate, class Dst, class Lhs>
+  void run(Dst& dst, const Lhs& lhs) const {
+    if (small_) {
+      const Matrix<S>& b = transposed_ ? copy_ : w_;
+      eigen_assert(lhs.cols() == b.rows() && dst.rows() == lhs.rows() && dst.cols() == b.cols());
+      small_gemm<S, Accumulate>(dst.data(), dst.outerStride(), lhs.data(), lhs.outerStride(), b.data(), b.cols(),
+                                lhs.rows(), lhs.cols(), b.cols());
+    } else if (transposed_) {
+      if constexpr (Accumulate) {
+        add_product(dst, lhs, w_.transpose());
+      } else {
+        assign_product(dst, lhs, w_.transpose());
+      }
+    } else {
+      if constexpr (Accumulate) {
+        add_product(dst, lhs, w_);
+      } else {
+        assign_product(dst, lhs, w_);
+      }
+    }
+  }
+
+  const Matrix<S>& w_;
+  bool transposed_;
+  bool small_;
+  bool one_thread_;
+  Matrix<S> copy_;  // W^T, only when small_gemm reads the transpose
+};
+
+}  // namespace tapegrad::detail

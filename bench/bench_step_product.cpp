@@ -1,0 +1,72 @@
+// The recurrences' per-step products, Eigen's GEMM against small_gemm (Note [Step products] in
+// tapegrad/small_gemm.h), one thread. Forward: h_{t-1} [B x H] times W [H x G]; backward:
+// dA_t [B x G] times W^T, which small_gemm reads from a transposed copy made once per sequence
+// (the copy is outside the timed loop, as it is outside the step loop). Shapes: every config of
+// bench/train_step_config.h, G = H (RNN) and 4H (LSTM). The crossover sets step_product_fits.
+//   BM_StepProduct/<fwd|bwd>/<B>x<H>x<G>/<eigen|small>   counter gflops (wall clock)
+#include <benchmark/benchmark.h>
+
+#include <array>
+#include <string>
+
+#include <tapegrad/small_gemm.h>
+#include <tapegrad/tensor.h>
+#include <tapegrad/threads.h>
+
+namespace {
+
+using tapegrad::Index;
+using tapegrad::Matrix;
+
+struct StepShape {
+  int batch, hidden, gates;
+};
+
+void BM_StepProduct(benchmark::State& state, StepShape s, bool backward, bool small) {
+  if constexpr (tapegrad::kParallelProducts) Eigen::setNbThreads(1);
+  const Index m = s.batch;
+  const Index k = backward ? s.gates : s.hidden;
+  const Index n = backward ? s.hidden : s.gates;
+  const Matrix<float> a = Matrix<float>::Random(m, k);
+  const Matrix<float> w = Matrix<float>::Random(s.hidden, s.gates);
+  const Matrix<float> wt = w.transpose();  // what the backward's small_gemm reads
+  Matrix<float> out = Matrix<float>::Zero(m, n);
+  for (auto _ : state) {
+    if (small) {
+      const Matrix<float>& b = backward ? wt : w;
+      tapegrad::detail::small_gemm<float, true>(out.data(), n, a.data(), k, b.data(), n, m, k, n);
+    } else if (backward) {
+      out.noalias() += a * w.transpose();
+    } else {
+      out.noalias() += a * w;
+    }
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  if constexpr (tapegrad::kParallelProducts) Eigen::setNbThreads(0);
+  const double work = static_cast<double>(m) * k * n;
+  state.counters["gflops"] = benchmark::Counter(2 * work * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+bool register_all() {
+  // (B, H): tiny, small, medium, large, long (train_step_config.h).
+  constexpr std::array<std::array<int, 2>, 5> kConfigs{{{1, 32}, {16, 128}, {32, 512}, {64, 1024}, {8, 256}}};
+  for (const bool backward : {false, true}) {
+    for (const auto& [batch, hidden] : kConfigs) {
+      for (const int gates : {hidden, 4 * hidden}) {
+        const StepShape s{batch, hidden, gates};
+        for (const bool small : {false, true}) {
+          const std::string name = std::string("BM_StepProduct/") + (backward ? "bwd/" : "fwd/") +
+                                   std::to_string(batch) + "x" + std::to_string(hidden) + "x" + std::to_string(gates) +
+                                   (small ? "/small" : "/eigen");
+          benchmark::RegisterBenchmark(name.c_str(), BM_StepProduct, s, backward, small)->Unit(benchmark::kMicrosecond);
+        }
+      }
+    }
+  }
+  return true;
+}
+
+const bool registered = register_all();
+
+}  // namespace
