@@ -12,6 +12,8 @@
 // and then read the same way. Used only where it measured faster than Eigen (step_product_fits).
 #pragma once
 
+#include <algorithm>
+
 #include <Eigen/Core>
 
 #include <tapegrad/tensor.h>
@@ -57,9 +59,10 @@ template <class S, int MR, int NP, bool Accumulate>
   }
 }
 
-// Columns [0, NP*PS) of C for every row: blocks of kRows rows, then the 1-3 rows left.
+// Rows [0, m) of C's columns [0, NP*PS) over depth [0, k): blocks of kRows rows, then the 1-3
+// rows left.
 template <class S, int NP, bool Accumulate>
-void small_gemm_columns(S* c, Index ldc, const S* a, Index lda, const S* b, Index ldb, Index m, Index k) {
+void small_gemm_rows(S* c, Index ldc, const S* a, Index lda, const S* b, Index ldb, Index m, Index k) {
   constexpr int kRows = 4;
   Index i = 0;
   for (; i + kRows <= m; i += kRows) {
@@ -79,6 +82,18 @@ void small_gemm_columns(S* c, Index ldc, const S* a, Index lda, const S* b, Inde
       break;
     default:
       break;
+  }
+}
+
+// Columns [0, NP*PS) of C. The depth goes in blocks of kDepth rows of B, so that the panel of B
+// every row block of C sweeps (kDepth x NP packets, 32 KiB) stays in the 48 KiB L1 cache; the
+// first block assigns or adds as asked, the others add.
+template <class S, int NP, bool Accumulate>
+void small_gemm_columns(S* c, Index ldc, const S* a, Index lda, const S* b, Index ldb, Index m, Index k) {
+  constexpr Index kDepth = 128;
+  small_gemm_rows<S, NP, Accumulate>(c, ldc, a, lda, b, ldb, m, std::min(k, kDepth));
+  for (Index p = kDepth; p < k; p += kDepth) {
+    small_gemm_rows<S, NP, true>(c, ldc, a + p, lda, b + p * ldb, ldb, m, std::min(k - p, kDepth));
   }
 }
 
@@ -118,14 +133,14 @@ void small_gemm(S* c, Index ldc, const S* a, Index lda, const S* b, Index ldb, I
 }
 
 /// Whether a step product [m x k][k x n] goes to small_gemm rather than Eigen (bench_step_product,
-/// one thread, and bench_gemm_threads, docs/performance.md). small_gemm wins from 1.3x to 2.9x while
-/// its B panel of k rows stays in cache (k <= 1024) and C has few rows (m <= 32); it loses on the
-/// large configs' [64 x 1024] steps, and on a single row wider than 32 columns, where Eigen's
-/// matrix-vector product keeps more sums in flight ([1 x 32][32 x 128]: 0.041 us, small_gemm 0.050).
-/// Where Eigen would split the product over two threads, it keeps the products above 2^21
-/// multiply-adds ([32 x 512][512 x 512]: 62 us on two, 82 us in small_gemm).
+/// one thread, and bench_gemm_threads, docs/performance.md). On one thread small_gemm is 1.1-2.9x
+/// faster on every measured step shape up to 64 rows (equal on [64 x 1024][1024 x 1024]), except a
+/// single row wider than 32 columns, where Eigen's matrix-vector product keeps more sums in flight
+/// ([1 x 32][32 x 128]: 0.042 us, small_gemm 0.051). Where Eigen would split the product over two
+/// threads, it keeps the products above 2^21 multiply-adds ([32 x 512][512 x 512]: 62 us on two,
+/// 83-88 us in small_gemm).
 inline bool step_product_fits(Index m, Index k, Index n) {
-  if (m > 32 || k > 1024 || (m == 1 && n > 32)) return false;
+  if (m > 64 || (m == 1 && n > 32)) return false;
   const double work = product_work(m, k, n);
   return threads_for_work(work) == 1 || work <= double(Index{1} << 21);
 }
