@@ -85,36 +85,30 @@ void lstm_backward_steps(OpCtx<S>& c, const LstmLayout<S>& io, bool in_place, In
     return in_place ? gates.middleRows(t0 * nb, n * nb)
                     : scratch.middleRows(plan.slot(t0) * plan.per_chunk * nb, n * nb);
   };
-  const auto chunk_grads = [&c, &x0, &hm, &io, input_grad, nb, nh](Index t0, Index n, const auto& da_chunk) {
-    if (c.needs_grad(0)) input_grad(t0 * nb, da_chunk);
-    const auto prev = [&hm, &io, nh](Index first, Index count) { return hm.block(first, io.h_col, count, nh); };
-    if (c.needs_grad(3)) add_weight_grad(c.gx(3), x0, prev, da_chunk, t0, n, nb);
-  };
   carry.setZero();
-  run_chunks(plan.overlap, [&](auto hand_off) {
-    for (Index t = n_steps; t-- > 0;) {
-      const Index t0 = plan.first_step(t);
-      // Step t's dA rows in the scratch (one step, copied over gates_t, when in place).
-      auto dat = scratch.middleRows(in_place ? 0 : (plan.slot(t0) * plan.per_chunk + t - t0) * nb, nb);
-      for (Index r = 0; r < nb; ++r) {
-        const Index row = t * nb + r;
-        const S* cp = t == 0 ? cell0.row(r).data() : cm.row(row - nb).data() + io.c_col;
-        const S* gc = io.gc == nullptr ? nullptr : io.gc->row(row).data() + io.gc_col;
-        S* k = carry.row(r).data();
-        lstm_row_backward(gates.row(row).data(), cm.row(row).data() + io.c_col, cp, io.gh->row(row).data() + io.gh_col,
-                          gc, k, k + nh, dat.row(r).data(), nh);
-      }
-      if (in_place) gates.middleRows(t * nb, nb) = dat;
-      if (t > 0 || want_h0) step_wt.assign(carry.leftCols(nh), dat);
-      if (t != t0 || t0 == 0) continue;
-      // The chunk [t0, t0 + n) is complete: its dA rows feed the input gradient and dW_hh in one go.
-      const Index n = std::min(t0 + plan.per_chunk, n_steps) - t0;
-      hand_off([&chunk_grads, t0, n, rows = chunk_rows(t0, n)] { chunk_grads(t0, n, rows); });
-    }
-  });
-  // The chunk of the first steps, finished last, outside the region (its GEMM may use both threads).
-  const Index n_first = std::min(plan.per_chunk, n_steps);
-  chunk_grads(0, n_first, chunk_rows(0, n_first));
+  walk_back_in_chunks(
+      plan, n_steps,
+      [&](Index t, Index t0) {
+        // Step t's dA rows in the scratch (one step, copied over gates_t, when in place).
+        auto dat = scratch.middleRows(in_place ? 0 : (plan.slot(t0) * plan.per_chunk + t - t0) * nb, nb);
+        for (Index r = 0; r < nb; ++r) {
+          const Index row = t * nb + r;
+          const S* cp = t == 0 ? cell0.row(r).data() : cm.row(row - nb).data() + io.c_col;
+          const S* gc = io.gc == nullptr ? nullptr : io.gc->row(row).data() + io.gc_col;
+          S* k = carry.row(r).data();
+          lstm_row_backward(gates.row(row).data(), cm.row(row).data() + io.c_col, cp,
+                            io.gh->row(row).data() + io.gh_col, gc, k, k + nh, dat.row(r).data(), nh);
+        }
+        if (in_place) gates.middleRows(t * nb, nb) = dat;
+        if (t > 0 || want_h0) step_wt.assign(carry.leftCols(nh), dat);
+      },
+      // A complete chunk's dA rows feed the input gradient and dW_hh in one go.
+      [&](Index t0, Index n) {
+        const auto da_chunk = chunk_rows(t0, n);
+        if (c.needs_grad(0)) input_grad(t0 * nb, da_chunk);
+        const auto prev = [&hm, &io, nh](Index first, Index count) { return hm.block(first, io.h_col, count, nh); };
+        if (c.needs_grad(3)) add_weight_grad(c.gx(3), x0, prev, da_chunk, t0, n, nb);
+      });
   if (want_h0) c.gx(1) += carry.leftCols(nh);
   if (c.needs_grad(2)) c.gx(2) += carry.rightCols(nh);
 }

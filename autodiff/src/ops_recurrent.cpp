@@ -171,45 +171,39 @@ Var<S> gru_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w_hh, cons
         const auto chunk_rows = [&dgh, &plan, nb](Index t0, Index n) {
           return dgh.middleRows(plan.slot(t0) * plan.per_chunk * nb, n * nb);
         };
-        const auto chunk_grads = [&c, &x0, &y, nb](Index t0, Index n, const auto& dg_chunk) {
-          const auto prev = [&y](Index first, Index count) { return y.middleRows(first, count); };
-          if (c.needs_grad(2)) add_weight_grad(c.gx(2), x0, prev, dg_chunk, t0, n, nb);
-          if (c.needs_grad(3)) c.gx(3) += dg_chunk.colwise().sum();
-        };
         carry.setZero();
-        detail::run_chunks(plan.overlap, [&](auto hand_off) {
-          for (Index t = n_steps; t-- > 0;) {
-            const Index t0 = plan.first_step(t);
-            auto dgt = chunk_rows(t0, t - t0 + 1).bottomRows(nb);
-            for (Index r = 0; r < nb; ++r) {
-              const S* a = saved.row(t * nb + r).data();
-              const ConstRowArray<S> rg(a, nh), z(a + nh, nh), n(a + 2 * nh, nh), ghn(a + 3 * nh, nh);
-              const ConstRowArray<S> hp(t == 0 ? x0.row(r).data() : y.row((t - 1) * nb + r).data(), nh);
-              RowArray<S> dh(carry.row(r).data(), nh);
-              S* d = dgt.row(r).data();
-              RowArray<S> drz(d, 2 * nh), dr(d, nh), dz(d + nh, nh), dn(d + 2 * nh, nh);
-              dh += ConstRowArray<S>(gy.row(t * nb + r).data(), nh);
-              dn = dh * (S(1) - z) * (S(1) - n.square());
-              dz = dh * (hp - n) * z * (S(1) - z);
-              dr = dn * ghn * rg * (S(1) - rg);
-              if (gxp != nullptr) {
-                S* gx = gxp->row(t * nb + r).data();
-                RowArray<S>(gx, 2 * nh) += drz;
-                RowArray<S>(gx + 2 * nh, nh) += dn;
+        detail::walk_back_in_chunks(
+            plan, n_steps,
+            [&](Index t, Index t0) {
+              auto dgt = chunk_rows(t0, t - t0 + 1).bottomRows(nb);
+              for (Index r = 0; r < nb; ++r) {
+                const S* a = saved.row(t * nb + r).data();
+                const ConstRowArray<S> rg(a, nh), z(a + nh, nh), n(a + 2 * nh, nh), ghn(a + 3 * nh, nh);
+                const ConstRowArray<S> hp(t == 0 ? x0.row(r).data() : y.row((t - 1) * nb + r).data(), nh);
+                RowArray<S> dh(carry.row(r).data(), nh);
+                S* d = dgt.row(r).data();
+                RowArray<S> drz(d, 2 * nh), dr(d, nh), dz(d + nh, nh), dn(d + 2 * nh, nh);
+                dh += ConstRowArray<S>(gy.row(t * nb + r).data(), nh);
+                dn = dh * (S(1) - z) * (S(1) - n.square());
+                dz = dh * (hp - n) * z * (S(1) - z);
+                dr = dn * ghn * rg * (S(1) - rg);
+                if (gxp != nullptr) {
+                  S* gx = gxp->row(t * nb + r).data();
+                  RowArray<S>(gx, 2 * nh) += drz;
+                  RowArray<S>(gx + 2 * nh, nh) += dn;
+                }
+                dn *= rg;     // dgh_n: gh_n enters through r * gh_n
+                dh = dh * z;  // the direct path to h_{t-1}; the GEMM part is added below
               }
-              dn *= rg;     // dgh_n: gh_n enters through r * gh_n
-              dh = dh * z;  // the direct path to h_{t-1}; the GEMM part is added below
-            }
-            if (t > 0 || want_h0) step_wt.add(carry, dgt);
-            if (t != t0 || t0 == 0) continue;
-            // The chunk [t0, t0 + n) is complete: its dgh rows feed dW_hh and db_hh in one go.
-            const Index n = std::min(t0 + plan.per_chunk, n_steps) - t0;
-            hand_off([&chunk_grads, t0, n, rows = chunk_rows(t0, n)] { chunk_grads(t0, n, rows); });
-          }
-        });
-        // The chunk of the first steps, finished last, outside the region.
-        const Index n_first = std::min(plan.per_chunk, n_steps);
-        chunk_grads(0, n_first, chunk_rows(0, n_first));
+              if (t > 0 || want_h0) step_wt.add(carry, dgt);
+            },
+            // A complete chunk's dgh rows feed dW_hh and db_hh in one go.
+            [&](Index t0, Index n) {
+              const auto dg_chunk = chunk_rows(t0, n);
+              const auto prev = [&y](Index first, Index count) { return y.middleRows(first, count); };
+              if (c.needs_grad(2)) add_weight_grad(c.gx(2), x0, prev, dg_chunk, t0, n, nb);
+              if (c.needs_grad(3)) c.gx(3) += dg_chunk.colwise().sum();
+            });
         if (want_h0) c.gx(1) += carry;
       });
 }

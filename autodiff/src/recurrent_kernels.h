@@ -97,6 +97,24 @@ void run_chunks(bool overlap, Loop&& loop) {
   loop([](auto work) { work(); });
 }
 
+// The backward's walk over the steps, t = T-1 down to 0: step(t, t0) for each (t0: the first step
+// of t's chunk); whenever a chunk [t0, t0 + n) is complete, chunk_grads(t0, n), on the other
+// thread when the plan overlaps. The chunk of the first steps, finished last, runs after the
+// region, where its GEMM may use both threads.
+template <class Step, class ChunkGrads>
+void walk_back_in_chunks(const ChunkPlan& plan, Index n_steps, Step&& step, ChunkGrads&& chunk_grads) {
+  run_chunks(plan.overlap, [&](auto hand_off) {
+    for (Index t = n_steps; t-- > 0;) {
+      const Index t0 = plan.first_step(t);
+      step(t, t0);
+      if (t != t0 || t0 == 0) continue;
+      const Index n = std::min(t0 + plan.per_chunk, n_steps) - t0;
+      hand_off([&chunk_grads, t0, n] { chunk_grads(t0, n); });
+    }
+  });
+  chunk_grads(Index{0}, std::min(plan.per_chunk, n_steps));
+}
+
 template <class S>
 using RowArray = Eigen::Map<Eigen::Array<S, 1, Eigen::Dynamic>>;
 template <class S>

@@ -55,28 +55,22 @@ void rnn_backward_steps(OpCtx<S>& c, InputGrad input_grad) {
   const auto chunk_rows = [&da, &plan, nb](Index t0, Index n) {
     return da.middleRows(plan.slot(t0) * plan.per_chunk * nb, n * nb);
   };
-  const auto chunk_grads = [&c, &x0, &y, input_grad, nb](Index t0, Index n, const auto& da_chunk) {
-    if (c.needs_grad(0)) input_grad(t0 * nb, da_chunk);
-    const auto prev = [&y](Index first, Index count) { return y.middleRows(first, count); };
-    if (c.needs_grad(2)) add_weight_grad(c.gx(2), x0, prev, da_chunk, t0, n, nb);
-  };
   carry.setZero();
-  run_chunks(plan.overlap, [&](auto hand_off) {
-    for (Index t = n_steps; t-- > 0;) {
-      const Index t0 = plan.first_step(t);
-      auto dat = chunk_rows(t0, t - t0 + 1).bottomRows(nb);
-      dat.array() =
-          (gy.middleRows(t * nb, nb).array() + carry.array()) * (S(1) - y.middleRows(t * nb, nb).array().square());
-      if (t > 0 || want_h0) step_wt.assign(carry, dat);
-      if (t != t0 || t0 == 0) continue;
-      // The chunk [t0, t0 + n) is complete: its dA rows feed the input gradient and dW in one go.
-      const Index n = std::min(t0 + plan.per_chunk, n_steps) - t0;
-      hand_off([&chunk_grads, t0, n, rows = chunk_rows(t0, n)] { chunk_grads(t0, n, rows); });
-    }
-  });
-  // The chunk of the first steps, finished last, outside the region (its GEMM may use both threads).
-  const Index n_first = std::min(plan.per_chunk, n_steps);
-  chunk_grads(0, n_first, chunk_rows(0, n_first));
+  walk_back_in_chunks(
+      plan, n_steps,
+      [&](Index t, Index t0) {
+        auto dat = chunk_rows(t0, t - t0 + 1).bottomRows(nb);
+        dat.array() =
+            (gy.middleRows(t * nb, nb).array() + carry.array()) * (S(1) - y.middleRows(t * nb, nb).array().square());
+        if (t > 0 || want_h0) step_wt.assign(carry, dat);
+      },
+      // A complete chunk's dA rows feed the input gradient and dW in one go.
+      [&](Index t0, Index n) {
+        const auto da_chunk = chunk_rows(t0, n);
+        if (c.needs_grad(0)) input_grad(t0 * nb, da_chunk);
+        const auto prev = [&y](Index first, Index count) { return y.middleRows(first, count); };
+        if (c.needs_grad(2)) add_weight_grad(c.gx(2), x0, prev, da_chunk, t0, n, nb);
+      });
   if (want_h0) c.gx(1) += carry;
 }
 
