@@ -1,9 +1,10 @@
 // The recurrences' per-step products, Eigen's GEMM against small_gemm (Note [Step products] in
-// tapegrad/small_gemm.h), one thread. Forward: h_{t-1} [B x H] times W [H x G]; backward:
-// dA_t [B x G] times W^T, which small_gemm reads from a transposed copy made once per sequence
-// (the copy is outside the timed loop, as it is outside the step loop). Shapes: every config of
-// bench/train_step_config.h, G = H (RNN) and 4H (LSTM). The crossover sets step_product_fits.
-//   BM_StepProduct/<fwd|bwd>/<B>x<H>x<G>/<eigen|small>   counter gflops (wall clock)
+// tapegrad/small_gemm.h), on 1 and 2 threads (Eigen::setNbThreads; small_gemm_on splits the
+// columns; both need an OpenMP build such as the `peers` preset for 2). Forward: h_{t-1} [B x H] times W [H x G];
+// backward: dA_t [B x G] times W^T, which small_gemm reads from a transposed copy made once per sequence (the copy is
+// outside the timed loop, as it is outside the step loop). Shapes: every config of bench/train_step_config.h, G = H
+// (RNN) and 4H (LSTM). The crossover sets step_product_fits.
+//   BM_StepProduct/<fwd|bwd>/<B>x<H>x<G>/<eigen|small>/t<threads>   counter gflops (wall clock)
 #include <benchmark/benchmark.h>
 
 #include <array>
@@ -22,8 +23,8 @@ struct StepShape {
   int batch, hidden, gates;
 };
 
-void BM_StepProduct(benchmark::State& state, StepShape s, bool backward, bool small) {
-  if constexpr (tapegrad::kParallelProducts) Eigen::setNbThreads(1);
+void BM_StepProduct(benchmark::State& state, StepShape s, bool backward, bool small, int threads) {
+  if constexpr (tapegrad::kParallelProducts) Eigen::setNbThreads(threads);
   const Index m = s.batch;
   const Index k = backward ? s.gates : s.hidden;
   const Index n = backward ? s.hidden : s.gates;
@@ -34,7 +35,7 @@ void BM_StepProduct(benchmark::State& state, StepShape s, bool backward, bool sm
   for (auto _ : state) {
     if (small) {
       const Matrix<float>& b = backward ? wt : w;
-      tapegrad::detail::small_gemm<float, true>(out.data(), n, a.data(), k, b.data(), n, m, k, n);
+      tapegrad::detail::small_gemm_on<float, true>(threads, out.data(), n, a.data(), k, b.data(), n, m, k, n);
     } else if (backward) {
       out.noalias() += a * w.transpose();
     } else {
@@ -46,6 +47,7 @@ void BM_StepProduct(benchmark::State& state, StepShape s, bool backward, bool sm
   if constexpr (tapegrad::kParallelProducts) Eigen::setNbThreads(0);
   const double work = static_cast<double>(m) * k * n;
   state.counters["gflops"] = benchmark::Counter(2 * work * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["threads"] = tapegrad::kParallelProducts ? threads : 1;
 }
 
 bool register_all() {
@@ -55,11 +57,15 @@ bool register_all() {
     for (const auto& [batch, hidden] : kConfigs) {
       for (const int gates : {hidden, 4 * hidden}) {
         const StepShape s{batch, hidden, gates};
-        for (const bool small : {false, true}) {
-          const std::string name = std::string("BM_StepProduct/") + (backward ? "bwd/" : "fwd/") +
-                                   std::to_string(batch) + "x" + std::to_string(hidden) + "x" + std::to_string(gates) +
-                                   (small ? "/small" : "/eigen");
-          benchmark::RegisterBenchmark(name.c_str(), BM_StepProduct, s, backward, small)->Unit(benchmark::kMicrosecond);
+        for (const int threads : {1, 2}) {
+          for (const bool small : {false, true}) {
+            const std::string name = std::string("BM_StepProduct/") + (backward ? "bwd/" : "fwd/") +
+                                     std::to_string(batch) + "x" + std::to_string(hidden) + "x" +
+                                     std::to_string(gates) + (small ? "/small" : "/eigen") + "/t" +
+                                     std::to_string(threads);
+            benchmark::RegisterBenchmark(name.c_str(), BM_StepProduct, s, backward, small, threads)
+                ->Unit(benchmark::kMicrosecond);
+          }
         }
       }
     }

@@ -159,10 +159,14 @@ class FusedVsUnrolledOverlapped : public ::testing::TestWithParam<Dims> {
 TEST_P(FusedVsUnrolledOverlapped, RnnDouble) { compare_rnn<double>(GetParam(), 1e-10); }
 TEST_P(FusedVsUnrolledOverlapped, LstmDouble) { compare_lstm<double>(GetParam(), 1e-10); }
 TEST_P(FusedVsUnrolledOverlapped, GruDouble) { compare_gru<double>(GetParam(), 1e-10); }
-TEST_P(FusedVsUnrolledOverlapped, RnnFloat) { compare_rnn<float>(GetParam(), 2e-5); }
-TEST_P(FusedVsUnrolledOverlapped, LstmFloat) { compare_lstm<float>(GetParam(), 2e-5); }
+// Float: sums over up to 4H = 1,200 terms in another order than the unrolled ops (the gather
+// tests' tolerance).
+TEST_P(FusedVsUnrolledOverlapped, RnnFloat) { compare_rnn<float>(GetParam(), 2e-4); }
+TEST_P(FusedVsUnrolledOverlapped, LstmFloat) { compare_lstm<float>(GetParam(), 2e-4); }
 
-const Dims kOverlappedDims[] = {{40, 16, 3, 21}, {70, 8, 4, 22}, {33, 16, 2, 23}};
+// B = 32, H = 300: step products above 2^21 multiply-adds, split by columns over the two threads
+// (small_gemm_on) instead of overlapped.
+const Dims kOverlappedDims[] = {{40, 16, 3, 21}, {70, 8, 4, 22}, {33, 16, 2, 23}, {3, 32, 300, 24}};
 INSTANTIATE_TEST_SUITE_P(Shapes, FusedVsUnrolledOverlapped, ::testing::ValuesIn(kOverlappedDims), dims_name);
 
 // Closed form for T = 1, B = 1, H = 1: h = tanh(x + h0 w); dh/dw = (1 - h^2) h0.

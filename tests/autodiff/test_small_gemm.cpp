@@ -64,7 +64,7 @@ TEST(SmallGemm, MatchesTheTripleLoopExactlyInFloat) { check_all_shapes<float>();
 TEST(SmallGemm, MatchesTheTripleLoopExactlyInDouble) { check_all_shapes<double>(); }
 
 // StepWeight gives lhs W and lhs W^T whichever kernel step_product_fits picks: the 16-row batch
-// goes to small_gemm, the 80-row batch (m > 64) to Eigen.
+// goes to small_gemm, the 80-row batch (m > 64) to Eigen; with the threads in effect.
 TEST(SmallGemm, StepWeightMatchesEigenOnBothKernelsAndBothSides) {
   for (const Index rows : {16, 80}) {
     const Matrix<double> w = Matrix<double>::Random(64, 96);
@@ -84,25 +84,49 @@ TEST(SmallGemm, StepWeightMatchesEigenOnBothKernelsAndBothSides) {
   }
 }
 
-// The rule of step_product_fits as measured (docs/performance.md): on one thread every step shape
-// up to 64 rows but a single wide row; on two, only products Eigen would not split profitably.
+// The rule of step_product_fits and small_gemm_threads as measured (docs/performance.md): every
+// step shape up to 64 rows but a single wide row (on two threads up to 32); one thread up to 2^21
+// multiply-adds.
 TEST(SmallGemm, FitsTheMeasuredStepShapes) {
+  using tapegrad::detail::small_gemm_threads;
   using tapegrad::detail::step_product_fits;
   const int before = tapegrad::num_threads();
   tapegrad::set_num_threads(1);
   EXPECT_TRUE(step_product_fits(16, 128, 128));    // RNN small, 1.4x faster
   EXPECT_TRUE(step_product_fits(8, 1024, 256));    // LSTM long backward, 2.9x
   EXPECT_TRUE(step_product_fits(64, 1024, 4096));  // LSTM large forward, 1.2x
-  EXPECT_TRUE(step_product_fits(1, 32, 32));       // RNN tiny backward, 2.9x
+  EXPECT_TRUE(step_product_fits(64, 1024, 1024));  // RNN large: equal or faster
+  EXPECT_TRUE(step_product_fits(1, 32, 32));       // RNN tiny backward, 2.5x
   EXPECT_FALSE(step_product_fits(1, 32, 128));     // LSTM tiny forward: Eigen's matrix-vector product
   EXPECT_FALSE(step_product_fits(128, 128, 128));  // more rows than measured
-  if (tapegrad::kParallelProducts) {
-    tapegrad::set_num_threads(2);
-    EXPECT_TRUE(step_product_fits(16, 128, 128));     // Eigen would split it, slower
-    EXPECT_FALSE(step_product_fits(32, 512, 512));    // Eigen on two threads: 62 us vs 83 us
-    EXPECT_FALSE(step_product_fits(64, 1024, 1024));  // large: Eigen on two threads
-  }
+  tapegrad::set_num_threads(2);
+  EXPECT_EQ(small_gemm_threads(16.0 * 128 * 128), 1);                                    // one thread, the other for dW
+  EXPECT_EQ(small_gemm_threads(32.0 * 512 * 512), tapegrad::kParallelProducts ? 2 : 1);  // RNN medium, split
+  EXPECT_TRUE(step_product_fits(32, 512, 2048));                               // LSTM medium: split small_gemm
+  EXPECT_EQ(step_product_fits(64, 1024, 1024), !tapegrad::kParallelProducts);  // large: Eigen on two threads
   tapegrad::set_num_threads(before);
+}
+
+// small_gemm_on splits the columns over the threads it gets: any split must give the same exact
+// sums, including column counts below one register block (a thread with nothing to do).
+TEST(SmallGemm, SplitOverTwoThreadsMatchesTheTripleLoopExactly) {
+  std::mt19937 rng(11);
+  for (const Index n : {1, 17, 64, 65, 130, 200, 520}) {
+    for (const Index m : {1, 5, 16}) {
+      Strided<float> a(m, 300, 2, rng), b(300, n, 3, rng), c(m, n, 1, rng);
+      Strided<float> expected = c;
+      for (Index i = 0; i < m; ++i) {
+        for (Index j = 0; j < n; ++j) {
+          float sum = 0;
+          for (Index p = 0; p < 300; ++p) sum += a.at(i, p) * b.at(p, j);
+          expected.at(i, j) += sum;
+        }
+      }
+      tapegrad::detail::small_gemm_on<float, true>(2, c.data.data(), c.stride, a.data.data(), a.stride, b.data.data(),
+                                                   b.stride, m, 300, n);
+      ASSERT_EQ(c.data, expected.data) << "m=" << m << " n=" << n;
+    }
+  }
 }
 
 }  // namespace

@@ -132,17 +132,48 @@ void small_gemm(S* c, Index ldc, const S* a, Index lda, const S* b, Index ldb, I
   }
 }
 
+/// small_gemm on up to `threads` threads (OpenMP; one without it or inside a parallel region),
+/// each taking a contiguous range of whole register blocks of columns: one fork and one join per
+/// product, where Eigen's parallel GEMM synchronizes its threads on every block it packs.
+template <class S, bool Accumulate>
+void small_gemm_on(int threads, S* c, Index ldc, const S* a, Index lda, const S* b, Index ldb, Index m, Index k,
+                   Index n) {
+#ifdef _OPENMP
+  if (threads > 1 && omp_in_parallel() == 0) {
+    constexpr Index kBlock = 4 * Eigen::internal::packet_traits<S>::size;  // small_gemm's column block
+#pragma omp parallel num_threads(threads)
+    {
+      const Index nt = omp_get_num_threads();
+      const Index id = omp_get_thread_num();
+      const Index per = (n / nt + kBlock - 1) / kBlock * kBlock;
+      const Index j0 = std::min(n, id * per);
+      const Index j1 = id == nt - 1 ? n : std::min(n, j0 + per);
+      small_gemm<S, Accumulate>(c + j0, ldc, a, lda, b + j0, ldb, m, k, j1 - j0);
+    }
+    return;
+  }
+#endif
+  static_cast<void>(threads);
+  small_gemm<S, Accumulate>(c, ldc, a, lda, b, ldb, m, k, n);
+}
+
 /// Whether a step product [m x k][k x n] goes to small_gemm rather than Eigen (bench_step_product,
-/// one thread, and bench_gemm_threads, docs/performance.md). On one thread small_gemm is 1.1-2.9x
-/// faster on every measured step shape up to 64 rows (equal on [64 x 1024][1024 x 1024]), except a
-/// single row wider than 32 columns, where Eigen's matrix-vector product keeps more sums in flight
-/// ([1 x 32][32 x 128]: 0.042 us, small_gemm 0.051). Where Eigen would split the product over two
-/// threads, it keeps the products above 2^21 multiply-adds ([32 x 512][512 x 512]: 62 us on two,
-/// 83-88 us in small_gemm).
+/// bench_train_step; docs/performance.md). On one thread small_gemm is 1.1-2.9x faster on every
+/// measured step shape up to 64 rows (equal on [64 x 1024][1024 x 1024]), except a single row
+/// wider than 32 columns, where Eigen's matrix-vector product keeps more sums in flight
+/// ([1 x 32][32 x 128]: 0.041 us, small_gemm 0.051). Where Eigen would use two threads, the split
+/// small_gemm_on is 1.2-1.5x faster up to 32 rows (RNN medium's step 42 vs 61 us); the 64-row
+/// large steps stay with Eigen, whose whole training steps measured 2-5% faster than the split's.
 inline bool step_product_fits(Index m, Index k, Index n) {
   if (m > 64 || (m == 1 && n > 32)) return false;
-  const double work = product_work(m, k, n);
-  return threads_for_work(work) == 1 || work <= double(Index{1} << 21);
+  return m <= 32 || threads_for_work(product_work(m, k, n)) == 1;
+}
+
+/// The threads small_gemm_on gets for a product of `work` multiply-adds: one up to 2^21, where
+/// one small_gemm thread beats a split and leaves the other thread to the overlapped weight
+/// gradients (Note [Overlapped chunk gradients]); above, threads_for_work(work).
+inline int small_gemm_threads(double work) {
+  return work <= static_cast<double>(Index{1} << 21) ? 1 : threads_for_work(work);
 }
 
 /// The weight of a recurrence's per-step products, W [H x G] or, for the backward's dA_t W^T, its
@@ -156,12 +187,13 @@ class StepWeight {
       : w_(w),
         transposed_(transposed),
         small_(transposed ? step_product_fits(rows, w.cols(), w.rows()) : step_product_fits(rows, w.rows(), w.cols())),
-        one_thread_(small_ || threads_for_work(product_work(rows, w.rows(), w.cols())) == 1) {
+        threads_(small_ ? small_gemm_threads(product_work(rows, w.rows(), w.cols()))
+                        : threads_for_work(product_work(rows, w.rows(), w.cols()))) {
     if (small_ && transposed_) copy_ = w.transpose();
   }
 
-  /// Whether every step product runs on one thread (small_gemm, or an Eigen product too small to split).
-  [[nodiscard]] bool one_thread() const { return one_thread_; }
+  /// Whether every step product runs on one thread.
+  [[nodiscard]] bool one_thread() const { return threads_ == 1; }
 
   /// dst += lhs op(W).
   template <class Dst, class Lhs>
@@ -180,8 +212,8 @@ class StepWeight {
     if (small_) {
       const Matrix<S>& b = transposed_ ? copy_ : w_;
       eigen_assert(lhs.cols() == b.rows() && dst.rows() == lhs.rows() && dst.cols() == b.cols());
-      small_gemm<S, Accumulate>(dst.data(), dst.outerStride(), lhs.data(), lhs.outerStride(), b.data(), b.cols(),
-                                lhs.rows(), lhs.cols(), b.cols());
+      small_gemm_on<S, Accumulate>(threads_, dst.data(), dst.outerStride(), lhs.data(), lhs.outerStride(), b.data(),
+                                   b.cols(), lhs.rows(), lhs.cols(), b.cols());
     } else if (transposed_) {
       if constexpr (Accumulate) {
         add_product(dst, lhs, w_.transpose());
@@ -200,7 +232,7 @@ class StepWeight {
   const Matrix<S>& w_;
   bool transposed_;
   bool small_;
-  bool one_thread_;
+  int threads_;
   Matrix<S> copy_;  // W^T, only when small_gemm reads the transpose
 };
 
