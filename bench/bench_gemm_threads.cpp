@@ -41,9 +41,12 @@ void BM_GemmThreads(benchmark::State& state, ProductShape s, int threads) {
 
 bool register_all() {
   // (m, k, n): tiny/small/medium/large/long step shapes [B x H][H x G] for G = H and 4H, the
-  // tiny projection [T*B x H][H x 4H], and squares.
-  constexpr std::array<ProductShape, 17> kShapes{{{1, 32, 128},
+  // tiny projection [T*B x H][H x 4H], the LSTM tiny table's forward [K x H][H x 4H] and weight
+  // gradient [H x K][K x 4H], and squares.
+  constexpr std::array<ProductShape, 19> kShapes{{{1, 32, 128},
                                                   {25, 32, 128},
+                                                  {65, 32, 128},
+                                                  {32, 65, 128},
                                                   {16, 128, 128},
                                                   {32, 64, 64},
                                                   {8, 256, 256},

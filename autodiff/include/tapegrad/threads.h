@@ -33,7 +33,7 @@ inline constexpr bool kParallelProducts =
 #endif
 
 /// The default of min_parallel_work(): products of fewer multiply-adds (m k n) stay on one thread.
-inline constexpr std::int64_t kDefaultMinParallelWork = std::int64_t{1} << 18;
+inline constexpr std::int64_t kDefaultMinParallelWork = std::int64_t{1} << 19;
 
 namespace detail {
 inline std::atomic<int> g_product_threads{0};  // 0: never set, OpenMP's own default applies
