@@ -4,6 +4,7 @@
 #include <tapegrad/op.h>
 #include <tapegrad/ops.h>
 #include <tapegrad/threads.h>
+#include <tapegrad/transpose_copy.h>
 
 #include "broadcast.h"
 #include "instantiate.h"
@@ -31,9 +32,9 @@ Var<S> matmul(const Var<S>& a, const Var<S>& b) {
 template <class S>
 Var<S> transpose(const Var<S>& a) {
   return apply<S>(
-      {"transpose", {a.cols(), a.rows()}}, {a}, [](OpCtx<S>& c) { c.y() = c.x(0).transpose(); },
+      {"transpose", {a.cols(), a.rows()}}, {a}, [](OpCtx<S>& c) { detail::transpose_copy<false>(c.x(0), c.y()); },
       [](OpCtx<S>& c) {
-        if (c.needs_grad(0)) c.gx(0) += c.gy().transpose();
+        if (c.needs_grad(0)) detail::transpose_copy<true>(c.gy(), c.gx(0));
       });
 }
 

@@ -18,6 +18,7 @@
 
 #include <tapegrad/tensor.h>
 #include <tapegrad/threads.h>
+#include <tapegrad/transpose_copy.h>
 
 namespace tapegrad::detail {
 
@@ -162,12 +163,9 @@ void small_gemm_on(int threads, S* c, Index ldc, const S* a, Index lda, const S*
 /// measured step shape up to 64 rows (equal on [64 x 1024][1024 x 1024]), except a single row
 /// wider than 32 columns, where Eigen's matrix-vector product keeps more sums in flight
 /// ([1 x 32][32 x 128]: 0.041 us, small_gemm 0.051). Where Eigen would use two threads, the split
-/// small_gemm_on is 1.2-1.5x faster up to 32 rows (RNN medium's step 42 vs 61 us); the 64-row
-/// large steps stay with Eigen, whose whole training steps measured 2-5% faster than the split's.
-inline bool step_product_fits(Index m, Index k, Index n) {
-  if (m > 64 || (m == 1 && n > 32)) return false;
-  return m <= 32 || threads_for_work(product_work(m, k, n)) == 1;
-}
+/// small_gemm_on is 1.0-1.9x faster (one fork and join per product against Eigen's barrier per
+/// packed block, which stalls whenever the second vCPU is taken by the host).
+inline bool step_product_fits(Index m, Index n) { return m <= 64 && !(m == 1 && n > 32); }
 
 /// The threads small_gemm_on gets for a product of `work` multiply-adds: one up to 2^21, where
 /// one small_gemm thread beats a split and leaves the other thread to the overlapped weight
@@ -186,10 +184,10 @@ class StepWeight {
   StepWeight(const Matrix<S>& w, bool transposed, Index rows)
       : w_(w),
         transposed_(transposed),
-        small_(transposed ? step_product_fits(rows, w.cols(), w.rows()) : step_product_fits(rows, w.rows(), w.cols())),
+        small_(step_product_fits(rows, transposed ? w.rows() : w.cols())),
         threads_(small_ ? small_gemm_threads(product_work(rows, w.rows(), w.cols()))
                         : threads_for_work(product_work(rows, w.rows(), w.cols()))) {
-    if (small_ && transposed_) copy_ = w.transpose();
+    if (small_ && transposed_) copy_ = transpose_of(w);
   }
 
   /// Whether every step product runs on one thread.
