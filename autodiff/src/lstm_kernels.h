@@ -82,15 +82,14 @@ void lstm_backward_steps(OpCtx<S>& c, const LstmLayout<S>& io, bool in_place, In
   if (scratch.rows() != scratch_rows || scratch.cols() != 4 * nh) scratch.resize(scratch_rows, 4 * nh);
   // The dA rows of the chunk starting at step t0: in the gates when in place, else in the scratch.
   const auto chunk_rows = [&gates, &scratch, &plan, in_place, nb](Index t0, Index n) {
-    return in_place ? gates.middleRows(t0 * nb, n * nb)
-                    : scratch.middleRows(plan.slot(t0) * plan.per_chunk * nb, n * nb);
+    return in_place ? gates.middleRows(t0 * nb, n * nb) : scratch.middleRows(plan.first_row(t0, nb), n * nb);
   };
   carry.setZero();
   walk_back_in_chunks(
       plan, n_steps,
       [&](Index t, Index t0) {
         // Step t's dA rows in the scratch (one step, copied over gates_t, when in place).
-        auto dat = scratch.middleRows(in_place ? 0 : (plan.slot(t0) * plan.per_chunk + t - t0) * nb, nb);
+        auto dat = scratch.middleRows(in_place ? 0 : plan.first_row(t0, nb) + (t - t0) * nb, nb);
         for (Index r = 0; r < nb; ++r) {
           const Index row = t * nb + r;
           const S* cp = t == 0 ? cell0.row(r).data() : cm.row(row - nb).data() + io.c_col;

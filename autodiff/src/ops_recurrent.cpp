@@ -169,7 +169,7 @@ Var<S> gru_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w_hh, cons
             detail::plan_chunks(dgh.rows() / nb, n_steps, step_wt.one_thread(), detail::product_work(nb, nh, 3 * nh));
         // The dgh rows of the chunk starting at step t0.
         const auto chunk_rows = [&dgh, &plan, nb](Index t0, Index n) {
-          return dgh.middleRows(plan.slot(t0) * plan.per_chunk * nb, n * nb);
+          return dgh.middleRows(plan.first_row(t0, nb), n * nb);
         };
         carry.setZero();
         detail::walk_back_in_chunks(

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <exception>
-#include <utility>
 
 #include <tapegrad/tensor.h>
 #include <tapegrad/threads.h>
@@ -37,6 +36,8 @@ struct ChunkPlan {
   [[nodiscard]] Index first_step(Index t) const { return t / per_chunk * per_chunk; }
   // The scratch slot (0 or 1) of the chunk starting at step t0.
   [[nodiscard]] Index slot(Index t0) const { return overlap ? t0 / per_chunk % 2 : 0; }
+  // The first scratch row of the chunk starting at step t0, for a batch of nb rows.
+  [[nodiscard]] Index first_row(Index t0, Index nb) const { return slot(t0) * per_chunk * nb; }
 };
 
 // scratch_steps: the steps the dA scratch holds. Overlaps (halving the chunks so two fit) when

@@ -52,9 +52,7 @@ void rnn_backward_steps(OpCtx<S>& c, InputGrad input_grad) {
   const StepWeight<S> step_wt(wt, true, nb);
   const ChunkPlan plan = plan_chunks(da.rows() / nb, n_steps, step_wt.one_thread(), product_work(nb, nh, nh));
   // The dA rows of the chunk starting at step t0.
-  const auto chunk_rows = [&da, &plan, nb](Index t0, Index n) {
-    return da.middleRows(plan.slot(t0) * plan.per_chunk * nb, n * nb);
-  };
+  const auto chunk_rows = [&da, &plan, nb](Index t0, Index n) { return da.middleRows(plan.first_row(t0, nb), n * nb); };
   carry.setZero();
   walk_back_in_chunks(
       plan, n_steps,

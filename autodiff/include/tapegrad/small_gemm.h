@@ -182,13 +182,8 @@ class StepWeight {
  public:
   /// rows: the batch, the row count of every left operand.
   StepWeight(const Matrix<S>& w, bool transposed, Index rows)
-      : w_(w),
-        transposed_(transposed),
-        small_(step_product_fits(rows, transposed ? w.rows() : w.cols())),
-        threads_(small_ ? small_gemm_threads(product_work(rows, w.rows(), w.cols()))
-                        : threads_for_work(product_work(rows, w.rows(), w.cols()))) {
-    if (small_ && transposed_) copy_ = transpose_of(w);
-  }
+      : StepWeight(w, transposed, step_product_fits(rows, transposed ? w.rows() : w.cols()),
+                   product_work(rows, w.rows(), w.cols())) {}
 
   /// Whether every step product runs on one thread.
   [[nodiscard]] bool one_thread() const { return threads_ == 1; }
@@ -225,6 +220,15 @@ class StepWeight {
         assign_product(dst, lhs, w_);
       }
     }
+  }
+
+  // work: the multiply-adds of one step product (the same either way round).
+  StepWeight(const Matrix<S>& w, bool transposed, bool small, double work)
+      : w_(w),
+        transposed_(transposed),
+        small_(small),
+        threads_(small ? small_gemm_threads(work) : threads_for_work(work)) {
+    if (small_ && transposed_) copy_ = transpose_of(w);
   }
 
   const Matrix<S>& w_;
