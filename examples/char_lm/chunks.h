@@ -1,8 +1,8 @@
 // The fast training step for chunked (k1 = k2) and full truncation: each chunk of k steps is
-// recorded as one gather_rows of its tokens, one Stacked::forward_sequence (fused LSTM / tanh
-// RNN op where there is one), one affine head over all T*B rows and one softmax cross-entropy,
-// instead of a dozen ops per step. The same truncation as nn::run_tbptt's Chunked mode: the
-// state is detached between chunks, and the update runs after each chunk's backward.
+// recorded as one Stacked::forward_tokens of its tokens (the embedding folded into layer 0's
+// input projection; fused LSTM / tanh RNN ops where there are), one affine head over all T*B
+// rows and one softmax cross-entropy, instead of a dozen ops per step. The same truncation as nn::run_tbptt's Chunked
+// mode: the state is detached between chunks, and the update runs after each chunk's backward.
 #pragma once
 
 #include <algorithm>

@@ -45,6 +45,23 @@ SequenceResult<S> LstmCell<S>::forward_sequence(const Weights& w, const Var<S>& 
 }
 
 template <class S>
+SequenceResult<S> LstmCell<S>::forward_tokens(const Weights& w, const Var<S>& embedding,
+                                              std::span<const std::int32_t> ids, const State<S>& s0,
+                                              const SequenceOptions& options) const {
+  const Index steps = detail::check_tokens(kName, embedding, ids.size(), input_size(), s0, {"h", "c"}, hidden_size());
+  const Var<S> table = affine(embedding, w.W_ih, w.b);  // [K x 4H]: every token's x W_ih + b
+  if (options.fused) {
+    const LstmStates<S> hc = lstm_sequence_gather(table, ids, s0.h(), s0.c(), w.W_hh);
+    if (steps == 1) return {hc.h, {{hc.h, hc.c}}};
+    const Index batch = s0.h().rows();
+    const Index last = (steps - 1) * batch;
+    return {hc.h, {{slice_rows(hc.h, last, batch), slice_rows(hc.c, last, batch)}}};
+  }
+  return detail::unrolled_sequence(gather_rows(table, ids), s0, steps, options.first_step,
+                                   [&](const Var<S>& xp_t, const State<S>& s) { return recur(w, xp_t, s); });
+}
+
+template <class S>
 State<S> LstmCell<S>::recur(const Weights& w, const Var<S>& xp, const State<S>& s) const {
   const Index h = hidden_size();
   const Var<S> a = xp + matmul(s.h(), w.W_hh);

@@ -43,6 +43,21 @@ SequenceResult<S> RnnCell<S>::forward_sequence(const Weights& w, const Var<S>& x
 }
 
 template <class S>
+SequenceResult<S> RnnCell<S>::forward_tokens(const Weights& w, const Var<S>& embedding,
+                                             std::span<const std::int32_t> ids, const State<S>& s0,
+                                             const SequenceOptions& options) const {
+  const Index steps = detail::check_tokens(kName, embedding, ids.size(), input_size(), s0, {"h"}, hidden_size());
+  const Var<S> table = affine(embedding, w.W_ih, w.b);  // [K x H]: every token's x W_ih + b
+  if (options.fused && options_.activation == Activation::Tanh) {
+    const Var<S> hs = rnn_sequence_gather(table, ids, s0.h(), w.W_hh);
+    const Index batch = s0.h().rows();
+    return {hs, {{steps == 1 ? hs : slice_rows(hs, (steps - 1) * batch, batch)}}};
+  }
+  return detail::unrolled_sequence(gather_rows(table, ids), s0, steps, options.first_step,
+                                   [&](const Var<S>& xp_t, const State<S>& s) { return recur(w, xp_t, s); });
+}
+
+template <class S>
 State<S> RnnCell<S>::recur(const Weights& w, const Var<S>& xp, const State<S>& s) const {
   const Var<S> pre = xp + matmul(s.h(), w.W_hh);
   switch (options_.activation) {

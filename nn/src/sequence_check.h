@@ -1,4 +1,4 @@
-// Shared by the cells' forward_sequence (private to nn/src): the argument checks and the
+// Shared by the cells' forward_sequence and forward_tokens (private to nn/src): the argument checks and the
 // op-by-op recurrence over a batched input projection.
 #pragma once
 
@@ -13,26 +13,33 @@
 
 namespace tapegrad::nn::detail {
 
-/// Checks s0 holds exactly `names` tensors, each [B x hidden], and x_all is [T*B x input_size]
-/// with T >= 1. Returns T.
+/// Checks s0 holds exactly `names` tensors, each [B x hidden]; returns B. Errors name
+/// `cell`.`method`.
 template <class S>
-Index check_sequence(std::string_view cell, const Var<S>& x_all, Index input_size, const State<S>& s0,
-                     std::initializer_list<const char*> names, Index hidden) {
+Index check_state(std::string_view cell, std::string_view method, const State<S>& s0,
+                  std::initializer_list<const char*> names, Index hidden) {
   std::string list;
   for (const char* n : names) list += fmt::format("{}{}", list.empty() ? "" : ", ", n);
-  TAPEGRAD_CHECK(s0.size() == names.size(), ShapeError,
-                 "{}.forward_sequence: the state s0 has {} tensor(s), expected {} ({})", cell, s0.size(), names.size(),
-                 list);
+  TAPEGRAD_CHECK(s0.size() == names.size(), ShapeError, "{}.{}: the state s0 has {} tensor(s), expected {} ({})", cell,
+                 method, s0.size(), names.size(), list);
   const Index batch = s0.tensors[0].rows();
   std::size_t k = 0;
   for (const char* n : names) {
     const Shape got = s0.tensors[k++].shape();
     const Shape want{batch, hidden};
     TAPEGRAD_CHECK(batch > 0 && got == want, ShapeError,
-                   "{}.forward_sequence: state tensor '{}' of s0 is {}, expected {} (batch B = rows of s0's first "
-                   "tensor, hidden_size {})",
-                   cell, n, got, want, hidden);
+                   "{}.{}: state tensor '{}' of s0 is {}, expected {} (batch B = rows of s0's first tensor, "
+                   "hidden_size {})",
+                   cell, method, n, got, want, hidden);
   }
+  return batch;
+}
+
+/// Checks s0 (check_state) and that x_all is [T*B x input_size] with T >= 1. Returns T.
+template <class S>
+Index check_sequence(std::string_view cell, const Var<S>& x_all, Index input_size, const State<S>& s0,
+                     std::initializer_list<const char*> names, Index hidden) {
+  const Index batch = check_state(cell, "forward_sequence", s0, names, hidden);
   TAPEGRAD_CHECK(x_all.cols() == input_size, ShapeError,
                  "{}.forward_sequence: input x_all is {}, expected [T*B x {}] (input_size {})", cell, x_all.shape(),
                  input_size, input_size);
@@ -41,6 +48,23 @@ Index check_sequence(std::string_view cell, const Var<S>& x_all, Index input_siz
                  "batch rows of s0); steps are stacked time-major",
                  cell, x_all.shape(), batch);
   return x_all.rows() / batch;
+}
+
+/// Checks s0 (check_state), that the embedding is [K x input_size] and that there are T*B ids
+/// with T >= 1 (their range is checked by the gather ops). Returns T.
+template <class S>
+Index check_tokens(std::string_view cell, const Var<S>& embedding, std::size_t n_ids, Index input_size,
+                   const State<S>& s0, std::initializer_list<const char*> names, Index hidden) {
+  const Index batch = check_state(cell, "forward_tokens", s0, names, hidden);
+  TAPEGRAD_CHECK(embedding.cols() == input_size && embedding.rows() > 0, ShapeError,
+                 "{}.forward_tokens: embedding is {}, expected [K x {}] with K >= 1 (input_size {})", cell,
+                 embedding.shape(), input_size, input_size);
+  const auto ids = static_cast<Index>(n_ids);
+  TAPEGRAD_CHECK(ids >= batch && ids % batch == 0, ShapeError,
+                 "{}.forward_tokens: got {} ids, expected T*B for some T >= 1 with B = {} (the batch rows of s0); "
+                 "ids are stacked time-major",
+                 cell, ids, batch);
+  return ids / batch;
 }
 
 /// The op-by-op recurrence: step t reads row block t of the projection xp (recorded inside

@@ -59,6 +59,19 @@ class RnnCell : public Module<S> {
   /// then the recurrence (one rnn_sequence op when options.fused and the activation is tanh, else op by op).
   SequenceResult<S> forward_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0,
                                      const SequenceOptions& options = {}) const;
+  /// An embedding followed by the cell, from token ids: the same values and gradients as
+  /// forward_sequence(gather_rows(embedding, ids), s0, options), with the embedding folded into
+  /// the input projection. One affine makes table = embedding W_ih + b [K x H]; the recurrence
+  /// reads its rows by id (rnn_sequence_gather when fused and tanh, else gather_rows and the
+  /// op-by-op steps). Cheaper whenever the vocabulary K is below T*B. embedding [K x in]
+  /// (e.g. an Embedding's table leaf), ids: T*B ids in [0, K), time-major; s0 = {h0 [B x H]}.
+  SequenceResult<S> forward_tokens(const Var<S>& embedding, std::span<const std::int32_t> ids, const State<S>& s0,
+                                   const SequenceOptions& options = {}) {
+    return forward_tokens(bind(embedding.tape()), embedding, ids, s0, options);
+  }
+  /// The same with the given weights.
+  SequenceResult<S> forward_tokens(const Weights& w, const Var<S>& embedding, std::span<const std::int32_t> ids,
+                                   const State<S>& s0, const SequenceOptions& options = {}) const;
   /// {zeros [batch x H]} as constants on tape.
   State<S> initial_state(Tape<S>& tape, Index batch) const;
   /// What the cell emits for a state: h.

@@ -34,6 +34,13 @@
 
 namespace tapegrad::nn {
 
+/// A cell with forward_tokens (an embedding folded into its input projection): RnnCell, LstmCell.
+template <class Cell>
+concept TokenCell = requires(const Cell& c, const typename Cell::Weights& w, const Var<typename Cell::Scalar>& e,
+                             std::span<const std::int32_t> ids, const State<typename Cell::Scalar>& s0) {
+  c.forward_tokens(w, e, ids, s0);
+};
+
 /// L layers of Cell with dropout between layers. Parameter names: "layers.<l>.cell.<name>".
 template <class Cell>
 class Stacked : public Module<typename Cell::Scalar> {
@@ -92,22 +99,24 @@ class Stacked : public Module<typename Cell::Scalar> {
   /// row-major, so for two layers it is the very mask step() would draw step by step).
   SequenceResult<S> forward_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0,
                                      const SequenceOptions& options = {}) {
-    TAPEGRAD_CHECK(w.size() == layers_.size(), ValueError,
-                   "Stacked.forward_sequence: got weights for {} layer(s), expected {}", w.size(), layers_.size());
-    TAPEGRAD_CHECK(s0.size() == state_tensors(), ShapeError,
-                   "Stacked.forward_sequence: the state s0 has {} tensor(s), expected {} ({} layer(s) x {})", s0.size(),
-                   state_tensors(), layers_.size(), per_layer());
-    SequenceResult<S> out;
-    out.final_state.tensors.reserve(s0.size());
-    Var<S> input = x_all;
-    for (std::size_t l = 0; l < layers_.size(); ++l) {
-      SequenceResult<S> r = layers_[l].forward_sequence(w[l], input, layer_state(s0, l), options);
-      input = r.outputs;
-      if (l + 1 < layers_.size() && training_ && options_.dropout > 0) input = mask_mul(input, dropout_mask(input));
-      for (Var<S>& v : r.final_state.tensors) out.final_state.tensors.push_back(v);
-    }
-    out.outputs = input;
-    return out;
+    return run_layers("Stacked.forward_sequence", w, s0, options, [&](const State<S>& layer0_s0) {
+      return layers_[0].forward_sequence(w[0], x_all, layer0_s0, options);
+    });
+  }
+  /// Token ids through an embedding [K x in] into layer 0 with the embedding folded into its
+  /// input projection (Cell::forward_tokens, RnnCell and LstmCell), the other layers as in
+  /// forward_sequence: the same values and gradients as
+  /// forward_sequence(gather_rows(embedding, ids), s0, options). ids: T*B ids, time-major.
+  SequenceResult<S> forward_tokens(const Var<S>& embedding, std::span<const std::int32_t> ids, const State<S>& s0,
+                                   const SequenceOptions& options = {}) requires TokenCell<Cell> {
+    return forward_tokens(bind(embedding.tape()), embedding, ids, s0, options);
+  }
+  /// The same with the given weights.
+  SequenceResult<S> forward_tokens(const Weights& w, const Var<S>& embedding, std::span<const std::int32_t> ids,
+                                   const State<S>& s0, const SequenceOptions& options = {}) requires TokenCell<Cell> {
+    return run_layers("Stacked.forward_tokens", w, s0, options, [&](const State<S>& layer0_s0) {
+      return layers_[0].forward_tokens(w[0], embedding, ids, layer0_s0, options);
+    });
   }
   /// Every layer's zero state, concatenated.
   State<S> initial_state(Tape<S>& tape, Index batch) const {
@@ -175,6 +184,29 @@ class Stacked : public Module<typename Cell::Scalar> {
 
  private:
   [[nodiscard]] std::size_t per_layer() const { return layers_.front().state_tensors(); }
+  // forward_sequence / forward_tokens after layer 0 (first_layer(its s0) runs it): every later
+  // layer's whole sequence over the one below, with dropout between them in training.
+  template <class FirstLayer>
+  SequenceResult<S> run_layers(const char* fn, const Weights& w, const State<S>& s0, const SequenceOptions& options,
+                               FirstLayer first_layer) {
+    TAPEGRAD_CHECK(w.size() == layers_.size(), ValueError, "{}: got weights for {} layer(s), expected {}", fn, w.size(),
+                   layers_.size());
+    TAPEGRAD_CHECK(s0.size() == state_tensors(), ShapeError,
+                   "{}: the state s0 has {} tensor(s), expected {} ({} layer(s) x {})", fn, s0.size(), state_tensors(),
+                   layers_.size(), per_layer());
+    SequenceResult<S> out;
+    out.final_state.tensors.reserve(s0.size());
+    Var<S> input;
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+      SequenceResult<S> r = l == 0 ? first_layer(layer_state(s0, 0))
+                                   : layers_[l].forward_sequence(w[l], input, layer_state(s0, l), options);
+      input = r.outputs;
+      if (l + 1 < layers_.size() && training_ && options_.dropout > 0) input = mask_mul(input, dropout_mask(input));
+      for (Var<S>& v : r.final_state.tensors) out.final_state.tensors.push_back(v);
+    }
+    out.outputs = input;
+    return out;
+  }
   Matrix<S> dropout_mask(const Var<S>& like) {
     const double p = options_.dropout;
     const S keep_scale = static_cast<S>(1.0 / (1.0 - p));
