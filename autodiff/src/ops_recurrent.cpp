@@ -14,6 +14,7 @@
 #include <tapegrad/ops.h>
 #include <tapegrad/threads.h>
 
+#include "gru_kernels.h"
 #include "instantiate.h"
 #include "lstm_kernels.h"
 #include "recurrent_kernels.h"
@@ -22,7 +23,6 @@
 namespace tapegrad {
 namespace {
 
-using detail::add_weight_grad;
 using detail::chunk_steps;
 using detail::ConstRowArray;
 using detail::RowArray;
@@ -100,11 +100,7 @@ Var<S> lstm_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& c0, const
       });
 }
 
-// PyTorch's GRU. gh = h_{t-1} W_hh + b_hh; r, z = sigmoid(xp + gh) on [0,2H); n = tanh(xp_n + r gh_n);
-// h_t = (1 - z) n + z h_{t-1}. With dh = g_t + carry:
-// dA_n = dh (1-z) (1-n^2), dA_z = dh (h_{t-1} - n) z(1-z), dA_r = dA_n gh_n r(1-r);
-// dxp_t = [dA_r, dA_z, dA_n], dgh_t = [dA_r, dA_z, dA_n r]; carry = dh z + dgh_t W_hh^T;
-// dW_hh = sum_t h_{t-1}^T dgh_t, db_hh = column sums of dgh over all steps.
+// PyTorch's GRU: the equations and the step loops are in gru_kernels.h.
 template <class S>
 Var<S> gru_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w_hh, const Var<S>& b_hh) {
   const Index steps = check_sequence("gru_sequence", xp, h0, 3);
@@ -123,88 +119,12 @@ Var<S> gru_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w_hh, cons
       {xp, h0, w_hh, b_hh},
       [](OpCtx<S>& c) {
         const Matrix<S>& xs = c.x(0);
-        const Matrix<S>& x0 = c.x(1);
-        const Matrix<S>& w = c.x(2);
-        const S* bias = c.x(3).data();
-        Matrix<S>& y = c.y();
-        Matrix<S>& saved = c.aux(0);
-        const Index nb = x0.rows();
-        const Index nh = x0.cols();
-        const Index n_steps = y.rows() / nb;
-        const detail::StepWeight<S> step_w(w, false, nb);
-        for (Index t = 0; t < n_steps; ++t) {
-          auto gh = saved.block(t * nb, 0, nb, 3 * nh);  // h_{t-1} W_hh, before the bias
-          if (t == 0) {
-            step_w.assign(gh, x0);
-          } else {
-            step_w.assign(gh, y.middleRows((t - 1) * nb, nb));
-          }
-          for (Index r = 0; r < nb; ++r) {
-            S* a = saved.row(t * nb + r).data();
-            const S* xr = xs.row(t * nb + r).data();
-            const S* hp = t == 0 ? x0.row(r).data() : y.row((t - 1) * nb + r).data();
-            RowArray<S> rz(a, 2 * nh), rg(a, nh), z(a + nh, nh), n(a + 2 * nh, nh), ghn(a + 3 * nh, nh);
-            ghn = n + ConstRowArray<S>(bias + 2 * nh, nh);
-            rz = (rz + ConstRowArray<S>(xr, 2 * nh) + ConstRowArray<S>(bias, 2 * nh)).logistic();
-            n = (ConstRowArray<S>(xr + 2 * nh, nh) + rg * ghn).tanh();
-            RowArray<S>(y.row(t * nb + r).data(), nh) = (S(1) - z) * n + z * ConstRowArray<S>(hp, nh);
-          }
-        }
+        detail::gru_forward_steps(c, [&xs](Index row) { return xs.row(row).data(); });
       },
       [](OpCtx<S>& c) {
-        const Matrix<S>& x0 = c.x(1);
-        const Matrix<S>& w = c.x(2);
-        const Matrix<S>& y = c.y();
-        const Matrix<S>& gy = c.gy();
-        const Matrix<S>& saved = c.aux(0);
-        Matrix<S>& dgh = c.aux(1);
-        Matrix<S>& carry = c.aux(2);
-        const Index nb = x0.rows();
-        const Index nh = x0.cols();
-        const Index n_steps = y.rows() / nb;
-        const bool want_h0 = c.needs_grad(1);
-        Matrix<S>* gxp = c.needs_grad(0) ? &c.gx(0) : nullptr;
-        const detail::StepWeight<S> step_wt(w, true, nb);
-        const detail::ChunkPlan plan =
-            detail::plan_chunks(dgh.rows() / nb, n_steps, step_wt.one_thread(), detail::product_work(nb, nh, 3 * nh));
-        // The dgh rows of the chunk starting at step t0.
-        const auto chunk_rows = [&dgh, &plan, nb](Index t0, Index n) {
-          return dgh.middleRows(plan.first_row(t0, nb), n * nb);
-        };
-        carry.setZero();
-        detail::walk_back_in_chunks(
-            plan, n_steps,
-            [&](Index t, Index t0) {
-              auto dgt = chunk_rows(t0, t - t0 + 1).bottomRows(nb);
-              for (Index r = 0; r < nb; ++r) {
-                const S* a = saved.row(t * nb + r).data();
-                const ConstRowArray<S> rg(a, nh), z(a + nh, nh), n(a + 2 * nh, nh), ghn(a + 3 * nh, nh);
-                const ConstRowArray<S> hp(t == 0 ? x0.row(r).data() : y.row((t - 1) * nb + r).data(), nh);
-                RowArray<S> dh(carry.row(r).data(), nh);
-                S* d = dgt.row(r).data();
-                RowArray<S> drz(d, 2 * nh), dr(d, nh), dz(d + nh, nh), dn(d + 2 * nh, nh);
-                dh += ConstRowArray<S>(gy.row(t * nb + r).data(), nh);
-                dn = dh * (S(1) - z) * (S(1) - n.square());
-                dz = dh * (hp - n) * z * (S(1) - z);
-                dr = dn * ghn * rg * (S(1) - rg);
-                if (gxp != nullptr) {
-                  S* gx = gxp->row(t * nb + r).data();
-                  RowArray<S>(gx, 2 * nh) += drz;
-                  RowArray<S>(gx + 2 * nh, nh) += dn;
-                }
-                dn *= rg;     // dgh_n: gh_n enters through r * gh_n
-                dh = dh * z;  // the direct path to h_{t-1}; the GEMM part is added below
-              }
-              if (t > 0 || want_h0) step_wt.add(carry, dgt);
-            },
-            // A complete chunk's dgh rows feed dW_hh and db_hh in one go.
-            [&](Index t0, Index n) {
-              const auto dg_chunk = chunk_rows(t0, n);
-              const auto prev = [&y](Index first, Index count) { return y.middleRows(first, count); };
-              if (c.needs_grad(2)) add_weight_grad(c.gx(2), x0, prev, dg_chunk, t0, n, nb);
-              if (c.needs_grad(3)) c.gx(3) += dg_chunk.colwise().sum();
-            });
-        if (want_h0) c.gx(1) += carry;
+        detail::gru_backward_steps(c, [&c](Index row, const S* d) {
+          RowArray<S>(c.gx(0).row(row).data(), c.gx(0).cols()) += ConstRowArray<S>(d, c.gx(0).cols());
+        });
       });
 }
 

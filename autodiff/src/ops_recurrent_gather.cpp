@@ -6,10 +6,13 @@
 //   lstm_sequence_gather : h and c as two outputs, so a head reads h without a slice; in a
 //       release sweep dA_t overwrites gates_t. With a head on h, the saved activations are what
 //       BPTT strictly needs (docs/memory.md).
+//   gru_sequence_gather  : gru_sequence's step loops (gru_kernels.h); its input gradient is
+//       added row by row inside the step loop, so it scatter-adds there.
 #include <tapegrad/op.h>
 #include <tapegrad/ops.h>
 #include <tapegrad/threads.h>
 
+#include "gru_kernels.h"
 #include "instantiate.h"
 #include "lstm_kernels.h"
 #include "recurrent_kernels.h"
@@ -95,10 +98,46 @@ LstmStates<S> lstm_sequence_gather(const Var<S>& table, std::span<const std::int
   return {out[0], out[1]};
 }
 
+template <class S>
+Var<S> gru_sequence_gather(const Var<S>& table, std::span<const std::int32_t> ids, const Var<S>& h0, const Var<S>& w_hh,
+                           const Var<S>& b_hh) {
+  constexpr const char* kOp = "gru_sequence_gather";
+  check_gather_inputs(kOp, table, ids, h0, 3);
+  const Index b = h0.rows();
+  const Index h = h0.cols();
+  TAPEGRAD_CHECK(w_hh.rows() == h && w_hh.cols() == 3 * h, ShapeError,
+                 "{}: w_hh is {} but h0 is {}; w_hh must be [{} x {}] (H x 3H)", kOp, w_hh.shape(), h0.shape(), h,
+                 3 * h);
+  TAPEGRAD_CHECK(b_hh.rows() == 1 && b_hh.cols() == 3 * h, ShapeError,
+                 "{}: b_hh is {} but h0 is {}; b_hh must be a row [1 x {}]", kOp, b_hh.shape(), h0.shape(), 3 * h);
+  const auto n_ids = static_cast<Index>(ids.size());
+  const Index chunk = detail::chunk_steps(n_ids / b, b);
+  // aux(0): r, z, n and gh_n of every step [T*B x 4H]; aux(1): dgh for one chunk of steps;
+  // aux(2): the carry dL/dh_{t-1} from later steps.
+  return apply<S>(
+      {kOp, {n_ids, h}, {Shape{n_ids, 4 * h}, Shape{chunk * b, 3 * h}, Shape{b, h}}, ids}, {table, h0, w_hh, b_hh},
+      [](OpCtx<S>& c) {
+        const Matrix<S>& tab = c.x(0);
+        const std::span<const std::int32_t> row_ids = c.ints();
+        detail::gru_forward_steps(
+            c, [&tab, row_ids](Index row) { return tab.row(row_ids[static_cast<std::size_t>(row)]).data(); });
+      },
+      [](OpCtx<S>& c) {
+        const std::span<const std::int32_t> row_ids = c.ints();
+        detail::gru_backward_steps(c, [&c, row_ids](Index row, const S* d) {
+          Matrix<S>& g = c.gx(0);
+          detail::RowArray<S>(g.row(row_ids[static_cast<std::size_t>(row)]).data(), g.cols()) +=
+              detail::ConstRowArray<S>(d, g.cols());
+        });
+      });
+}
+
 #define TAPEGRAD_INSTANTIATE_RECURRENT_GATHER(S)                                                                   \
   template Var<S> rnn_sequence_gather(const Var<S>&, std::span<const std::int32_t>, const Var<S>&, const Var<S>&); \
   template LstmStates<S> lstm_sequence_gather(const Var<S>&, std::span<const std::int32_t>, const Var<S>&,         \
-                                              const Var<S>&, const Var<S>&);
+                                              const Var<S>&, const Var<S>&);                                       \
+  template Var<S> gru_sequence_gather(const Var<S>&, std::span<const std::int32_t>, const Var<S>&, const Var<S>&,  \
+                                      const Var<S>&);
 TAPEGRAD_FOR_EACH_SCALAR(TAPEGRAD_INSTANTIATE_RECURRENT_GATHER)
 
 }  // namespace tapegrad

@@ -420,29 +420,31 @@ std::vector<OpCase> build() {
   // Token inputs: the references run on the gathered rows; the LSTM's two outputs are checked as
   // [h | c].
   const std::vector<std::int32_t> lstm_ids = {2, 0, 2, 1, 3, 3};
+  // The rows lstm_ids picks from a table: what the references run on.
+  auto picked = [lstm_ids](const M& table) {
+    M xp(static_cast<Index>(lstm_ids.size()), table.cols());
+    for (std::size_t i = 0; i < lstm_ids.size(); ++i) xp.row(static_cast<Index>(i)) = table.row(lstm_ids[i]);
+    return xp;
+  };
   auto lstm_gather = [lstm_ids](In x) {
     const LstmStates<double> s = lstm_sequence_gather(x[0], lstm_ids, x[1], x[2], x[3]);
     return concat_cols({s.h, s.c});
   };
-  auto lstm_gather_ref = [lstm_ids](Refs x) {
-    M xp(static_cast<Index>(lstm_ids.size()), x[0].cols());
-    for (std::size_t i = 0; i < lstm_ids.size(); ++i) xp.row(static_cast<Index>(i)) = x[0].row(lstm_ids[i]);
-    return lstm_sequence_ref({xp, x[1], x[2], x[3]});
-  };
+  auto lstm_gather_ref = [picked](Refs x) { return lstm_sequence_ref({picked(x[0]), x[1], x[2], x[3]}); };
   row("lstm_sequence_gather/t3_b2", {{4, 12}, {2, 3}, {2, 3}, {3, 12}}, lstm_gather, R, lstm_gather_ref);
   row("lstm_sequence_gather/t6_b1", {{4, 8}, {1, 2}, {1, 2}, {2, 8}}, lstm_gather, R, lstm_gather_ref);
   auto rnn_gather = [lstm_ids](In x) { return rnn_sequence_gather(x[0], lstm_ids, x[1], x[2]); };
-  auto rnn_gather_ref = [lstm_ids](Refs x) {
-    M xp(static_cast<Index>(lstm_ids.size()), x[0].cols());
-    for (std::size_t i = 0; i < lstm_ids.size(); ++i) xp.row(static_cast<Index>(i)) = x[0].row(lstm_ids[i]);
-    return rnn_sequence_ref({xp, x[1], x[2]});
-  };
+  auto rnn_gather_ref = [picked](Refs x) { return rnn_sequence_ref({picked(x[0]), x[1], x[2]}); };
   row("rnn_sequence_gather/t3_b2", {{4, 3}, {2, 3}, {3, 3}}, rnn_gather, R, rnn_gather_ref);
   row("rnn_sequence_gather/t6_b1", {{4, 2}, {1, 2}, {2, 2}}, rnn_gather, R, rnn_gather_ref);
   auto gru = [](In x) { return gru_sequence(x[0], x[1], x[2], x[3]); };
   row("gru_sequence/t1", {{2, 9}, {2, 3}, {3, 9}, {1, 9}}, gru, R, gru_sequence_ref);
   row("gru_sequence/t3_b2", {{6, 9}, {2, 3}, {3, 9}, {1, 9}}, gru, R, gru_sequence_ref);
   row("gru_sequence/t5_b1", {{5, 6}, {1, 2}, {2, 6}, {1, 6}}, gru, R, gru_sequence_ref);
+  auto gru_gather = [lstm_ids](In x) { return gru_sequence_gather(x[0], lstm_ids, x[1], x[2], x[3]); };
+  auto gru_gather_ref = [picked](Refs x) { return gru_sequence_ref({picked(x[0]), x[1], x[2], x[3]}); };
+  row("gru_sequence_gather/t3_b2", {{4, 9}, {2, 3}, {3, 9}, {1, 9}}, gru_gather, R, gru_gather_ref);
+  row("gru_sequence_gather/t6_b1", {{4, 6}, {1, 2}, {2, 6}, {1, 6}}, gru_gather, R, gru_gather_ref);
 
   // ---- [1 x 1] copies of the elementwise rows: ops_unary.cpp takes a fixed-size path there --------
   const std::set<std::string> elementwise_ops = {"add_scalar",  "mul_scalar", "neg",        "pow",        "tanh",
@@ -478,7 +480,7 @@ const std::vector<std::string>& all_op_names() {
       "affine",      "sum",      "mean",        "logsumexp",    "softmax",       "log_softmax", "softmax_cross_entropy",
       "mse_loss",    "pick",     "concat_cols", "concat_rows",  "slice_cols",    "slice_rows",  "gather_rows",
       "reshape",     "mask_mul", "where",       "rnn_sequence", "lstm_sequence", "gru_sequence",
-      "lstm_sequence_gather", "rnn_sequence_gather"};
+      "lstm_sequence_gather", "rnn_sequence_gather", "gru_sequence_gather"};
   // clang-format on
   return names;
 }

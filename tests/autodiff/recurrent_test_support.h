@@ -57,6 +57,25 @@ Var<S> lstm_unrolled(const Var<S>& xp, const Var<S>& h0, const Var<S>& c0, const
   return concat_rows<S>(outs);
 }
 
+// PyTorch's GRU unrolled as nn::GruCell writes it: gh = affine(h, w, b), gates r, z, n.
+template <class S>
+Var<S> gru_unrolled(const Var<S>& xp, const Var<S>& h0, const Var<S>& w, const Var<S>& bias) {
+  const Index b = h0.rows();
+  const Index n = h0.cols();
+  std::vector<Var<S>> outs;
+  Var<S> h = h0;
+  for (Index t = 0; t * b < xp.rows(); ++t) {
+    const Var<S> gi = slice_rows(xp, t * b, b);
+    const Var<S> gh = affine(h, w, bias);
+    const Var<S> r = sigmoid(add(slice_cols(gi, 0, n), slice_cols(gh, 0, n)));
+    const Var<S> z = sigmoid(add(slice_cols(gi, n, n), slice_cols(gh, n, n)));
+    const Var<S> c = tanh(add(slice_cols(gi, 2 * n, n), mul(r, slice_cols(gh, 2 * n, n))));
+    h = add(mul(add_scalar(neg(z), S(1)), c), mul(z, h));
+    outs.push_back(h);
+  }
+  return concat_rows<S>(outs);
+}
+
 // max |a - b| / (1 + |b|) over the elements.
 template <class S>
 double rel_diff(const Matrix<S>& a, const Matrix<S>& b) {

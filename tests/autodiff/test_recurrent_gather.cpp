@@ -1,8 +1,8 @@
-// rnn_sequence_gather and lstm_sequence_gather against the RNN and the LSTM unrolled op by op on
-// gather_rows of the same table: equal values, equal gradients for the table, h0, (c0) and the
-// recurrent weight; for the LSTM whichever outputs the loss reads (h only, c only, both); over
-// several weight-gradient chunks, with and without a release sweep, in double and float; and
-// their argument errors.
+// rnn_sequence_gather, lstm_sequence_gather and gru_sequence_gather against the RNN, the LSTM
+// and the GRU unrolled op by op on gather_rows of the same table: equal values, equal gradients
+// for the table, h0, (c0), the recurrent weight (and the GRU's b_hh); for the LSTM whichever
+// outputs the loss reads (h only, c only, both); over several weight-gradient chunks, with and
+// without a release sweep, in double and float; and their argument errors.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -16,6 +16,7 @@
 
 using namespace tapegrad;
 using recurrent_test::error_of;
+using recurrent_test::gru_unrolled;
 using recurrent_test::lstm_unrolled;
 using recurrent_test::rel_diff;
 using recurrent_test::rnn_unrolled;
@@ -106,6 +107,33 @@ void compare_rnn(const Case& d, double tol) {
   }
 }
 
+// The GRU: <seed, h> over h (one output); the hidden bias b_hh is an input too.
+template <class S>
+void compare_gru(const Case& d, double tol) {
+  std::mt19937_64 rng(d.seed);
+  const Matrix<S> table = uniform<S>(d.k, 3 * d.h, rng);
+  const Matrix<S> h0 = uniform<S>(d.b, d.h, rng);
+  const Matrix<S> w = uniform<S>(d.h, 3 * d.h, rng, -0.8, 0.8);
+  const Matrix<S> bias = uniform<S>(1, 3 * d.h, rng);
+  const std::vector<std::int32_t> ids = random_ids(static_cast<std::size_t>(d.t * d.b), d.k, rng);
+  const Matrix<S> seed = uniform<S>(d.t * d.b, d.h, rng);
+
+  Tape<S> ref;
+  const std::vector<Var<S>> rin = {ref.variable(table), ref.variable(h0), ref.variable(w), ref.variable(bias)};
+  const Var<S> rh = gru_unrolled(gather_rows(rin[0], ids), rin[1], rin[2], rin[3]);
+  ref.backward(sum(mul(rh, ref.constant(seed))));
+
+  Tape<S> tape;
+  const std::vector<Var<S>> in = {tape.variable(table), tape.variable(h0), tape.variable(w), tape.variable(bias)};
+  const Var<S> hs = gru_sequence_gather(in[0], ids, in[1], in[2], in[3]);
+  EXPECT_LE(rel_diff(hs.value(), rh.value()), tol);
+  tape.backward(sum(mul(hs, tape.constant(seed))), BackwardOptions{.release = d.release});
+  const char* names[] = {"table", "h0", "w_hh", "b_hh"};
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    EXPECT_LE(rel_diff(in[i].grad(), rin[i].grad()), tol) << names[i];
+  }
+}
+
 std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   const Case& d = info.param;
   const char* reads = d.reads == Reads::H ? "h" : d.reads == Reads::C ? "c" : "hc";
@@ -119,19 +147,21 @@ const Case kCases[] = {
     {5, 1, 4, 3, Reads::Both, true, 34},  {7, 200, 2, 9, Reads::Both, false, 35}, {7, 200, 2, 9, Reads::H, true, 36},
 };
 
-class LstmGather : public ::testing::TestWithParam<Case> {};
+class Gather : public ::testing::TestWithParam<Case> {};
 
-TEST_P(LstmGather, MatchesTheUnrolledLstmOnGatheredRowsInDouble) { compare<double>(GetParam(), 1e-10); }
-TEST_P(LstmGather, MatchesTheUnrolledLstmOnGatheredRowsInFloat) { compare<float>(GetParam(), 2e-4); }
-TEST_P(LstmGather, RnnMatchesTheUnrolledRnnOnGatheredRowsInDouble) { compare_rnn<double>(GetParam(), 1e-10); }
-TEST_P(LstmGather, RnnMatchesTheUnrolledRnnOnGatheredRowsInFloat) { compare_rnn<float>(GetParam(), 2e-4); }
+TEST_P(Gather, LstmMatchesTheUnrolledLstmOnGatheredRowsInDouble) { compare<double>(GetParam(), 1e-10); }
+TEST_P(Gather, LstmMatchesTheUnrolledLstmOnGatheredRowsInFloat) { compare<float>(GetParam(), 2e-4); }
+TEST_P(Gather, RnnMatchesTheUnrolledRnnOnGatheredRowsInDouble) { compare_rnn<double>(GetParam(), 1e-10); }
+TEST_P(Gather, RnnMatchesTheUnrolledRnnOnGatheredRowsInFloat) { compare_rnn<float>(GetParam(), 2e-4); }
+TEST_P(Gather, GruMatchesTheUnrolledGruOnGatheredRowsInDouble) { compare_gru<double>(GetParam(), 1e-10); }
+TEST_P(Gather, GruMatchesTheUnrolledGruOnGatheredRowsInFloat) { compare_gru<float>(GetParam(), 2e-4); }
 
-INSTANTIATE_TEST_SUITE_P(Cases, LstmGather, ::testing::ValuesIn(kCases), case_name);
+INSTANTIATE_TEST_SUITE_P(Cases, Gather, ::testing::ValuesIn(kCases), case_name);
 
 // Two threads, no work threshold: each finished chunk's table and weight gradients run on the
 // other thread (Note [Overlapped chunk gradients]); B = 16 and T = 40 give three chunks. Plain and
 // release sweeps (in a release sweep the LSTM's dA chunks live in the gates, not the scratch).
-class LstmGatherOverlapped : public ::testing::TestWithParam<Case> {
+class GatherOverlapped : public ::testing::TestWithParam<Case> {
  protected:
   void SetUp() override {
     set_num_threads(2);
@@ -147,11 +177,12 @@ class LstmGatherOverlapped : public ::testing::TestWithParam<Case> {
   std::int64_t min_work_ = min_parallel_work();
 };
 
-TEST_P(LstmGatherOverlapped, LstmInDouble) { compare<double>(GetParam(), 1e-10); }
-TEST_P(LstmGatherOverlapped, RnnInDouble) { compare_rnn<double>(GetParam(), 1e-10); }
+TEST_P(GatherOverlapped, LstmInDouble) { compare<double>(GetParam(), 1e-10); }
+TEST_P(GatherOverlapped, RnnInDouble) { compare_rnn<double>(GetParam(), 1e-10); }
+TEST_P(GatherOverlapped, GruInDouble) { compare_gru<double>(GetParam(), 1e-10); }
 
 const Case kOverlappedCases[] = {{40, 16, 3, 7, Reads::Both, false, 41}, {40, 16, 3, 7, Reads::H, true, 42}};
-INSTANTIATE_TEST_SUITE_P(Cases, LstmGatherOverlapped, ::testing::ValuesIn(kOverlappedCases), case_name);
+INSTANTIATE_TEST_SUITE_P(Cases, GatherOverlapped, ::testing::ValuesIn(kOverlappedCases), case_name);
 
 TEST(RecurrentGatherErrors, NameTheOpTheArgumentAndTheShapes) {
   Tape<double> tape;
@@ -178,6 +209,17 @@ TEST(RecurrentGatherErrors, NameTheOpTheArgumentAndTheShapes) {
               AllOf(HasSubstr("rnn_sequence_gather"), HasSubstr("w is [3 x 4]"), HasSubstr("[3 x 3]")));
   EXPECT_THAT(error_of<ValueError>(tape, [&] { (void)rnn_sequence_gather(table3, bad, h0, w33b); }),
               AllOf(HasSubstr("rnn_sequence_gather"), HasSubstr("ids[2] = 5"), HasSubstr("table [5 x 3]")));
+  const auto table9 = v(5, 9), w39 = v(3, 9), b19 = v(1, 9), b29 = v(2, 9);
+  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)gru_sequence_gather(table, four, h0, w39, b19); }),
+              AllOf(HasSubstr("gru_sequence_gather"), HasSubstr("table is [5 x 12]"), HasSubstr("[K x 9]")));
+  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)gru_sequence_gather(table9, three, h0, w39, b19); }),
+              AllOf(HasSubstr("gru_sequence_gather"), HasSubstr("3 ids"), HasSubstr("B = 2")));
+  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)gru_sequence_gather(table9, four, h0, w, b19); }),
+              AllOf(HasSubstr("gru_sequence_gather"), HasSubstr("w_hh is [3 x 12]"), HasSubstr("[3 x 9]")));
+  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)gru_sequence_gather(table9, four, h0, w39, b29); }),
+              AllOf(HasSubstr("gru_sequence_gather"), HasSubstr("b_hh is [2 x 9]"), HasSubstr("[1 x 9]")));
+  EXPECT_THAT(error_of<ValueError>(tape, [&] { (void)gru_sequence_gather(table9, bad, h0, w39, b19); }),
+              AllOf(HasSubstr("gru_sequence_gather"), HasSubstr("ids[2] = 5"), HasSubstr("table [5 x 9]")));
 }
 
 }  // namespace

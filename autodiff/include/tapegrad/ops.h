@@ -205,6 +205,13 @@ LstmStates<S> lstm_sequence_gather(const Var<S>& table, std::span<const std::int
 /// Returns [T*B x H]: row block t is h_t.
 template <class S>
 Var<S> gru_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w_hh, const Var<S>& b_hh);
+/// gru_sequence on token inputs: the input projection of step t, batch row r is
+/// table.row(ids[t*B + r]) (for an embedding E, table = affine(E, W_ih, b_ih), [K x 3H]). Same
+/// values and gradients as gru_sequence(gather_rows(table, ids), h0, w_hh, b_hh), without the
+/// [T*B x 3H] gathered input and its gradient. ids: T*B token ids in [0, K); h0 [B x H].
+template <class S>
+Var<S> gru_sequence_gather(const Var<S>& table, std::span<const std::int32_t> ids, const Var<S>& h0, const Var<S>& w_hh,
+                           const Var<S>& b_hh);
 
 /// A copy of x's value with no history: gradients stop here (stop-gradient).
 template <class S>
