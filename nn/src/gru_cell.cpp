@@ -31,7 +31,27 @@ SequenceResult<S> GruCell<S>::forward_sequence(const Weights& w, const Var<S>& x
                                                const SequenceOptions& options) const {
   const Index steps = detail::check_sequence(kName, x_all, input_size(), s0, {"h"}, hidden_size());
   const Var<S> xp = affine(x_all, w.W_ih, w.b_ih);  // every step's x_t W_i* + b_i* in one GEMM
+  if (options.fused) {
+    const Var<S> hs = gru_sequence(xp, s0.h(), w.W_hh, w.b_hh);
+    const Index batch = s0.h().rows();
+    return {hs, {{steps == 1 ? hs : slice_rows(hs, (steps - 1) * batch, batch)}}};
+  }
   return detail::unrolled_sequence(xp, s0, steps, options.first_step,
+                                   [&](const Var<S>& xp_t, const State<S>& s) { return recur(w, xp_t, s); });
+}
+
+template <class S>
+SequenceResult<S> GruCell<S>::forward_tokens(const Weights& w, const Var<S>& embedding,
+                                             std::span<const std::int32_t> ids, const State<S>& s0,
+                                             const SequenceOptions& options) const {
+  const Index steps = detail::check_tokens(kName, embedding, ids.size(), input_size(), s0, {"h"}, hidden_size());
+  const Var<S> table = affine(embedding, w.W_ih, w.b_ih);  // [K x 3H]: every token's x W_i* + b_i*
+  if (options.fused) {
+    const Var<S> hs = gru_sequence_gather(table, ids, s0.h(), w.W_hh, w.b_hh);
+    const Index batch = s0.h().rows();
+    return {hs, {{steps == 1 ? hs : slice_rows(hs, (steps - 1) * batch, batch)}}};
+  }
+  return detail::unrolled_sequence(gather_rows(table, ids), s0, steps, options.first_step,
                                    [&](const Var<S>& xp_t, const State<S>& s) { return recur(w, xp_t, s); });
 }
 

@@ -170,6 +170,12 @@ TEST(ForwardTokens, LstmMatchesSteppingOverTheEmbeddingRows) {
   check_cell(cell, 2, "LstmCell");
 }
 
+TEST(ForwardTokens, GruMatchesSteppingOverTheEmbeddingRows) {
+  std::mt19937_64 rng(6);
+  nn::GruCell<double> cell({.input_size = 3, .hidden_size = 4}, rng);
+  check_cell(cell, 1, "GruCell");
+}
+
 // Layer 0 takes the tokens, layer 1 its outputs (no dropout): the whole stack against stepping.
 TEST(ForwardTokens, StackedLayersMatchSteppingOverTheEmbeddingRows) {
   std::mt19937_64 rng(5);
@@ -177,7 +183,8 @@ TEST(ForwardTokens, StackedLayersMatchSteppingOverTheEmbeddingRows) {
   check_cell(lstm, 4, "Stacked<LstmCell>");
   nn::Stacked<nn::RnnCell<double>> rnn({.cell = {.input_size = 3, .hidden_size = 4}, .num_layers = 2}, rng);
   check_cell(rnn, 2, "Stacked<RnnCell>");
-  static_assert(!nn::TokenCell<nn::GruCell<double>>, "no GRU gather op yet: Stacked<GruCell> has no forward_tokens");
+  nn::Stacked<nn::GruCell<double>> gru({.cell = {.input_size = 3, .hidden_size = 4}, .num_layers = 2}, rng);
+  check_cell(gru, 2, "Stacked<GruCell>");
 }
 
 TEST(ForwardTokens, BadArgumentsNameTheFunctionTheArgumentAndTheShapes) {

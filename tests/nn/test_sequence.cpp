@@ -223,7 +223,7 @@ TEST(Sequence, StackedRnnAndGruTwoLayersEqualStepping) {
   nn::Stacked<nn::RnnCell<double>> rnn({.cell = {.input_size = 3, .hidden_size = 4}, .num_layers = 2}, rng);
   check_against_steps(rnn, 3, 4, 2, {true, false}, 106);
   nn::Stacked<nn::GruCell<double>> gru({.cell = {.input_size = 3, .hidden_size = 4}, .num_layers = 2}, rng);
-  check_against_steps(gru, 3, 4, 2, {false}, 107);
+  check_against_steps(gru, 3, 4, 2, {true, false}, 107);
 }
 
 // Two layers with dropout: forward_sequence draws one mask over all T*B rows row-major, which

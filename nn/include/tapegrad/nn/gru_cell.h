@@ -9,6 +9,7 @@
 // The two biases are not redundant: b_hn sits inside the reset gate's product.
 #pragma once
 
+#include <cstdint>
 #include <random>
 #include <span>
 
@@ -46,9 +47,22 @@ class GruCell : public Module<S> {
     return forward_sequence(bind(x_all.tape()), x_all, s0, options);
   }
   /// The whole sequence with the given weights: one affine for every step's input projection,
-  /// then the recurrence (always op by op: there is no fused GRU op).
+  /// then the recurrence (one gru_sequence op when options.fused, else op by op).
   SequenceResult<S> forward_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0,
                                      const SequenceOptions& options = {}) const;
+  /// An embedding followed by the cell, from token ids: the same values and gradients as
+  /// forward_sequence(gather_rows(embedding, ids), s0, options), with the embedding folded into
+  /// the input projection. One affine makes table = embedding W_ih + b_ih [K x 3H]; the
+  /// recurrence reads its rows by id (gru_sequence_gather when fused, else gather_rows and the
+  /// op-by-op steps). Cheaper whenever the vocabulary K is below T*B. embedding [K x in],
+  /// ids: T*B ids in [0, K), time-major; s0 = {h0 [B x H]}.
+  SequenceResult<S> forward_tokens(const Var<S>& embedding, std::span<const std::int32_t> ids, const State<S>& s0,
+                                   const SequenceOptions& options = {}) {
+    return forward_tokens(bind(embedding.tape()), embedding, ids, s0, options);
+  }
+  /// The same with the given weights.
+  SequenceResult<S> forward_tokens(const Weights& w, const Var<S>& embedding, std::span<const std::int32_t> ids,
+                                   const State<S>& s0, const SequenceOptions& options = {}) const;
   /// {h = 0} [batch x H] constant.
   State<S> initial_state(Tape<S>& tape, Index batch) const;
   /// What the cell emits for a state: h.
