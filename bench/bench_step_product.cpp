@@ -3,7 +3,7 @@
 // columns; both need an OpenMP build such as the `peers` preset for 2). Forward: h_{t-1} [B x H] times W [H x G];
 // backward: dA_t [B x G] times W^T, which small_gemm reads from a transposed copy made once per sequence (the copy is
 // outside the timed loop, as it is outside the step loop). Shapes: every config of bench/train_step_config.h, G = H
-// (RNN) and 4H (LSTM). The crossover sets step_product_fits.
+// (RNN) and 4H (LSTM). The crossover sets step_product_fits. BM_TransposeCopy (below) times that copy of W^T.
 //   BM_StepProduct/<fwd|bwd>/<B>x<H>x<G>/<eigen|small>/t<threads>   counter gflops (wall clock)
 #include <benchmark/benchmark.h>
 
@@ -13,6 +13,7 @@
 #include <tapegrad/small_gemm.h>
 #include <tapegrad/tensor.h>
 #include <tapegrad/threads.h>
+#include <tapegrad/transpose_copy.h>
 
 namespace {
 
@@ -50,6 +51,25 @@ void BM_StepProduct(benchmark::State& state, StepShape s, bool backward, bool sm
   state.counters["threads"] = tapegrad::kParallelProducts ? threads : 1;
 }
 
+// The backward's once-per-sweep copy of W^T: Eigen's `w.transpose()` against the tiled
+// transpose_copy (tapegrad/transpose_copy.h), into a destination allocated once.
+//   BM_TransposeCopy/<H>x<G>/<eigen|tiled>   counter gbytes (read + written, wall clock)
+void BM_TransposeCopy(benchmark::State& state, Index rows, Index cols, bool tiled) {
+  const Matrix<float> w = Matrix<float>::Random(rows, cols);
+  Matrix<float> out(cols, rows);
+  for (auto _ : state) {
+    if (tiled) {
+      tapegrad::detail::transpose_copy<false>(w, out);
+    } else {
+      out = w.transpose();
+    }
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["gbytes"] = benchmark::Counter(2.0 * static_cast<double>(w.size()) * sizeof(float) * 1e-9,
+                                                benchmark::Counter::kIsIterationInvariantRate);
+}
+
 bool register_all() {
   // (B, H): tiny, small, medium, large, long (train_step_config.h).
   constexpr std::array<std::array<int, 2>, 5> kConfigs{{{1, 32}, {16, 128}, {32, 512}, {64, 1024}, {8, 256}}};
@@ -68,6 +88,15 @@ bool register_all() {
           }
         }
       }
+    }
+  }
+  // W of the medium and large RNN and LSTM configs.
+  constexpr std::array<std::array<int, 2>, 4> kWeights{{{512, 512}, {512, 2048}, {1024, 1024}, {1024, 4096}}};
+  for (const auto& [rows, cols] : kWeights) {
+    for (const bool tiled : {false, true}) {
+      const std::string name =
+          "BM_TransposeCopy/" + std::to_string(rows) + "x" + std::to_string(cols) + (tiled ? "/tiled" : "/eigen");
+      benchmark::RegisterBenchmark(name.c_str(), BM_TransposeCopy, rows, cols, tiled)->Unit(benchmark::kMicrosecond);
     }
   }
   return true;
