@@ -61,16 +61,10 @@ class Model : public tapegrad::nn::Module<S> {
 
   /// T steps at once: ids holds the inputs time-major (ids[t * B + b] is sequence b at step t),
   /// s the state before them. The recurrence takes the tokens with the embedding folded into
-  /// layer 0's input projection (Stacked::forward_tokens; a cell without forward_tokens would get
-  /// one gather_rows and Stacked::forward_sequence), then one affine head; the logits are
+  /// layer 0's input projection (Stacked::forward_tokens), then one affine head; the logits are
   /// [T*B x vocab], time-major like ids.
   Step forward_sequence(const Weights& w, std::span<const std::int32_t> ids, const tapegrad::nn::State<S>& s) {
-    tapegrad::nn::SequenceResult<S> r;
-    if constexpr (tapegrad::nn::TokenCell<Cell>) {
-      r = rnn_.forward_tokens(w.rnn, w.table, ids, s);
-    } else {
-      r = rnn_.forward_sequence(w.rnn, embed_.forward(w.table, ids), s);
-    }
+    tapegrad::nn::SequenceResult<S> r = rnn_.forward_tokens(w.rnn, w.table, ids, s);
     return {r.final_state, head_.forward(w.head, r.outputs)};
   }
 

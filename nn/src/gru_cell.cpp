@@ -33,8 +33,7 @@ SequenceResult<S> GruCell<S>::forward_sequence(const Weights& w, const Var<S>& x
   const Var<S> xp = affine(x_all, w.W_ih, w.b_ih);  // every step's x_t W_i* + b_i* in one GEMM
   if (options.fused) {
     const Var<S> hs = gru_sequence(xp, s0.h(), w.W_hh, w.b_hh);
-    const Index batch = s0.h().rows();
-    return {hs, {{steps == 1 ? hs : slice_rows(hs, (steps - 1) * batch, batch)}}};
+    return {hs, {{detail::last_step_rows(hs, s0.h().rows())}}};
   }
   return detail::unrolled_sequence(xp, s0, steps, options.first_step,
                                    [&](const Var<S>& xp_t, const State<S>& s) { return recur(w, xp_t, s); });
@@ -48,8 +47,7 @@ SequenceResult<S> GruCell<S>::forward_tokens(const Weights& w, const Var<S>& emb
   const Var<S> table = affine(embedding, w.W_ih, w.b_ih);  // [K x 3H]: every token's x W_i* + b_i*
   if (options.fused) {
     const Var<S> hs = gru_sequence_gather(table, ids, s0.h(), w.W_hh, w.b_hh);
-    const Index batch = s0.h().rows();
-    return {hs, {{steps == 1 ? hs : slice_rows(hs, (steps - 1) * batch, batch)}}};
+    return {hs, {{detail::last_step_rows(hs, s0.h().rows())}}};
   }
   return detail::unrolled_sequence(gather_rows(table, ids), s0, steps, options.first_step,
                                    [&](const Var<S>& xp_t, const State<S>& s) { return recur(w, xp_t, s); });

@@ -35,9 +35,8 @@ SequenceResult<S> LstmCell<S>::forward_sequence(const Weights& w, const Var<S>& 
   const Var<S> xp = affine(x_all, w.W_ih, w.b);  // every step's x_t W_ih + b in one GEMM
   if (options.fused) {
     const Index h = hidden_size();
-    const Index batch = s0.h().rows();
     const Var<S> hc = lstm_sequence(xp, s0.h(), s0.c(), w.W_hh);  // [T*B x 2H]: h_t | c_t
-    const Var<S> last = steps == 1 ? hc : slice_rows(hc, (steps - 1) * batch, batch);
+    const Var<S> last = detail::last_step_rows(hc, s0.h().rows());
     return {slice_cols(hc, 0, h), {{slice_cols(last, 0, h), slice_cols(last, h, h)}}};
   }
   return detail::unrolled_sequence(xp, s0, steps, options.first_step,
@@ -52,10 +51,8 @@ SequenceResult<S> LstmCell<S>::forward_tokens(const Weights& w, const Var<S>& em
   const Var<S> table = affine(embedding, w.W_ih, w.b);  // [K x 4H]: every token's x W_ih + b
   if (options.fused) {
     const LstmStates<S> hc = lstm_sequence_gather(table, ids, s0.h(), s0.c(), w.W_hh);
-    if (steps == 1) return {hc.h, {{hc.h, hc.c}}};
     const Index batch = s0.h().rows();
-    const Index last = (steps - 1) * batch;
-    return {hc.h, {{slice_rows(hc.h, last, batch), slice_rows(hc.c, last, batch)}}};
+    return {hc.h, {{detail::last_step_rows(hc.h, batch), detail::last_step_rows(hc.c, batch)}}};
   }
   return detail::unrolled_sequence(gather_rows(table, ids), s0, steps, options.first_step,
                                    [&](const Var<S>& xp_t, const State<S>& s) { return recur(w, xp_t, s); });

@@ -35,8 +35,7 @@ SequenceResult<S> RnnCell<S>::forward_sequence(const Weights& w, const Var<S>& x
   const Var<S> xp = affine(x_all, w.W_ih, w.b);  // every step's x_t W_ih + b in one GEMM
   if (options.fused && options_.activation == Activation::Tanh) {
     const Var<S> hs = rnn_sequence(xp, s0.h(), w.W_hh);
-    const Index batch = s0.h().rows();
-    return {hs, {{steps == 1 ? hs : slice_rows(hs, (steps - 1) * batch, batch)}}};
+    return {hs, {{detail::last_step_rows(hs, s0.h().rows())}}};
   }
   return detail::unrolled_sequence(xp, s0, steps, options.first_step,
                                    [&](const Var<S>& xp_t, const State<S>& s) { return recur(w, xp_t, s); });
@@ -50,8 +49,7 @@ SequenceResult<S> RnnCell<S>::forward_tokens(const Weights& w, const Var<S>& emb
   const Var<S> table = affine(embedding, w.W_ih, w.b);  // [K x H]: every token's x W_ih + b
   if (options.fused && options_.activation == Activation::Tanh) {
     const Var<S> hs = rnn_sequence_gather(table, ids, s0.h(), w.W_hh);
-    const Index batch = s0.h().rows();
-    return {hs, {{steps == 1 ? hs : slice_rows(hs, (steps - 1) * batch, batch)}}};
+    return {hs, {{detail::last_step_rows(hs, s0.h().rows())}}};
   }
   return detail::unrolled_sequence(gather_rows(table, ids), s0, steps, options.first_step,
                                    [&](const Var<S>& xp_t, const State<S>& s) { return recur(w, xp_t, s); });

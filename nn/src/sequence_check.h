@@ -67,6 +67,13 @@ Index check_tokens(std::string_view cell, const Var<S>& embedding, std::size_t n
   return ids / batch;
 }
 
+/// The last step's row block of a time-major [T*B x .] result: the result itself when T = 1
+/// (no slice op recorded).
+template <class S>
+Var<S> last_step_rows(const Var<S>& rows, Index batch) {
+  return rows.rows() == batch ? rows : slice_rows(rows, rows.rows() - batch, batch);
+}
+
 /// The op-by-op recurrence: step t reads row block t of the projection xp (recorded inside
 /// time_step(first_step + t)); outputs are the h of every step, stacked time-major.
 template <class S, class Recur>
