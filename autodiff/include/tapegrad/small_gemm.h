@@ -182,8 +182,12 @@ class StepWeight {
  public:
   /// rows: the batch, the row count of every left operand.
   StepWeight(const Matrix<S>& w, bool transposed, Index rows)
-      : StepWeight(w, transposed, step_product_fits(rows, transposed ? w.rows() : w.cols()),
-                   product_work(rows, w.rows(), w.cols())) {}
+      : w_(w),
+        transposed_(transposed),
+        small_(step_product_fits(rows, transposed ? w.rows() : w.cols())),
+        threads_(step_threads(small_, product_work(rows, w.rows(), w.cols()))) {
+    if (small_ && transposed_) copy_ = transpose_of(w);
+  }
 
   /// Whether every step product runs on one thread.
   [[nodiscard]] bool one_thread() const { return threads_ == 1; }
@@ -222,14 +226,8 @@ class StepWeight {
     }
   }
 
-  // work: the multiply-adds of one step product (the same either way round).
-  StepWeight(const Matrix<S>& w, bool transposed, bool small, double work)
-      : w_(w),
-        transposed_(transposed),
-        small_(small),
-        threads_(small ? small_gemm_threads(work) : threads_for_work(work)) {
-    if (small_ && transposed_) copy_ = transpose_of(w);
-  }
+  // The threads of every step product of `work` multiply-adds (the same either way round).
+  static int step_threads(bool small, double work) { return small ? small_gemm_threads(work) : threads_for_work(work); }
 
   const Matrix<S>& w_;
   bool transposed_;
