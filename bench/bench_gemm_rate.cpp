@@ -1,7 +1,9 @@
 // Single-GEMM rate at the shapes one training step uses (bench/train_step_config.h), raw Eigen on
-// Tapegrad's row-major float matrices, no tape. The best rate over a config's shapes is the
-// reference for "% of GEMM rate" of BM_TrainStep (scripts/bench-compare.sh). N = T * B rows,
-// G = H (RNN) or 4H (LSTM):
+// Tapegrad's row-major float matrices, no tape, and in a TAPEGRAD_OPENBLAS build the same products
+// in OpenBLAS's cblas_sgemm (names ending in _blas; its AVX-512 kernels need OPENBLAS_CORETYPE unset
+// or SkylakeX, as scripts/bench-compare.sh sets it). The best rate over a config's shapes, either
+// library, is the reference for "% of GEMM rate" of BM_TrainStep (scripts/bench-compare.sh).
+// N = T * B rows, G = H (RNN) or 4H (LSTM):
 //   BM_GemmRate/<cell>/<config>/step   [B x H][H x G]    h_{t-1} W_hh, once per time step
 //   BM_GemmRate/<cell>/<config>/proj   [N x H][H x G]    input projection of all steps
 //   BM_GemmRate/<cell>/<config>/wgrad  [N x H]^T[N x G]  weight gradient over all steps
@@ -16,6 +18,7 @@
 #include <cstdint>
 #include <string>
 
+#include <tapegrad/blas.h>
 #include <tapegrad/tensor.h>
 #include <tapegrad/threads.h>
 
@@ -30,7 +33,7 @@ using tapegrad_bench::TrainConfig;
 
 enum class Shape { Step, Proj, Wgrad, Dx, Head };
 
-void BM_GemmRate(benchmark::State& state, Cell cell, TrainConfig cfg, Shape shape) {
+void BM_GemmRate(benchmark::State& state, Cell cell, TrainConfig cfg, Shape shape, bool blas) {
   const int threads = tapegrad::set_num_threads(tapegrad_bench::env_threads());
   tapegrad_bench::env_keep_freed_memory();
   const std::int64_t n = cfg.steps * cfg.batch;
@@ -56,7 +59,18 @@ void BM_GemmRate(benchmark::State& state, Cell cell, TrainConfig cfg, Shape shap
       break;
   }
   Matrix<float> out(m, c);
-  if (shape == Shape::Wgrad) {  // A^T dY, A [N x H] stored as in the step
+  if (blas) {  // the same product in cblas_sgemm, operands stored as below
+    using Operand = tapegrad::detail::BlasOperand<float>;
+    const bool lhs_t = shape == Shape::Wgrad, rhs_t = shape == Shape::Dx;
+    const Matrix<float> a = lhs_t ? Matrix<float>::Random(k, m) : Matrix<float>::Random(m, k);
+    const Matrix<float> w = rhs_t ? Matrix<float>::Random(c, k) : Matrix<float>::Random(k, c);
+    for (auto _ : state) {
+      tapegrad::detail::blas_gemm(m, c, k, Operand{a.data(), a.cols(), lhs_t}, Operand{w.data(), w.cols(), rhs_t}, 0.0F,
+                                  out.data(), c);
+      benchmark::DoNotOptimize(out.data());
+      benchmark::ClobberMemory();
+    }
+  } else if (shape == Shape::Wgrad) {  // A^T dY, A [N x H] stored as in the step
     const Matrix<float> a = Matrix<float>::Random(k, m);
     const Matrix<float> dy = Matrix<float>::Random(k, c);
     for (auto _ : state) {
@@ -98,9 +112,13 @@ bool register_all() {
   for (const Cell cell : {Cell::Rnn, Cell::Lstm}) {
     for (const TrainConfig& cfg : tapegrad_bench::kTrainConfigs) {
       for (const auto& [shape, name] : kShapes) {
-        const std::string full =
-            std::string("BM_GemmRate/") + tapegrad_bench::cell_name(cell) + "/" + cfg.name + "/" + name;
-        benchmark::RegisterBenchmark(full.c_str(), BM_GemmRate, cell, cfg, shape)->Unit(benchmark::kMicrosecond);
+        for (const bool blas : {false, true}) {
+          if (blas && !tapegrad::kBlasProducts) continue;
+          const std::string full = std::string("BM_GemmRate/") + tapegrad_bench::cell_name(cell) + "/" + cfg.name +
+                                   "/" + name + (blas ? "_blas" : "");
+          benchmark::RegisterBenchmark(full.c_str(), BM_GemmRate, cell, cfg, shape, blas)
+              ->Unit(benchmark::kMicrosecond);
+        }
       }
     }
   }

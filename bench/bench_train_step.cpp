@@ -13,7 +13,9 @@
 // as leaves, backward, SGD update p -= lr * grad and zero_grad for all six parameters.
 // Threads for matrix products: env TAPEGRAD_THREADS (default 1), shown in the `threads`
 // counter; env TAPEGRAD_MIN_PARALLEL_WORK overrides the smallest product that may use them
-// (tapegrad::set_min_parallel_work), shown in `min_parallel_work`; env
+// (tapegrad::set_min_parallel_work), shown in `min_parallel_work`; env TAPEGRAD_MIN_BLAS_WORK the smallest
+// product that goes to OpenBLAS in a TAPEGRAD_OPENBLAS build (tapegrad::set_min_blas_work), shown in
+// `min_blas_work` (0: none does); env
 // TAPEGRAD_KEEP_FREED_MEMORY=1 calls tapegrad::keep_freed_memory(), shown in `keep_freed_memory`. Counters:
 // tokens_per_s; gflop_per_step (GEMM GFLOPs of one step, formula in train_step_config.h); gflops (that per second of
 // the benchmark thread's CPU time, as Google Benchmark computes rates); loss_per_token (a sanity check: log K = 4.2 at
@@ -149,6 +151,7 @@ using LossFn = Var<float> (*)(Cell, const TrainConfig&, Tape<float>&, const Leav
 void BM_TrainStep(benchmark::State& state, Cell cell, TrainConfig cfg, LossFn loss_fn, const char* kind) {
   const int threads = tapegrad::set_num_threads(tapegrad_bench::env_threads());
   const std::int64_t min_parallel_work = tapegrad_bench::env_min_parallel_work();
+  const std::int64_t min_blas_work = tapegrad_bench::env_min_blas_work();
   const bool keep_freed_memory = tapegrad_bench::env_keep_freed_memory();
   Model model(cell, cfg);
   const tapegrad_bench::TokenData data(cfg);
@@ -185,6 +188,8 @@ void BM_TrainStep(benchmark::State& state, Cell cell, TrainConfig cfg, LossFn lo
   state.counters["gflop_per_step"] = tapegrad_bench::step_gemm_flops(cell, cfg) * 1e-9;
   state.counters["threads"] = threads;
   state.counters["min_parallel_work"] = static_cast<double>(min_parallel_work);
+  // 0 when no product goes to OpenBLAS (a build without TAPEGRAD_OPENBLAS, or its AVX2 kernels).
+  state.counters["min_blas_work"] = min_blas_work == tapegrad::kNoBlasWork ? 0.0 : static_cast<double>(min_blas_work);
   state.counters["keep_freed_memory"] = keep_freed_memory ? 1 : 0;
   state.counters["loss_per_token"] = static_cast<double>(last_loss) / tokens;
   state.SetLabel(kind);

@@ -21,6 +21,16 @@ inline std::int64_t env_min_parallel_work() {
   return tapegrad::min_parallel_work();
 }
 
+/// Env TAPEGRAD_MIN_BLAS_WORK, if set, goes to tapegrad::set_min_blas_work (blas.h): the smallest
+/// product OpenBLAS takes in a TAPEGRAD_OPENBLAS build (a huge value keeps every product in Eigen).
+/// Returns the value in effect.
+inline std::int64_t env_min_blas_work() {
+  if (const char* s = std::getenv("TAPEGRAD_MIN_BLAS_WORK"); s != nullptr && std::atoll(s) >= 0) {
+    tapegrad::set_min_blas_work(std::atoll(s));
+  }
+  return tapegrad::min_blas_work();
+}
+
 /// Env TAPEGRAD_KEEP_FREED_MEMORY=1 calls tapegrad::keep_freed_memory() (allocator.h): glibc then
 /// keeps the memory Eigen's products free for the next product. Returns true if it is on.
 inline bool env_keep_freed_memory() {

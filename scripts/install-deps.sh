@@ -3,7 +3,10 @@
 # that already has every package makes no apt call at all. Without root, prints the command to run.
 set -euo pipefail
 
-PACKAGES=(build-essential cmake libeigen3-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev)
+# libopenblas-openmp-dev: the openmp and peers presets (TAPEGRAD_OPENBLAS) link its OpenMP variant;
+# installing it leaves the system's libblas.so.3 choice as it was.
+PACKAGES=(build-essential cmake libeigen3-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
+  nlohmann-json3-dev libopenblas-openmp-dev)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

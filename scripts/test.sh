@@ -2,7 +2,8 @@
 # Builds everything and runs the whole ctest suite.
 #   ./scripts/test.sh             release preset (build/release)
 #   ./scripts/test.sh --sanitize  asan preset (build/asan): AddressSanitizer + UBSan, any report fails
-#   ./scripts/test.sh --openmp    openmp preset (build/openmp): OpenMP on, products and backwards on 2 threads
+#   ./scripts/test.sh --openmp    openmp preset (build/openmp): OpenMP on, products and backwards on 2 threads,
+#                                 large products in OpenBLAS (TAPEGRAD_OPENBLAS)
 set -euo pipefail
 
 preset=release

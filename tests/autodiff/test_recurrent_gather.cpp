@@ -184,6 +184,28 @@ TEST_P(GatherOverlapped, GruInDouble) { compare_gru<double>(GetParam(), 1e-10); 
 const Case kOverlappedCases[] = {{40, 16, 3, 7, Reads::Both, false, 41}, {40, 16, 3, 7, Reads::H, true, 42}};
 INSTANTIATE_TEST_SUITE_P(Cases, GatherOverlapped, ::testing::ValuesIn(kOverlappedCases), case_name);
 
+// The same with every product in OpenBLAS (Note [BLAS products]), chunk gradients included.
+class GatherOverlappedBlas : public GatherOverlapped {
+ protected:
+  void SetUp() override {
+    if (!kBlasProducts) GTEST_SKIP() << "built without TAPEGRAD_OPENBLAS";
+    GatherOverlapped::SetUp();
+    set_min_blas_work(0);
+  }
+  void TearDown() override {
+    GatherOverlapped::TearDown();
+    set_min_blas_work(min_blas_work_);
+  }
+
+ private:
+  std::int64_t min_blas_work_ = min_blas_work();
+};
+
+TEST_P(GatherOverlappedBlas, LstmInDouble) { compare<double>(GetParam(), 1e-10); }
+TEST_P(GatherOverlappedBlas, RnnInDouble) { compare_rnn<double>(GetParam(), 1e-10); }
+TEST_P(GatherOverlappedBlas, GruInDouble) { compare_gru<double>(GetParam(), 1e-10); }
+INSTANTIATE_TEST_SUITE_P(Cases, GatherOverlappedBlas, ::testing::ValuesIn(kOverlappedCases), case_name);
+
 TEST(RecurrentGatherErrors, NameTheOpTheArgumentAndTheShapes) {
   Tape<double> tape;
   auto v = [&](Index r, Index c) { return tape.variable(Matrix<double>::Zero(r, c)); };

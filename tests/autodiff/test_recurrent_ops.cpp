@@ -151,6 +151,30 @@ TEST_P(FusedVsUnrolledOverlapped, LstmFloat) { compare_lstm<float>(GetParam(), 2
 const Dims kOverlappedDims[] = {{40, 16, 3, 21}, {70, 8, 4, 22}, {33, 16, 2, 23}, {3, 32, 300, 24}};
 INSTANTIATE_TEST_SUITE_P(Shapes, FusedVsUnrolledOverlapped, ::testing::ValuesIn(kOverlappedDims), dims_name);
 
+// The same with every product in OpenBLAS (Note [BLAS products]): its OpenMP variant then runs
+// the chunk gradients inside the overlap's parallel region, on one thread each.
+class FusedVsUnrolledOverlappedBlas : public FusedVsUnrolledOverlapped {
+ protected:
+  void SetUp() override {
+    if (!tapegrad::kBlasProducts) GTEST_SKIP() << "built without TAPEGRAD_OPENBLAS";
+    FusedVsUnrolledOverlapped::SetUp();
+    tapegrad::set_min_blas_work(0);
+  }
+  void TearDown() override {
+    FusedVsUnrolledOverlapped::TearDown();
+    tapegrad::set_min_blas_work(min_blas_work_);
+  }
+
+ private:
+  std::int64_t min_blas_work_ = tapegrad::min_blas_work();
+};
+
+TEST_P(FusedVsUnrolledOverlappedBlas, RnnDouble) { compare_rnn<double>(GetParam(), 1e-10); }
+TEST_P(FusedVsUnrolledOverlappedBlas, LstmDouble) { compare_lstm<double>(GetParam(), 1e-10); }
+TEST_P(FusedVsUnrolledOverlappedBlas, GruDouble) { compare_gru<double>(GetParam(), 1e-10); }
+TEST_P(FusedVsUnrolledOverlappedBlas, LstmFloat) { compare_lstm<float>(GetParam(), 2e-4); }
+INSTANTIATE_TEST_SUITE_P(Shapes, FusedVsUnrolledOverlappedBlas, ::testing::ValuesIn(kOverlappedDims), dims_name);
+
 // Closed form for T = 1, B = 1, H = 1: h = tanh(x + h0 w); dh/dw = (1 - h^2) h0.
 TEST(RnnSequence, ScalarClosedForm) {
   Tape<double> tape;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <tapegrad/allocator.h>
+#include <tapegrad/blas.h>
 #include <tapegrad/error.h>
 #include <tapegrad/gradcheck.h>
 #include <tapegrad/jacobian.h>

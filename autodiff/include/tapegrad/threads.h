@@ -19,6 +19,7 @@
 
 #include <Eigen/Core>
 
+#include <tapegrad/blas.h>
 #include <tapegrad/error.h>
 #include <tapegrad/tensor.h>
 
@@ -122,17 +123,21 @@ class ProductThreads {
   int restore_ = 0;  // the count to put back, 0 when unchanged
 };
 
-/// dst += lhs * rhs (dst must not alias lhs or rhs), on product_threads() threads.
+/// dst += lhs * rhs (dst must not alias lhs or rhs), on product_threads() threads, in OpenBLAS
+/// where Note [BLAS products] sends it, else in Eigen.
 template <class Dst, class Lhs, class Rhs>
 [[gnu::always_inline]] inline void add_product(Dst&& dst, const Lhs& lhs, const Rhs& rhs) {
   const ProductThreads scope(lhs.rows(), lhs.cols(), rhs.cols());
+  if (detail::try_blas_product<1>(dst, lhs, rhs)) return;
   dst.noalias() += lhs * rhs;
 }
 
-/// dst = lhs * rhs (dst must not alias lhs or rhs), on product_threads() threads.
+/// dst = lhs * rhs (dst must not alias lhs or rhs), on product_threads() threads, in OpenBLAS
+/// where Note [BLAS products] sends it, else in Eigen.
 template <class Dst, class Lhs, class Rhs>
 [[gnu::always_inline]] inline void assign_product(Dst&& dst, const Lhs& lhs, const Rhs& rhs) {
   const ProductThreads scope(lhs.rows(), lhs.cols(), rhs.cols());
+  if (detail::try_blas_product<0>(dst, lhs, rhs)) return;
   dst.noalias() = lhs * rhs;
 }
 
