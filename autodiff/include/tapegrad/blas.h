@@ -2,13 +2,15 @@
 //
 // Note [BLAS products]
 // On the AMD EPYC (Zen 5) this project is measured on, OpenBLAS 0.3.21 with its AVX-512 kernels
-// (core "SkylakeX") runs float GEMMs at 210-255 GFLOP/s per thread against Eigen 3.4's 165-193,
-// 1.2-1.6x faster at every training-step shape from [64 x 256][256 x 256] up, on 1 and 2 threads
-// (docs/performance.md, "OpenBLAS for the large products"). It picks its AVX-512 "Cooperlake"
-// kernels here by itself; with its AVX2 kernels ("Haswell", which this machine's environment
-// forces through OPENBLAS_CORETYPE=Haswell) it is about 1.5x slower than that, and slower than Eigen. So when the
-// library is built with TAPEGRAD_OPENBLAS, add_product and assign_product (threads.h) hand a product to cblas_?gemm
-// when
+// runs the projection, weight-gradient and input-gradient GEMMs of every training-step config at
+// 206-253 GFLOP/s per thread against Eigen 3.4's 68-186 (1.15-1.7x faster on two threads), and the
+// heads at 0.95-1.34x (bench_gemm_rate, docs/performance.md "OpenBLAS for the large products").
+// At the per-step shapes it mostly loses to small_gemm, which keeps those of up to 64 rows (Note
+// [Step products]).
+// It picks its AVX-512 "Cooperlake" kernels here by itself; its AVX2 kernels ("Haswell", which
+// this machine's environment forces through OPENBLAS_CORETYPE=Haswell) are about 1.5x slower and
+// slower than Eigen. So when the library is built with TAPEGRAD_OPENBLAS, add_product and
+// assign_product (threads.h) hand a product to cblas_?gemm when
 //   - its operands and destination are float or double matrices in memory (a Matrix, a block of
 //     one, a transpose of either), each with unit inner stride, the destination row-major; and
 //   - it has at least min_blas_work() multiply-adds. The default is kDefaultMinBlasWork when
