@@ -16,6 +16,7 @@
 #include <tapegrad/tapegrad.h>
 
 #include "op_cases.h"
+#include "product_settings.h"
 
 using namespace tapegrad;
 
@@ -40,11 +41,13 @@ Matrix<S> triple_loop(const A& a, const B& b) {
   return c;
 }
 
-// Restores min_blas_work() after each test.
+// Restores the product settings after each test.
 class BlasSettings : public ::testing::Test {
  protected:
-  void TearDown() override { set_min_blas_work(before_); }
-  std::int64_t before_ = min_blas_work();
+  const std::int64_t before_ = min_blas_work();
+
+ private:
+  const test::ProductSettingsScope restore_{{}};
 };
 
 // Every product in OpenBLAS (skipped without it).
@@ -157,16 +160,11 @@ TEST_F(BlasRoute, ExpressionsStridedViewsEmptyAndSmallProductsStayInEigen) {
 
 // Two threads: the OpenMP variant takes OpenMP's thread count per call; same exact result.
 TEST_F(BlasRoute, TwoThreadProductIsExact) {
-  const int threads = num_threads();
-  const std::int64_t min_work = min_parallel_work();
-  set_num_threads(2);
-  set_min_parallel_work(0);
+  const test::ProductSettingsScope two_threads{{.threads = 2, .min_parallel = 0}};
   const Matrix<float> a = integers<float>(300, 200, 9), b = integers<float>(200, 260, 10);
   Matrix<float> c(300, 260);
   const std::int64_t before = detail::blas_product_count();
   assign_product(c, a, b);
-  set_num_threads(threads);
-  set_min_parallel_work(min_work);
   EXPECT_EQ(detail::blas_product_count(), before + 1);
   EXPECT_EQ(c, triple_loop<float>(a, b));
 }
@@ -177,12 +175,10 @@ class OpGradBlas : public ::testing::TestWithParam<optest::OpCase> {
  protected:
   void SetUp() override {
     if (!kBlasProducts) GTEST_SKIP() << "built without TAPEGRAD_OPENBLAS";
-    set_min_blas_work(0);
   }
-  void TearDown() override { set_min_blas_work(before_); }
 
  private:
-  std::int64_t before_ = min_blas_work();
+  const test::ProductSettingsScope settings_{{.min_blas = 0}};
 };
 
 TEST_P(OpGradBlas, MatchesFiniteDifferences) {

@@ -12,6 +12,7 @@
 
 #include <tapegrad/tapegrad.h>
 
+#include "product_settings.h"
 #include "recurrent_test_support.h"
 
 using namespace tapegrad;
@@ -162,19 +163,7 @@ INSTANTIATE_TEST_SUITE_P(Cases, Gather, ::testing::ValuesIn(kCases), case_name);
 // other thread (Note [Overlapped chunk gradients]); B = 16 and T = 40 give three chunks. Plain and
 // release sweeps (in a release sweep the LSTM's dA chunks live in the gates, not the scratch).
 class GatherOverlapped : public ::testing::TestWithParam<Case> {
- protected:
-  void SetUp() override {
-    set_num_threads(2);
-    set_min_parallel_work(0);
-  }
-  void TearDown() override {
-    set_num_threads(threads_);
-    set_min_parallel_work(min_work_);
-  }
-
- private:
-  int threads_ = num_threads();
-  std::int64_t min_work_ = min_parallel_work();
+  const test::ProductSettingsScope settings_{{.threads = 2, .min_parallel = 0}};
 };
 
 TEST_P(GatherOverlapped, LstmInDouble) { compare<double>(GetParam(), 1e-10); }
@@ -185,20 +174,14 @@ const Case kOverlappedCases[] = {{40, 16, 3, 7, Reads::Both, false, 41}, {40, 16
 INSTANTIATE_TEST_SUITE_P(Cases, GatherOverlapped, ::testing::ValuesIn(kOverlappedCases), case_name);
 
 // The same with every product in OpenBLAS (Note [BLAS products]), chunk gradients included.
-class GatherOverlappedBlas : public GatherOverlapped {
+class GatherOverlappedBlas : public ::testing::TestWithParam<Case> {
  protected:
   void SetUp() override {
     if (!kBlasProducts) GTEST_SKIP() << "built without TAPEGRAD_OPENBLAS";
-    GatherOverlapped::SetUp();
-    set_min_blas_work(0);
-  }
-  void TearDown() override {
-    GatherOverlapped::TearDown();
-    set_min_blas_work(min_blas_work_);
   }
 
  private:
-  std::int64_t min_blas_work_ = min_blas_work();
+  const test::ProductSettingsScope settings_{{.threads = 2, .min_parallel = 0, .min_blas = 0}};
 };
 
 TEST_P(GatherOverlappedBlas, LstmInDouble) { compare<double>(GetParam(), 1e-10); }

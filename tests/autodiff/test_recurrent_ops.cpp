@@ -12,6 +12,7 @@
 
 #include <tapegrad/tapegrad.h>
 
+#include "product_settings.h"
 #include "recurrent_test_support.h"
 
 using namespace tapegrad;
@@ -123,19 +124,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, FusedVsUnrolled, ::testing::ValuesIn(kDims), di
 // half size (B = 16: 16 steps, B = 8: 32 steps), so T = 40 and 70 give three chunks each. Without
 // OpenMP the same comparisons run on one thread.
 class FusedVsUnrolledOverlapped : public ::testing::TestWithParam<Dims> {
- protected:
-  void SetUp() override {
-    tapegrad::set_num_threads(2);
-    tapegrad::set_min_parallel_work(0);
-  }
-  void TearDown() override {
-    tapegrad::set_num_threads(threads_);
-    tapegrad::set_min_parallel_work(min_work_);
-  }
-
- private:
-  int threads_ = tapegrad::num_threads();
-  std::int64_t min_work_ = tapegrad::min_parallel_work();
+  const test::ProductSettingsScope settings_{{.threads = 2, .min_parallel = 0}};
 };
 
 TEST_P(FusedVsUnrolledOverlapped, RnnDouble) { compare_rnn<double>(GetParam(), 1e-10); }
@@ -153,20 +142,14 @@ INSTANTIATE_TEST_SUITE_P(Shapes, FusedVsUnrolledOverlapped, ::testing::ValuesIn(
 
 // The same with every product in OpenBLAS (Note [BLAS products]): its OpenMP variant then runs
 // the chunk gradients inside the overlap's parallel region, on one thread each.
-class FusedVsUnrolledOverlappedBlas : public FusedVsUnrolledOverlapped {
+class FusedVsUnrolledOverlappedBlas : public ::testing::TestWithParam<Dims> {
  protected:
   void SetUp() override {
     if (!tapegrad::kBlasProducts) GTEST_SKIP() << "built without TAPEGRAD_OPENBLAS";
-    FusedVsUnrolledOverlapped::SetUp();
-    tapegrad::set_min_blas_work(0);
-  }
-  void TearDown() override {
-    FusedVsUnrolledOverlapped::TearDown();
-    tapegrad::set_min_blas_work(min_blas_work_);
   }
 
  private:
-  std::int64_t min_blas_work_ = tapegrad::min_blas_work();
+  const test::ProductSettingsScope settings_{{.threads = 2, .min_parallel = 0, .min_blas = 0}};
 };
 
 TEST_P(FusedVsUnrolledOverlappedBlas, RnnDouble) { compare_rnn<double>(GetParam(), 1e-10); }

@@ -9,6 +9,8 @@
 
 #include <tapegrad/small_gemm.h>
 
+#include "product_settings.h"
+
 namespace {
 
 using tapegrad::Index;
@@ -97,13 +99,11 @@ TEST(SmallGemm, FitsTheMeasuredStepShapes) {
   EXPECT_TRUE(step_product_fits(1, 32));      // RNN tiny backward, 2.5x
   EXPECT_FALSE(step_product_fits(1, 128));    // LSTM tiny forward: Eigen's matrix-vector product
   EXPECT_FALSE(step_product_fits(128, 128));  // more rows than measured
-  const int before = tapegrad::num_threads();
-  tapegrad::set_num_threads(2);
+  const tapegrad::test::ProductSettingsScope two_threads{{.threads = 2}};
   EXPECT_EQ(small_gemm_threads(16.0 * 128 * 128), 1);  // one thread, the other for dW
   const int split = tapegrad::kParallelProducts ? 2 : 1;
   EXPECT_EQ(small_gemm_threads(32.0 * 512 * 512), split);    // RNN medium
   EXPECT_EQ(small_gemm_threads(64.0 * 1024 * 1024), split);  // RNN large
-  tapegrad::set_num_threads(before);
 }
 
 // small_gemm_on splits the columns over the threads it gets: any split must give the same exact

@@ -1,0 +1,36 @@
+// Tapegrad's process-wide product settings (threads.h, blas.h), changed for one scope and put
+// back after it, so a test that changes them cannot leak them into the tests after it, even when
+// an assertion throws.
+#pragma once
+
+#include <cstdint>
+
+#include <tapegrad/blas.h>
+#include <tapegrad/threads.h>
+
+namespace tapegrad::test {
+
+// Each field defaults to the value in effect, so a scope names only what it changes.
+struct ProductSettings {
+  int threads = num_threads();
+  std::int64_t min_parallel = min_parallel_work();
+  std::int64_t min_blas = min_blas_work();
+};
+
+class ProductSettingsScope {
+ public:
+  explicit ProductSettingsScope(const ProductSettings& settings) { apply(settings); }
+  ~ProductSettingsScope() { apply(before_); }
+  ProductSettingsScope(const ProductSettingsScope&) = delete;
+  ProductSettingsScope& operator=(const ProductSettingsScope&) = delete;
+
+ private:
+  static void apply(const ProductSettings& s) {
+    set_num_threads(s.threads);
+    set_min_parallel_work(s.min_parallel);
+    set_min_blas_work(s.min_blas);
+  }
+  ProductSettings before_;  // the values in effect when the scope began
+};
+
+}  // namespace tapegrad::test
