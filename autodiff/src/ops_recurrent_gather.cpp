@@ -92,7 +92,7 @@ LstmStates<S> lstm_sequence_gather(const Var<S>& table, std::span<const std::int
         const detail::LstmLayout<S> io{&c.y(), 0, &c.y(1), 0, &c.gy(), 0, c.gy_or_null(1), 0};
         // A release sweep never reads the gates again: dA may overwrite them.
         detail::lstm_backward_steps(
-            c, io, c.tape().sweep_options().release,
+            c, io, c.releasing(),
             [&c](Index first_row, const auto& da_rows) { scatter_add_rows(c.gx(0), c.ints(), first_row, da_rows); });
       });
   return {out[0], out[1]};

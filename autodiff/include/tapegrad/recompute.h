@@ -4,19 +4,17 @@
 // Note [Recompute]
 // recompute(inputs, fn) runs fn(sub, sub_inputs) on a scratch tape `sub` and copies fn's outputs
 // back to the inputs' tape as new nodes; the scratch tape is then cleared, so the main tape keeps
-// the outputs and nothing of fn's intermediates. On the main tape that is:
-//   entry "recompute"         reads the inputs, writes a [0 x 0] token (its backward does the work)
-//   entry per output j        reads the token, writes output j (its backward only marks the token
-//                              reached, so the recompute entry runs when ANY output got a gradient)
-// Creation order is still a valid sweep order (tape.h invariant 1): every consumer of an output
-// is recorded after it, so when the sweep reaches the "recompute" entry the gradients of all
-// outputs are final. Its backward re-runs fn on a scratch tape (recording), checks that the
-// outputs came out bit-identical, seeds them with the main tape's output gradients through one
-// "recompute.seed" op, sweeps the scratch tape and adds the scratch inputs' gradients into the
-// main inputs' gradients. Parameters fn binds with sub.leaf(p) add into Parameter::grad during
-// that inner sweep; uses of the same Parameter outside fn add at the end of the main sweep, so
-// Parameter::grad gets the sum over every use. The engine is unchanged: the only hook it gives
-// is Tape::sweep_options(), so the inner sweep honours accumulate_parameters and run_hooks.
+// the outputs and nothing of fn's intermediates. On the main tape that is ONE op, recorded with
+// apply_outputs: it reads the inputs, its main output is a [0 x 0] token and fn's outputs are its
+// extra outputs, so it runs when ANY output got a gradient (tape.h invariant 7). Creation order is
+// still a valid sweep order (invariant 1): every consumer of an output is recorded after it, so
+// when the sweep reaches the entry the gradients of all outputs are final. Its backward re-runs fn
+// on a scratch tape (recording), checks that the outputs came out bit-identical, seeds them with
+// the main tape's output gradients through one "recompute.seed" op, sweeps the scratch tape and
+// adds the scratch inputs' gradients into the main inputs' gradients. Parameters fn binds with
+// sub.leaf(p) add into Parameter::grad during that inner sweep; uses of the same Parameter outside
+// fn add at the end of the main sweep, so Parameter::grad gets the sum over every use. The inner
+// sweep honours the outer one's accumulate_parameters and run_hooks (Tape::sweep_options()).
 //
 // Scratch tapes come from a per-thread pool, one per nesting depth (recompute inside fn takes the
 // next), cleared after each use with their buffers kept; so a sequence of equal segments records
@@ -262,36 +260,28 @@ std::vector<Var<S>> recompute(std::span<const Var<S>> inputs, RecomputeFn<S> fn)
 
   bool any_grad = false;
   for (const Var<S>& o : out) any_grad = o.requires_grad() || any_grad;
-  std::vector<Var<S>> result;
-  result.reserve(out.size());
   if (!any_grad) {  // nothing to differentiate: plain constants, no entry
+    std::vector<Var<S>> result;
     for (const Var<S>& o : out) result.push_back(tape.constant(o.value()));
     return result;
   }
 
-  using SlotKind = typename Tape<S>::SlotKind;
   // ONE entry: its main output is an empty token, fn's outputs are its extra outputs.
-  const std::uint32_t token = tape.new_slot(0, 0, SlotKind::Op, true, "recompute");
-  auto& args = tape.args();
-  const auto args_begin = static_cast<std::uint32_t>(args.size());
-  for (const Var<S>& v : inputs) args.push_back(v.id());
-  const auto n_in = static_cast<std::uint16_t>(inputs.size());
-  const auto n_out = static_cast<std::uint16_t>(out.size());
-  for (std::uint32_t j = 0; j < n_out; ++j) {
-    const Matrix<S>& v = out[j].value();
-    const std::uint32_t id = tape.new_slot(v.rows(), v.cols(), SlotKind::Op, out[j].requires_grad(), "recompute");
-    tape.mutable_value(id) = v;
-    args.push_back(id);
-    result.push_back(tape.handle(id));
+  std::vector<Shape> shapes;
+  std::vector<std::uint8_t> out_needs;
+  for (const Var<S>& o : out) {
+    shapes.push_back(o.shape());
+    out_needs.push_back(o.requires_grad() ? 1 : 0);
   }
-  for (std::uint32_t j = 0; j < n_out; ++j) {
-    tape.check_forward_finite(args[args_begin + n_in + j],
-                              std::span<const std::uint32_t>(args.data() + args_begin, n_in));
-  }
-  const auto ints_at = static_cast<std::uint32_t>(tape.ints().size());
-  tape.record("recompute", token, args_begin, n_in, 0, n_out, ints_at, 0,
-              detail::RecomputeBackward<S>{std::move(fn), needs, n_out, time});
-  return result;
+  const auto n_out = static_cast<std::uint32_t>(out.size());
+  std::vector<Var<S>> outputs = apply_outputs<S>(
+      {"recompute", {0, 0}}, inputs, RuntimeOutputs{shapes, out_needs},
+      [&out](OpCtx<S>& c) {
+        for (std::size_t j = 0; j < out.size(); ++j) c.y(1 + j) = out[j].value();
+      },
+      detail::RecomputeBackward<S>{std::move(fn), needs, n_out, time});
+  outputs.erase(outputs.begin());  // the token
+  return outputs;
 }
 
 /// recompute() with the inputs as a braced list: recompute<double>({h, c}, fn).

@@ -1,0 +1,214 @@
+// The tape's storage: one slot per value (value, gradient and metadata side by side), the
+// recorded entries and their argument lists. Plain data plus the few helpers that recording
+// (op.h), the sweep (tape.h) and its policies share on their hot paths. Tape wraps it with the
+// checks and the public API; Note [Tape invariants] in tape.h says what the fields guarantee.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <tapegrad/error.h>
+#include <tapegrad/inline_function.h>
+#include <tapegrad/parameter.h>
+#include <tapegrad/stable_vector.h>
+#include <tapegrad/tensor.h>
+
+// Forces inlining of the few tiny functions on the per-op hot path (GCC and Clang): inside a
+// large op function the inliner otherwise keeps them as calls, which costs more than their body.
+#if defined(__GNUC__)
+#define TAPEGRAD_HOT [[gnu::always_inline]] inline
+#else
+#define TAPEGRAD_HOT inline
+#endif
+
+namespace tapegrad {
+
+template <class S>
+class OpCtx;
+template <class S>
+class Tape;
+template <class S>
+class Var;
+
+/// The time tag of a node recorded outside any Tape::time_step scope.
+inline constexpr int kNoTime = std::numeric_limits<int>::min();
+
+namespace detail {
+
+struct SlotInfo {  // 32 bytes on 64-bit targets
+  const char* producer_op = "leaf";
+  std::uint32_t epoch = 0;       // the tape's epoch when the slot was created (invariant 5)
+  std::int32_t time = kNoTime;   // the time-step tag in force then
+  std::uint32_t created_at = 0;  // entries before this one cannot read the slot
+  std::uint32_t grad_stamp = 0;  // the sweep that last touched the gradient (invariant 3)
+  bool requires_grad = false;
+  bool named = false;       // names[id] holds its name (names grows only in set_name)
+  bool grad_freed = false;  // a release sweep freed this sweep's gradient
+};
+
+// Everything the hot paths touch for one value: one lookup, one or two cache lines.
+template <class S>
+struct Slot {
+  Matrix<S> value;
+  Matrix<S> grad;
+  SlotInfo info;
+};
+
+// Where an entry's slots are: args[args_begin ..] holds its n_in inputs, then its n_aux aux
+// slots, then its n_extra extra outputs; ints[ints_begin ..] its n_ints saved integers.
+struct EntryLayout {
+  std::uint32_t out;
+  std::uint32_t args_begin;
+  std::uint32_t ints_begin;
+  std::uint32_t n_ints;
+  std::uint16_t n_in;
+  std::uint16_t n_aux;
+  std::uint16_t n_extra;
+};
+
+template <class S>
+struct Entry {
+  const char* op;
+  EntryLayout at;
+  InlineFunction<void(OpCtx<S>&), 32> backward;
+  // A hook is the one entry that reads no input: it edits its node's gradient in place.
+  [[nodiscard]] bool is_hook() const { return at.n_in == 0; }
+};
+
+template <class S>
+struct ParamLeaf {
+  std::uint32_t id;
+  Parameter<S>* param;
+};
+
+template <class S>
+struct TapeStore {
+  using Tensor = Matrix<S>;
+
+  StableVector<Slot<S>> slots;  // never moves: a reference to an input survives a new slot
+  std::vector<std::string> names;
+  std::vector<Entry<S>> entries;
+  std::vector<std::uint32_t> args;
+  std::vector<std::int32_t> ints;
+  std::vector<ParamLeaf<S>> params;
+  std::uint32_t n_values = 0;
+  std::uint32_t epoch = 1;
+  std::uint32_t stamp = 1;
+  int current_time = kNoTime;
+  bool anomaly = false;  // anomaly mode: values and gradients are checked for NaN/Inf
+
+  // A slot is created with its shape; its buffer is reused when the shape repeats.
+  TAPEGRAD_HOT std::uint32_t new_slot(Index rows, Index cols, bool requires_grad, const char* op) {
+    const std::uint32_t id = n_values;
+    if (id >= slots.size()) [[unlikely]]
+      grow_slots(id);
+    Slot<S>& slot = slots[id];
+    // Only a changed shape touches Eigen (a resize to the same shape is a no-op, but a call).
+    if (slot.value.rows() != rows || slot.value.cols() != cols) slot.value.resize(rows, cols);
+    slot.info = SlotInfo{op, epoch, current_time, static_cast<std::uint32_t>(entries.size()), 0, requires_grad};
+    n_values = id + 1;
+    return id;
+  }
+  [[gnu::noinline]] void grow_slots(std::uint32_t id) { slots.grow_to(std::size_t{id} + 1); }
+
+  [[nodiscard]] TAPEGRAD_HOT bool live(std::uint32_t id, std::uint32_t handle_epoch) const {
+    return id < n_values && slots[id].info.epoch == handle_epoch;
+  }
+  [[nodiscard]] TAPEGRAD_HOT bool reached(std::uint32_t id) const { return slots[id].info.grad_stamp == stamp; }
+  // The gradient of id in this sweep, zero-filled on first touch (a 1x1 one with one store).
+  TAPEGRAD_HOT Tensor& grad_slot(std::uint32_t id) {
+    Slot<S>& slot = slots[id];
+    if (slot.info.grad_stamp != stamp) {
+      Tensor& g = slot.grad;
+      if (g.rows() != slot.value.rows() || g.cols() != slot.value.cols()) g.resize(slot.value.rows(), slot.value.cols());
+      if (g.size() == 1) {
+        g.data()[0] = S(0);
+      } else {
+        g.setZero();
+      }
+      slot.info.grad_stamp = stamp;
+      slot.info.grad_freed = false;
+    }
+    return slot.grad;
+  }
+  // Whether the sweep reached entry e through any output (invariant 7). Reached through an
+  // extra output only, its main output's gradient is zero-filled so that gy() reads zeros.
+  [[nodiscard]] TAPEGRAD_HOT bool reached_entry(const Entry<S>& e) {
+    if (reached(e.at.out)) [[likely]]
+      return true;
+    for (std::uint32_t k = 1; k <= e.at.n_extra; ++k) {
+      if (reached(output_id(e.at, k))) {
+        grad_slot(e.at.out);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  [[nodiscard]] TAPEGRAD_HOT std::uint32_t input_id(const EntryLayout& at, std::size_t i) const {
+    return args[at.args_begin + i];
+  }
+  [[nodiscard]] std::uint32_t aux_id(const EntryLayout& at, std::size_t k) const {
+    return args[at.args_begin + at.n_in + k];
+  }
+  // Output 0 is the main output, 1.. the extra outputs.
+  [[nodiscard]] std::uint32_t output_id(const EntryLayout& at, std::size_t k) const {
+    return k == 0 ? at.out : aux_id(at, at.n_aux + k - 1);
+  }
+
+  [[nodiscard]] const std::string& name_of(std::uint32_t id) const {
+    static const std::string no_name;
+    return slots[id].info.named ? names[id] : no_name;
+  }
+  // "name" if the node has one, else "#id (op)".
+  [[nodiscard]] std::string display_name(std::uint32_t id) const {
+    if (slots[id].info.named && !names[id].empty()) return names[id];
+    return fmt::format("#{} ({})", id, slots[id].info.producer_op);
+  }
+
+  // Anomaly mode: throws NumericError naming the op, the node, its time step and its inputs.
+  [[noreturn, gnu::noinline, gnu::cold]] void raise_anomaly(std::string_view what, std::uint32_t id, const Tensor& bad,
+                                                            std::span<const std::uint32_t> inputs) const {
+    std::string shapes;  // each input by name and shape, so the culprit can be found in user code
+    for (std::uint32_t in : inputs) {
+      shapes += fmt::format("{}'{}' {}", shapes.empty() ? "" : ", ", display_name(in), shape_of(slots[in].value));
+    }
+    const int t = slots[id].info.time;
+    throw NumericError(fmt::format("anomaly: {} of op '{}' (node '{}'{}) holds {} in its {} tensor; inputs: [{}]", what,
+                                   slots[id].info.producer_op, display_name(id),
+                                   t == kNoTime ? std::string() : fmt::format(", time step {}", t),
+                                   bad.hasNaN() ? "NaN" : "Inf", shape_of(bad), shapes));
+  }
+  // Throws NumericError if a value just recorded holds NaN/Inf (anomaly mode only).
+  TAPEGRAD_HOT void check_recorded(std::uint32_t id, std::span<const std::uint32_t> inputs) const {
+    if (anomaly) [[unlikely]] {
+      const Tensor& v = slots[id].value;
+      if (!(v.size() == 1 ? std::isfinite(v.data()[0]) : v.allFinite())) {
+        raise_anomaly(inputs.empty() ? "leaf value" : "forward value", id, v, inputs);
+      }
+    }
+  }
+};
+
+// The recording internals, for op.h (record_op, OpCtx) and the sweep runners only.
+struct TapeAccess {
+  template <class S>
+  TAPEGRAD_HOT static TapeStore<S>& store(Tape<S>& tape) {
+    return tape.s_;
+  }
+  template <class S>
+  TAPEGRAD_HOT static Var<S> handle(Tape<S>& tape, std::uint32_t id) {
+    return tape.handle(id);
+  }
+  template <class S>
+  TAPEGRAD_HOT static bool checked_requires_grad(const Tape<S>& tape, const Var<S>& v, const char* op, std::size_t i) {
+    return tape.checked_requires_grad(v, op, i);
+  }
+};
+
+}  // namespace detail
+}  // namespace tapegrad
