@@ -1,10 +1,40 @@
 // Tiny ops defined in the tests with the public apply() API, so the engine tests depend only
-// on tape.h/op.h (not on the op library) and know every derivative exactly.
+// on tape.h/op.h (not on the op library) and know every derivative exactly; and the checks of
+// error messages the engine tests share.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <tapegrad/op.h>
 
+#include <string>
+#include <utility>
+
 namespace tapegrad::testing {
+
+/// A [1 x 1] tensor holding v.
+inline Matrix<double> scalar(double v) { return Matrix<double>::Constant(1, 1, v); }
+
+/// The message of the E that f throws (a test failure, and "", if it throws none).
+template <class E, class F>
+std::string message_of(F&& f) {
+  try {
+    std::forward<F>(f)();
+  } catch (const E& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no exception of the expected type";
+  return {};
+}
+
+inline void expect_contains(const std::string& msg, const std::string& part) {
+  EXPECT_NE(msg.find(part), std::string::npos) << "message: " << msg << "\nexpected to contain: " << part;
+}
+
+/// f throws E with a message containing words.
+template <class E, class F>
+void expect_error(F&& f, const std::string& words) {
+  expect_contains(message_of<E>(std::forward<F>(f)), words);
+}
 
 /// a + b (same shapes).
 template <class S>

@@ -8,6 +8,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <random>
 #include <vector>
 
@@ -88,6 +89,14 @@ State lstm_step(Tape<double>& tape, Model& m, const Dims& d, const M& x, const s
   return {h, c, add_loss(s.loss, l)};
 }
 
+// Steps [begin, end) of the model on the tape of s.
+State lstm_steps(Tape<double>& tape, Model& m, const Data& data, const Dims& d, State s, int begin, int end) {
+  for (int t = begin; t < end; ++t) {
+    s = lstm_step(tape, m, d, data.x[static_cast<std::size_t>(t)], data.y[static_cast<std::size_t>(t)], s);
+  }
+  return s;
+}
+
 // The final head on the main tape: V and c are used inside AND outside the segments.
 V final_loss(Tape<double>& tape, Model& m, const Data& data, const Dims& d, const V& h) {
   return softmax_cross_entropy(affine(h, tape.leaf(m.Vo), tape.leaf(m.c)), data.y[static_cast<std::size_t>(d.T)],
@@ -114,10 +123,7 @@ Grads plain_bptt(Model& m, const Data& data, const Dims& d, bool state_grad = tr
   Tape<double> tape;
   const V h0 = state_grad ? tape.variable(data.h0) : tape.constant(data.h0);
   const V c0 = state_grad ? tape.variable(data.c0) : tape.constant(data.c0);
-  State s{h0, c0, {}};
-  for (int t = 0; t < d.T; ++t) {
-    s = lstm_step(tape, m, d, data.x[static_cast<std::size_t>(t)], data.y[static_cast<std::size_t>(t)], s);
-  }
+  const State s = lstm_steps(tape, m, data, d, {h0, c0, {}}, 0, d.T);
   const V total = add(s.loss, final_loss(tape, m, data, d, s.h));
   tape.backward(total);
   return collect(m, total.item(), h0, c0);
@@ -126,11 +132,27 @@ Grads plain_bptt(Model& m, const Data& data, const Dims& d, bool state_grad = tr
 // Segments of k steps, each one recompute() returning {h, c, segment loss}.
 std::vector<V> lstm_segment(Tape<double>& sub, std::span<const V> in, Model& m, const Data& data, const Dims& d,
                             int begin, int len) {
-  State s{in[0], in[1], {}};
-  for (int t = begin; t < begin + len; ++t) {
-    s = lstm_step(sub, m, d, data.x[static_cast<std::size_t>(t)], data.y[static_cast<std::size_t>(t)], s);
-  }
+  const State s = lstm_steps(sub, m, data, d, {in[0], in[1], {}}, begin, begin + len);
   return {s.h, s.c, s.loss};
+}
+
+// Chains recompute() segments of at most k steps over steps [begin, end): segment(b, len) gives
+// the fn of the segment starting at step b, which returns {h, c, segment loss, ...}.
+using SegmentFactory = std::function<RecomputeFn<double>(int begin, int len)>;
+State chain_segments(State s, int begin, int end, int k, const SegmentFactory& segment) {
+  for (int b = begin; b < end; b += k) {
+    const std::vector<V> out = recompute<double>({s.h, s.c}, segment(b, std::min(k, end - b)));
+    s = {out[0], out[1], add_loss(s.loss, out[2])};
+  }
+  return s;
+}
+// The segment factory of plain LSTM segments.
+SegmentFactory lstm_segments(Model& m, const Data& data, const Dims& d) {
+  return [&m, &data, d](int begin, int len) {
+    return [&m, &data, d, begin, len](Tape<double>& sub, std::span<const V> in) {
+      return lstm_segment(sub, in, m, data, d, begin, len);
+    };
+  };
 }
 
 struct RecomputeRun {
@@ -144,18 +166,8 @@ RecomputeRun recompute_bptt(Model& m, const Data& data, const Dims& d, int k, bo
   Tape<double> tape;
   const V h0 = state_grad ? tape.variable(data.h0) : tape.constant(data.h0);
   const V c0 = state_grad ? tape.variable(data.c0) : tape.constant(data.c0);
-  V h = h0, c = c0, total;
-  for (int begin = 0; begin < d.T; begin += k) {
-    const int len = std::min(k, d.T - begin);
-    const std::vector<V> out =
-        recompute<double>({h, c}, [&m, &data, d, begin, len](Tape<double>& sub, std::span<const V> in) {
-          return lstm_segment(sub, in, m, data, d, begin, len);
-        });
-    h = out[0];
-    c = out[1];
-    total = add_loss(total, out[2]);
-  }
-  total = add(total, final_loss(tape, m, data, d, h));
+  const State s = chain_segments({h0, c0, {}}, 0, d.T, k, lstm_segments(m, data, d));
+  const V total = add(s.loss, final_loss(tape, m, data, d, s.h));
   RecomputeRun run;
   run.entries = tape.num_entries();
   run.value_bytes = tape_value_bytes(tape);
@@ -213,10 +225,7 @@ TEST(Recompute, GradientOfInitialStateMatchesFiniteDifferences) {
     p.h0 = h0;
     p.c0 = c0;
     Tape<double> tape;
-    State s{tape.constant(p.h0), tape.constant(p.c0), {}};
-    for (int t = 0; t < d.T; ++t) {
-      s = lstm_step(tape, m, d, p.x[static_cast<std::size_t>(t)], p.y[static_cast<std::size_t>(t)], s);
-    }
+    const State s = lstm_steps(tape, m, p, d, {tape.constant(p.h0), tape.constant(p.c0), {}}, 0, d.T);
     return add(s.loss, final_loss(tape, m, p, d, s.h)).item();
   };
   const double eps = 1e-6;
@@ -245,10 +254,7 @@ TEST(Recompute, MainTapeHoldsSegmentOutputsOnlyAndScratchOneSegment) {
   {
     // Plain tape: everything, T steps (the first without a running-loss add), leaves, final head.
     Tape<double> tape;
-    State s{tape.variable(data.h0), tape.variable(data.c0), {}};
-    for (int t = 0; t < d.T; ++t) {
-      s = lstm_step(tape, m, d, data.x[static_cast<std::size_t>(t)], data.y[static_cast<std::size_t>(t)], s);
-    }
+    const State s = lstm_steps(tape, m, data, d, {tape.variable(data.h0), tape.variable(data.c0), {}}, 0, d.T);
     static_cast<void>(add(s.loss, final_loss(tape, m, data, d, s.h)));
     const std::size_t leaves = In * 4 * H + H * 4 * H + 4 * H + H * K + K + 2 * B * H;
     EXPECT_EQ(tape_value_bytes(tape),
@@ -355,20 +361,15 @@ TEST(Recompute, BackwardOptionsReachTheInnerSweep) {
   reset_recompute_stats<double>();
   Tape<double> tape;
   const V h0 = tape.variable(data.h0), c0 = tape.variable(data.c0);
-  V h = h0, c = c0, total;
   std::vector<Mark> marks;
-  for (int begin = 0; begin < d.T; begin += 2) {
-    marks.push_back(tape.mark());
-    const std::vector<V> out =
-        recompute<double>({h, c}, [&m, &data, d, begin, &hook_calls](Tape<double>& sub, std::span<const V> in) {
-          in[0].register_hook([&hook_calls](M&) { ++hook_calls; });
-          return lstm_segment(sub, in, m, data, d, begin, 2);
-        });
-    h = out[0];
-    c = out[1];
-    total = add_loss(total, out[2]);
-  }
-  total = add(total, final_loss(tape, m, data, d, h));
+  const State s = chain_segments({h0, c0, {}}, 0, d.T, 2, [&](int begin, int len) -> RecomputeFn<double> {
+    marks.push_back(tape.mark());  // called right before each segment is recorded
+    return [&m, &data, d, begin, len, &hook_calls](Tape<double>& sub, std::span<const V> in) {
+      in[0].register_hook([&hook_calls](M&) { ++hook_calls; });
+      return lstm_segment(sub, in, m, data, d, begin, len);
+    };
+  });
+  const V total = add(s.loss, final_loss(tape, m, data, d, s.h));
   // accumulate_parameters = false and run_hooks = false: no Parameter::grad, no hook, but the
   // state gradients are those of plain BPTT.
   BackwardOptions probe;
@@ -400,26 +401,14 @@ TEST(Recompute, NestedSegmentsMatchPlainBptt) {
   Tape<double> tape;
   const V h0 = tape.variable(data.h0), c0 = tape.variable(data.c0);
   // Two outer segments of 4 steps, each made of two inner recompute segments of 2 steps.
-  V h = h0, c = c0, total;
-  for (int outer = 0; outer < d.T; outer += 4) {
-    const std::vector<V> out = recompute<double>({h, c}, [&m, &data, d, outer](Tape<double>&, std::span<const V> in) {
-      V hh = in[0], cc = in[1], loss;
-      for (int begin = outer; begin < outer + 4; begin += 2) {
-        const std::vector<V> inner =
-            recompute<double>({hh, cc}, [&m, &data, d, begin](Tape<double>& s2, std::span<const V> in2) {
-              return lstm_segment(s2, in2, m, data, d, begin, 2);
-            });
-        hh = inner[0];
-        cc = inner[1];
-        loss = add_loss(loss, inner[2]);
-      }
-      return std::vector<V>{hh, cc, loss};
-    });
-    h = out[0];
-    c = out[1];
-    total = add_loss(total, out[2]);
-  }
-  total = add(total, final_loss(tape, m, data, d, h));
+  const SegmentFactory inner = lstm_segments(m, data, d);
+  const State s = chain_segments({h0, c0, {}}, 0, d.T, 4, [&inner](int outer, int len) -> RecomputeFn<double> {
+    return [&inner, outer, len](Tape<double>&, std::span<const V> in) {
+      const State t = chain_segments({in[0], in[1], {}}, outer, outer + len, 2, inner);
+      return std::vector<V>{t.h, t.c, t.loss};
+    };
+  });
+  const V total = add(s.loss, final_loss(tape, m, data, d, s.h));
   tape.backward(total);
   expect_same(collect(m, total.item(), h0, c0), want, 1e-12, "nested");
 }

@@ -13,6 +13,7 @@
 #include <new>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine_test_ops.h"
@@ -93,24 +94,24 @@ void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { __libc
 #endif
 
 using namespace tapegrad;
-using tapegrad::testing::t_plus;
-using tapegrad::testing::t_scale;
-using tapegrad::testing::t_sum;
-using tapegrad::testing::t_times;
+using namespace tapegrad::testing;
 using M = Matrix<double>;
 
 namespace {
 
-M scalar(double v) { return M::Constant(1, 1, v); }
-
 template <class F>
 void expect_tape_error(F&& f, const std::string& words) {
-  try {
-    f();
-    ADD_FAILURE() << "expected TapeError containing '" << words << "'";
-  } catch (const TapeError& e) {
-    EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
-  }
+  expect_error<TapeError>(std::forward<F>(f), words);
+}
+
+// The heap allocations f makes.
+template <class F>
+long allocations_of(F&& f) {
+  allocations = 0;
+  counting = true;
+  f();
+  counting = false;
+  return allocations.load();
 }
 
 }  // namespace
@@ -293,19 +294,21 @@ TEST(Tape, SteadyStateRecordingAndBackwardAllocateNothing) {
 #if !TAPEGRAD_COUNT_ALLOCATIONS
   GTEST_SKIP() << "sanitizer build: the allocator is not replaced";
 #else
-  allocations = 0;
-  counting = true;
   double again = 0;
-  for (int i = 0; i < 3; ++i) again = record_and_sweep(tape, w, xv, kv);
-  counting = false;
-  EXPECT_EQ(allocations.load(), 0) << "recording the same shapes after clear() must reuse every buffer";
+  EXPECT_EQ(allocations_of([&] {
+              for (int i = 0; i < 3; ++i) again = record_and_sweep(tape, w, xv, kv);
+            }),
+            0)
+      << "recording the same shapes after clear() must reuse every buffer";
   EXPECT_EQ(again, first);  // same graph, same numbers
   // The counter does see allocations (so the zero above means something).
-  counting = true;
-  M fresh = M::Zero(7, 7);
-  std::vector<int> v(3);
-  counting = false;
-  EXPECT_GE(allocations.load(), 2);
+  M fresh;
+  std::vector<int> v;
+  EXPECT_GE(allocations_of([&] {
+              fresh = M::Zero(7, 7);
+              v.resize(3);
+            }),
+            2);
   EXPECT_EQ(fresh.size() + static_cast<Index>(v.size()), 52);
 #endif
 }
@@ -342,12 +345,11 @@ TEST(Tape, SteadyStateRnnWithLibraryOpsAllocatesNothing) {
 #if !TAPEGRAD_COUNT_ALLOCATIONS
   GTEST_SKIP() << "sanitizer build: the allocator is not replaced";
 #else
-  allocations = 0;
-  counting = true;
   double again = 0;
-  for (int i = 0; i < 3; ++i) again = record_rnn(tape, u, w, v, b, xv, h0v, y);
-  counting = false;
-  EXPECT_EQ(allocations.load(), 0);
+  EXPECT_EQ(allocations_of([&] {
+              for (int i = 0; i < 3; ++i) again = record_rnn(tape, u, w, v, b, xv, h0v, y);
+            }),
+            0);
   EXPECT_EQ(again, first);
 #endif
 }

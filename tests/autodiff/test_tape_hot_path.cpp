@@ -12,6 +12,8 @@
 #include <string>
 #include <utility>
 
+#include "engine_test_ops.h"
+
 namespace {
 
 using tapegrad::apply;
@@ -33,22 +35,9 @@ Var<double> axpy2(const Var<double>& a, const Var<double>& b, Shape out) {
       });
 }
 
-template <class Error, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no exception of the expected type";
-  return {};
-}
-
-void expect_contains(const std::string& msg, const std::string& part) {
-  EXPECT_NE(msg.find(part), std::string::npos) << "message: " << msg << "\nexpected to contain: " << part;
-}
-
-M scalar(double v) { return M::Constant(1, 1, v); }
+using tapegrad::testing::expect_contains;
+using tapegrad::testing::message_of;
+using tapegrad::testing::scalar;
 
 TEST(TapeHotPath, StaleInputNamesTheOpAndThePosition) {
   Tape<double> tape;
