@@ -196,6 +196,19 @@ void expect_same(const Grads& got, const Grads& want, double tol, const std::str
   EXPECT_LE(rel_diff(got.c0, want.c0), tol) << what << " c0";
 }
 
+// A model over T steps, its data and the plain-BPTT gradients recompute() must reproduce;
+// Parameter::grad is zeroed again afterwards.
+struct Problem {
+  Dims d;
+  Model m;
+  Data data;
+  Grads want;
+  Problem(int T, std::uint64_t seed, bool state_grad = true)
+      : d{.T = T}, m(d, seed), data(d, seed + 1), want(plain_bptt(m, data, d, state_grad)) {
+    m.zero_grad();
+  }
+};
+
 int isqrt_ceil(int t) { return std::max(1, static_cast<int>(std::ceil(std::sqrt(static_cast<double>(t))))); }
 
 TEST(Recompute, GradientsEqualPlainBpttForEverySegmentLength) {
@@ -278,11 +291,8 @@ TEST(Recompute, MainTapeHoldsSegmentOutputsOnlyAndScratchOneSegment) {
 }
 
 TEST(Recompute, UnusedOutputsGetNoWorkAndChangeNothing) {
-  Dims d;
-  d.T = 8;
-  Model m(d, 5);
-  const Data data(d, 6);
-  const Grads want = plain_bptt(m, data, d);
+  Problem problem(8, 5);
+  auto& [d, m, data, want] = problem;
   // The same segments, each also returning an output nobody uses (tanh of c), and a last segment
   // run twice: the second copy's outputs are all unused, so backward must not re-run it.
   m.zero_grad();
@@ -313,11 +323,8 @@ TEST(Recompute, UnusedOutputsGetNoWorkAndChangeNothing) {
 }
 
 TEST(Recompute, InputsWithoutGradientAndConstantSegments) {
-  Dims d;
-  d.T = 7;
-  Model m(d, 8);
-  const Data data(d, 9);
-  const Grads want = plain_bptt(m, data, d, /*state_grad=*/false);
+  Problem problem(7, 8, /*state_grad=*/false);
+  auto& [d, m, data, want] = problem;
   const RecomputeRun run = recompute_bptt(m, data, d, 3, /*state_grad=*/false);
   expect_same(run.grads, want, 1e-12, "constant h0, c0");
   // Nothing needs a gradient: the outputs are constants and nothing is recorded.
@@ -351,11 +358,8 @@ TEST(Recompute, OutputsAreValuesOfFnAndDuplicatedInputsAccumulate) {
 }
 
 TEST(Recompute, BackwardOptionsReachTheInnerSweep) {
-  Dims d;
-  d.T = 6;
-  Model m(d, 13);
-  const Data data(d, 14);
-  const Grads want = plain_bptt(m, data, d);
+  Problem problem(6, 13);
+  auto& [d, m, data, want] = problem;
   int hook_calls = 0;
   m.zero_grad();
   reset_recompute_stats<double>();
@@ -392,11 +396,8 @@ TEST(Recompute, BackwardOptionsReachTheInnerSweep) {
 }
 
 TEST(Recompute, NestedSegmentsMatchPlainBptt) {
-  Dims d;
-  d.T = 8;
-  Model m(d, 15);
-  const Data data(d, 16);
-  const Grads want = plain_bptt(m, data, d);
+  Problem problem(8, 15);
+  auto& [d, m, data, want] = problem;
   m.zero_grad();
   Tape<double> tape;
   const V h0 = tape.variable(data.h0), c0 = tape.variable(data.c0);
