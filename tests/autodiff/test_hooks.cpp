@@ -149,7 +149,7 @@ TEST(Names, NamesAndScopedTimeTags) {
   EXPECT_EQ(tape.name_of(b.id()), "h_2");
   EXPECT_EQ(tape.display_name(b.id()), "h_2");
   expect_contains(tape.display_name(a.id()), "tanh");  // unnamed: "#id (op)"
-  EXPECT_NO_THROW(tape.backward(b));                         // any [1 x 1] node is a valid loss
+  EXPECT_NO_THROW(tape.backward(b));                   // any [1 x 1] node is a valid loss
   auto m = tape.variable(M::Zero(2, 2));
   m.set_name("matrix_node");
   expect_error<ShapeError>([&] { tape.backward(m); }, "matrix_node");

@@ -73,8 +73,8 @@ class Instrumented {
     }
     if (observer_) {
       const SlotInfo& info = s_.slots[at.out].info;
-      observer_(NodeEvent{i, op, at.out, s_.name_of(at.out), info.time, shape_of(s_.slots[at.out].value), gy_norm,
-                          inputs_});
+      observer_(
+          NodeEvent{i, op, at.out, s_.name_of(at.out), info.time, shape_of(s_.slots[at.out].value), gy_norm, inputs_});
     }
   }
 

@@ -56,7 +56,9 @@ class OpCtx {
     return k == 0 || store().reached(id) ? &slot(id).grad : nullptr;
   }
   /// Saved integers (OpSpec::ints), e.g. class targets or row indices.
-  [[nodiscard]] std::span<const std::int32_t> ints() const { return {store().ints.data() + at_.ints_begin, at_.n_ints}; }
+  [[nodiscard]] std::span<const std::int32_t> ints() const {
+    return {store().ints.data() + at_.ints_begin, at_.n_ints};
+  }
   /// dL/dy (backward only).
   [[nodiscard]] TAPEGRAD_HOT const Tensor& gy() const { return slot(at_.out).grad; }
   /// dL/dx_i accumulator (backward only): always add into it.

@@ -162,8 +162,8 @@ class Tape {
 
   // ---- positions -----------------------------------------------------------------------
   [[nodiscard]] Mark mark() const {
-    return {u32(s_.entries.size()), s_.n_values, u32(s_.args.size()), u32(s_.ints.size()), u32(s_.params.size()),
-            s_.epoch};
+    return {u32(s_.entries.size()), s_.n_values,           u32(s_.args.size()),
+            u32(s_.ints.size()),    u32(s_.params.size()), s_.epoch};
   }
   /// Drops everything recorded after m; buffers are kept for reuse. A stale mark (part of the
   /// tape it points into was dropped by a later clear/rewind, or it is another tape's) throws.
@@ -405,6 +405,6 @@ void Var<S>::fail(const char* accessor) const {
 }  // namespace tapegrad
 
 // The op context and the sweep's other runners, which the sweep above instantiates.
-#include <tapegrad/op_ctx.h>
-#include <tapegrad/instrument.h>
 #include <tapegrad/detail/release.h>
+#include <tapegrad/instrument.h>
+#include <tapegrad/op_ctx.h>

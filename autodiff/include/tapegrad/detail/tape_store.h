@@ -9,6 +9,7 @@
 #include <limits>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <tapegrad/error.h>
@@ -72,6 +73,9 @@ struct EntryLayout {
 
 template <class S>
 struct Entry {
+  template <class F>  // constructs the closure in place (emplace_back)
+  Entry(const char* op_name, const EntryLayout& layout, F&& fn)
+      : op(op_name), at(layout), backward(std::forward<F>(fn)) {}
   const char* op;
   EntryLayout at;
   InlineFunction<void(OpCtx<S>&), 32> backward;
@@ -124,7 +128,8 @@ struct TapeStore {
     Slot<S>& slot = slots[id];
     if (slot.info.grad_stamp != stamp) {
       Tensor& g = slot.grad;
-      if (g.rows() != slot.value.rows() || g.cols() != slot.value.cols()) g.resize(slot.value.rows(), slot.value.cols());
+      if (g.rows() != slot.value.rows() || g.cols() != slot.value.cols())
+        g.resize(slot.value.rows(), slot.value.cols());
       if (g.size() == 1) {
         g.data()[0] = S(0);
       } else {
