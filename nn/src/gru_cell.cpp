@@ -19,17 +19,14 @@ GruCell<S>::GruCell(const CellOptions& options, std::mt19937_64& rng)
 }
 
 template <class S>
-SequenceResult<S> GruCell<S>::forward_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0,
-                                               const SequenceOptions& options) const {
-  const Index steps =
-      detail::check_sequence<S>(kName, x_all, this->input_size(), s0, this->kStateNames, this->hidden_size());
+SequenceResult<S> GruCell<S>::run_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0, Index steps,
+                                           const SequenceOptions& options) const {
   const Var<S> xp = affine(x_all, w.W_ih, w.b_ih);  // every step's x_t W_i* + b_i* in one GEMM
   if (options.fused) {
     const Var<S> hs = gru_sequence(xp, s0.h(), w.W_hh, w.b_hh);
     return {hs, {{detail::last_step_rows(hs, s0.h().rows())}}};
   }
-  return detail::unrolled_sequence(xp, s0, steps, options.first_step,
-                                   [&](const Var<S>& xp_t, const State<S>& s) { return recur(w, xp_t, s); });
+  return this->recur_each(w, xp, s0, steps, options);
 }
 
 template <class S>
@@ -43,8 +40,7 @@ SequenceResult<S> GruCell<S>::forward_tokens(const Weights& w, const Var<S>& emb
     const Var<S> hs = gru_sequence_gather(table, ids, s0.h(), w.W_hh, w.b_hh);
     return {hs, {{detail::last_step_rows(hs, s0.h().rows())}}};
   }
-  return detail::unrolled_sequence(gather_rows(table, ids), s0, steps, options.first_step,
-                                   [&](const Var<S>& xp_t, const State<S>& s) { return recur(w, xp_t, s); });
+  return this->recur_each(w, gather_rows(table, ids), s0, steps, options);
 }
 
 template <class S>

@@ -34,13 +34,11 @@ LstmCell<S>::LstmCell(const LstmCellOptions& options, std::mt19937_64& rng)
 }
 
 template <class S>
-SequenceResult<S> LstmCell<S>::forward_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0,
-                                                const SequenceOptions& options) const {
-  const Index steps = detail::check_sequence<S>(kName, x_all, this->input_size(), s0, kStateNames, this->hidden_size());
+SequenceResult<S> LstmCell<S>::run_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0, Index steps,
+                                            const SequenceOptions& options) const {
   const Var<S> xp = affine(x_all, w.W_ih, w.b);  // every step's x_t W_ih + b in one GEMM
   if (options.fused) return fused_lstm_sequence(xp, s0, w.W_hh, this->hidden_size());
-  return detail::unrolled_sequence(xp, s0, steps, options.first_step,
-                                   [&](const Var<S>& xp_t, const State<S>& s) { return recur(w, xp_t, s); });
+  return this->recur_each(w, xp, s0, steps, options);
 }
 
 template <class S>
@@ -55,8 +53,7 @@ SequenceResult<S> LstmCell<S>::forward_tokens(const Weights& w, const Var<S>& em
     const Index batch = s0.h().rows();
     return {hc.h, {{detail::last_step_rows(hc.h, batch), detail::last_step_rows(hc.c, batch)}}};
   }
-  return detail::unrolled_sequence(gather_rows(table, ids), s0, steps, options.first_step,
-                                   [&](const Var<S>& xp_t, const State<S>& s) { return recur(w, xp_t, s); });
+  return this->recur_each(w, gather_rows(table, ids), s0, steps, options);
 }
 
 template <class S>

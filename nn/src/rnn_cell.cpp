@@ -20,17 +20,14 @@ RnnCell<S>::RnnCell(const RnnCellOptions& options, std::mt19937_64& rng)
 }
 
 template <class S>
-SequenceResult<S> RnnCell<S>::forward_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0,
-                                               const SequenceOptions& options) const {
-  const Index steps =
-      detail::check_sequence<S>(kName, x_all, this->input_size(), s0, this->kStateNames, this->hidden_size());
+SequenceResult<S> RnnCell<S>::run_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0, Index steps,
+                                           const SequenceOptions& options) const {
   const Var<S> xp = affine(x_all, w.W_ih, w.b);  // every step's x_t W_ih + b in one GEMM
   if (options.fused && this->options().activation == Activation::Tanh) {
     const Var<S> hs = rnn_sequence(xp, s0.h(), w.W_hh);
     return {hs, {{detail::last_step_rows(hs, s0.h().rows())}}};
   }
-  return detail::unrolled_sequence(xp, s0, steps, options.first_step,
-                                   [&](const Var<S>& xp_t, const State<S>& s) { return recur(w, xp_t, s); });
+  return this->recur_each(w, xp, s0, steps, options);
 }
 
 template <class S>
@@ -44,8 +41,7 @@ SequenceResult<S> RnnCell<S>::forward_tokens(const Weights& w, const Var<S>& emb
     const Var<S> hs = rnn_sequence_gather(table, ids, s0.h(), w.W_hh);
     return {hs, {{detail::last_step_rows(hs, s0.h().rows())}}};
   }
-  return detail::unrolled_sequence(gather_rows(table, ids), s0, steps, options.first_step,
-                                   [&](const Var<S>& xp_t, const State<S>& s) { return recur(w, xp_t, s); });
+  return this->recur_each(w, gather_rows(table, ids), s0, steps, options);
 }
 
 template <class S>

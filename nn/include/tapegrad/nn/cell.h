@@ -12,8 +12,10 @@
 //   Options (the third template argument; default CellOptions: input_size, hidden_size)
 //   static constexpr const char* kName               the name in error messages (default "Cell")
 //   static constexpr std::array kStateNames{"h", ...} its state tensors, each [B x hidden_size]
-//   forward_sequence(const Weights&, ...) const      a faster whole-sequence path; add
-//                                                    `using Cell<...>::forward_sequence;`
+//   SequenceResult<S> run_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0,
+//                                  Index steps, const SequenceOptions& options) const;
+//                                                    a faster whole-sequence path, which
+//                                                    forward_sequence calls after its checks
 //
 // It gets: step(x, s) and step(w, x, s) with shape checks, forward_sequence (op by op), the zero
 // initial_state, output (h), bind(tape) and bind(span of Vars) with shape checks,
@@ -83,14 +85,19 @@ class Cell : public Module<S> {
   SequenceResult<S> forward_sequence(const Var<S>& x_all, const State<S>& s0, const SequenceOptions& options = {}) {
     return self().forward_sequence(bind(x_all.tape()), x_all, s0, options);
   }
-  /// The whole sequence with the given weights, op by op: the ops step() records, step t inside
+  /// The whole sequence with the given weights: the cell's run_sequence after the argument
+  /// checks, or else op by op, the ops step() records with step t inside
   /// time_step(options.first_step + t).
   template <class D = Derived>
   SequenceResult<S> forward_sequence(const typename D::Weights& w, const Var<S>& x_all, const State<S>& s0,
                                      const SequenceOptions& options = {}) const {
     const Index steps = detail::check_sequence<S>(D::kName, x_all, input_size(), s0, D::kStateNames, hidden_size());
-    return detail::unrolled_sequence(x_all, s0, steps, options.first_step,
-                                     [&](const Var<S>& x_t, const State<S>& s) { return self().next_state(w, x_t, s); });
+    if constexpr (requires { self().run_sequence(w, x_all, s0, steps, options); }) {
+      return self().run_sequence(w, x_all, s0, steps, options);
+    } else {
+      return detail::unrolled_sequence(x_all, s0, steps, options.first_step,
+                                       [&](const Var<S>& x_t, const State<S>& s) { return self().next_state(w, x_t, s); });
+    }
   }
   /// For cells that define forward_tokens(w, embedding, ids, s0, options): the same with the
   /// cell's Parameters.
@@ -139,6 +146,16 @@ class Cell : public Module<S> {
 
   void visit_parameters(const ParameterVisitor<S>& v) override {
     for (const auto member : Derived::kParameters) v((self().*member).name, self().*member);
+  }
+
+ protected:
+  /// For cells whose step is an input projection xp followed by recur(w, xp, s): the op-by-op
+  /// recurrence over the projections xp [T*B x .] of all steps.
+  template <class D = Derived>
+  SequenceResult<S> recur_each(const typename D::Weights& w, const Var<S>& xp, const State<S>& s0, Index steps,
+                               const SequenceOptions& options) const {
+    return detail::unrolled_sequence(xp, s0, steps, options.first_step,
+                                     [&](const Var<S>& xp_t, const State<S>& s) { return self().recur(w, xp_t, s); });
   }
 
  private:

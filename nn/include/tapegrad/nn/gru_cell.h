@@ -33,18 +33,9 @@ class GruCell : public Cell<GruCell<S>, S> {
   /// Per gate: W_ih block xavier-uniform, W_hh block orthogonal; biases zeros.
   GruCell(const CellOptions& options, std::mt19937_64& rng);
 
-  using Base::forward_sequence;
-  /// One affine for every step's input projection, then the recurrence (one gru_sequence op
-  /// when options.fused, else op by op).
-  SequenceResult<S> forward_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0,
-                                     const SequenceOptions& options = {}) const;
   using Base::forward_tokens;
-  /// An embedding followed by the cell, from token ids: the same values and gradients as
-  /// forward_sequence(gather_rows(embedding, ids), s0, options), with the embedding folded into
-  /// the input projection. One affine makes table = embedding W_ih + b_ih [K x 3H]; the
-  /// recurrence reads its rows by id (gru_sequence_gather when fused, else gather_rows and the
-  /// op-by-op steps). Cheaper whenever the vocabulary K is below T*B. embedding [K x in],
-  /// ids: T*B ids in [0, K), time-major; s0 = {h0 [B x H]}.
+  /// Token ids through an embedding [K x in] (see sequence.h): table = embedding W_ih + b_ih
+  /// [K x 3H], then gru_sequence_gather when fused, else gather_rows and op by op.
   SequenceResult<S> forward_tokens(const Weights& w, const Var<S>& embedding, std::span<const std::int32_t> ids,
                                    const State<S>& s0, const SequenceOptions& options = {}) const;
 
@@ -59,6 +50,10 @@ class GruCell : public Cell<GruCell<S>, S> {
   State<S> next_state(const Weights& w, const Var<S>& x, const State<S>& s) const {
     return recur(w, affine(x, w.W_ih, w.b_ih), s);
   }
+  /// forward_sequence after its checks: one affine for every step's input projection, then
+  /// one gru_sequence op when options.fused, else op by op.
+  SequenceResult<S> run_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0, Index steps,
+                                 const SequenceOptions& options) const;
   /// One step's recurrence from its input projection xp = x W_ih + b_ih (the part step() and
   /// forward_sequence share).
   State<S> recur(const Weights& w, const Var<S>& xp, const State<S>& s) const;

@@ -42,19 +42,10 @@ class LstmCell : public Cell<LstmCell<S>, S, LstmCellOptions> {
   /// Per gate: W_ih block xavier-uniform, W_hh block orthogonal; b zeros except forget_bias.
   LstmCell(const LstmCellOptions& options, std::mt19937_64& rng);
 
-  using Base::forward_sequence;
-  /// One affine for every step's input projection, then the recurrence (one lstm_sequence op
-  /// when options.fused, else op by op). s0 = {h0, c0}, each [B x H].
-  SequenceResult<S> forward_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0,
-                                     const SequenceOptions& options = {}) const;
   using Base::forward_tokens;
-  /// An embedding followed by the cell, from token ids: the same values and gradients as
-  /// forward_sequence(gather_rows(embedding, ids), s0, options), with the embedding folded into
-  /// the input projection. One affine makes table = embedding W_ih + b [K x 4H]; the recurrence
-  /// reads its rows by id (lstm_sequence_gather when fused, which also keeps no gathered input
-  /// or column slices: docs/memory.md; else gather_rows and the op-by-op steps). Cheaper
-  /// whenever the vocabulary K is below T*B. embedding [K x in] (e.g. an Embedding's table
-  /// leaf), ids: T*B ids in [0, K), time-major; s0 = {h0, c0}, each [B x H].
+  /// Token ids through an embedding [K x in] (see sequence.h): table = embedding W_ih + b
+  /// [K x 4H], then lstm_sequence_gather when fused (it also keeps no gathered input or column
+  /// slices: docs/memory.md), else gather_rows and op by op.
   SequenceResult<S> forward_tokens(const Weights& w, const Var<S>& embedding, std::span<const std::int32_t> ids,
                                    const State<S>& s0, const SequenceOptions& options = {}) const;
 
@@ -68,6 +59,10 @@ class LstmCell : public Cell<LstmCell<S>, S, LstmCellOptions> {
   State<S> next_state(const Weights& w, const Var<S>& x, const State<S>& s) const {
     return recur(w, affine(x, w.W_ih, w.b), s);
   }
+  /// forward_sequence after its checks: one affine for every step's input projection, then
+  /// one lstm_sequence op when options.fused, else op by op.
+  SequenceResult<S> run_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0, Index steps,
+                                 const SequenceOptions& options) const;
   /// One step's recurrence from its input projection xp = x W_ih + b (the part step() and
   /// forward_sequence share).
   State<S> recur(const Weights& w, const Var<S>& xp, const State<S>& s) const;

@@ -43,18 +43,9 @@ class RnnCell : public Cell<RnnCell<S>, S, RnnCellOptions> {
   /// W_ih xavier-uniform, W_hh per recurrent_init, b zeros. ValueError for non-positive sizes.
   RnnCell(const RnnCellOptions& options, std::mt19937_64& rng);
 
-  using Base::forward_sequence;
-  /// One affine for every step's input projection, then the recurrence: one rnn_sequence op
-  /// when options.fused and the activation is tanh, else op by op.
-  SequenceResult<S> forward_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0,
-                                     const SequenceOptions& options = {}) const;
   using Base::forward_tokens;
-  /// An embedding followed by the cell, from token ids: the same values and gradients as
-  /// forward_sequence(gather_rows(embedding, ids), s0, options), with the embedding folded into
-  /// the input projection. One affine makes table = embedding W_ih + b [K x H]; the recurrence
-  /// reads its rows by id (rnn_sequence_gather when fused and tanh, else gather_rows and the
-  /// op-by-op steps). Cheaper whenever the vocabulary K is below T*B. embedding [K x in]
-  /// (e.g. an Embedding's table leaf), ids: T*B ids in [0, K), time-major; s0 = {h0 [B x H]}.
+  /// Token ids through an embedding [K x in] (see sequence.h): table = embedding W_ih + b
+  /// [K x H], then rnn_sequence_gather when fused and tanh, else gather_rows and op by op.
   SequenceResult<S> forward_tokens(const Weights& w, const Var<S>& embedding, std::span<const std::int32_t> ids,
                                    const State<S>& s0, const SequenceOptions& options = {}) const;
 
@@ -68,6 +59,10 @@ class RnnCell : public Cell<RnnCell<S>, S, RnnCellOptions> {
   State<S> next_state(const Weights& w, const Var<S>& x, const State<S>& s) const {
     return recur(w, affine(x, w.W_ih, w.b), s);
   }
+  /// forward_sequence after its checks: one affine for every step's input projection, then
+  /// one rnn_sequence op when options.fused and the activation is tanh, else op by op.
+  SequenceResult<S> run_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0, Index steps,
+                                 const SequenceOptions& options) const;
   /// One step's recurrence from its input projection xp = x W_ih + b (the part step() and
   /// forward_sequence share).
   State<S> recur(const Weights& w, const Var<S>& xp, const State<S>& s) const;

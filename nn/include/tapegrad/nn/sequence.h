@@ -6,7 +6,15 @@
 // The built-in cells make the input projection x_t W_ih + b of every step ONE affine op (a
 // single large GEMM forward and backward) and record the recurrence as one fused op
 // (rnn_sequence for tanh, lstm_sequence, gru_sequence in ops.h) with a hand-written backward.
-// A cell on the Cell base without its own forward_sequence runs op by op. The op-by-op
+// A cell on the Cell base without its own run_sequence runs op by op.
+//
+// forward_tokens(embedding, ids, s0) of the built-in cells (and Stacked of them) is an
+// embedding followed by the cell, from token ids: the same values and gradients as
+// forward_sequence(gather_rows(embedding, ids), s0), with the embedding folded into the input
+// projection. One affine makes the table embedding W_ih + b [K x G]; the recurrence reads its
+// rows by id (a fused *_sequence_gather op, or gather_rows and op by op). Cheaper whenever the
+// vocabulary K is below T*B. embedding [K x in] (e.g. an Embedding's table leaf); ids: T*B ids
+// in [0, K), time-major. The op-by-op
 // recurrence (SequenceOptions{.fused = false}) records exactly the ops step() does, one
 // time_step(t) scope per step, so diagnostics and hooks see every step; both paths give the
 // same values and gradients (tests/nn/test_sequence.cpp).
