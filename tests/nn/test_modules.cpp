@@ -13,6 +13,9 @@
 #include <tapegrad/nn/rnn_cell.h>
 #include <tapegrad/nn/stacked.h>
 
+#include "cell_gradcheck.h"
+#include "support/test_support.h"
+
 namespace tg = tapegrad;
 namespace nn = tapegrad::nn;
 using tapegrad::Index;
@@ -47,6 +50,48 @@ TEST(Modules, ParameterNamesAndShapes) {
   EXPECT_EQ(names_of(lin), (std::vector<std::string>{"W [3 x 2]", "b [1 x 2]"}));
   nn::Embedding<double> emb({.num_embeddings = 7, .embedding_dim = 2}, rng);
   EXPECT_EQ(names_of(emb), (std::vector<std::string>{"table [7 x 2]"}));
+}
+
+TEST(Modules, StackedPerLayerSizes) {
+  std::mt19937_64 rng(9);
+  nn::Stacked<nn::LstmCell<double>> stack({.cell = {.input_size = 3}, .hidden_sizes = {5, 2}}, rng);
+  EXPECT_EQ(names_of(stack), (std::vector<std::string>{"layers.0.cell.W_ih [3 x 20]", "layers.0.cell.W_hh [5 x 20]",
+                                                       "layers.0.cell.b [1 x 20]", "layers.1.cell.W_ih [5 x 8]",
+                                                       "layers.1.cell.W_hh [2 x 8]", "layers.1.cell.b [1 x 8]"}));
+  EXPECT_EQ(stack.num_layers(), 2u);
+  EXPECT_EQ(stack.options().num_layers, 2);
+  EXPECT_EQ(stack.input_size(), 3);
+  EXPECT_EQ(stack.hidden_size(), 2);
+  EXPECT_EQ(stack.output_size(), 2);
+  EXPECT_EQ(stack.layer(0).hidden_size(), 5);
+  EXPECT_EQ(stack.layer(1).input_size(), 5);
+  tg::Tape<double> tape;
+  const nn::State<double> s0 = stack.initial_state(tape, 4);
+  ASSERT_EQ(s0.size(), 4u);
+  EXPECT_EQ(s0.tensors[1].shape(), (tg::Shape{4, 5}));  // layer 0's c
+  EXPECT_EQ(s0.tensors[2].shape(), (tg::Shape{4, 2}));  // layer 1's h
+  const nn::State<double> s1 = stack.step(tape.constant(Mat::Ones(4, 3)), s0);
+  EXPECT_EQ(stack.output(s1).shape(), (tg::Shape{4, 2}));
+  const nn::SequenceResult<double> r = stack.forward_sequence(tape.constant(Mat::Ones(12, 3)), s0);
+  EXPECT_EQ(r.outputs.shape(), (tg::Shape{12, 2}));
+  tapegrad::test::gradcheck_cell(stack, 3);
+
+  // One size per layer gives the same stack as the single-size form.
+  std::mt19937_64 a(10), b(10);
+  nn::Stacked<nn::GruCell<double>> same({.cell = {.input_size = 2, .hidden_size = 3}, .num_layers = 2}, a);
+  nn::Stacked<nn::GruCell<double>> listed({.cell = {.input_size = 2, .hidden_size = 3}, .hidden_sizes = {3, 3}}, b);
+  EXPECT_EQ(names_of(same), names_of(listed));
+  EXPECT_EQ(same.layer(1).W_hh.value, listed.layer(1).W_hh.value);
+  // Options that disagree with hidden_sizes.
+  using GruStack = nn::Stacked<nn::GruCell<double>>;
+  tapegrad::testing::expect_error<tg::ValueError>(
+      [&] { GruStack({.cell = {.input_size = 2}, .num_layers = 3, .hidden_sizes = {3, 3}}, rng); },
+      {"num_layers is 3", "2 entries"});
+  tapegrad::testing::expect_error<tg::ValueError>(
+      [&] { GruStack({.cell = {.input_size = 2, .hidden_size = 4}, .hidden_sizes = {3, 3}}, rng); },
+      {"cell.hidden_size is 4", "hidden_sizes[0] is 3"});
+  tapegrad::testing::expect_error<tg::ValueError>(
+      [&] { GruStack({.cell = {.input_size = 2}, .hidden_sizes = {3, 0}}, rng); }, {"GruCell", "hidden_size (0)"});
 }
 
 TEST(Modules, InitialValues) {

@@ -296,6 +296,34 @@ TEST(Sequence, UnrolledStepsAreTaggedWithTheirTime) {
   EXPECT_EQ(r.final_state.h().time(), 13);
 }
 
+// Which path ran: op by op, the last state is recorded inside time_step(first_step + T - 1);
+// the fused op and its slices are recorded outside the per-step scopes.
+template <class Cell>
+void expect_fused_path_is_taken(Cell& cell, bool has_fused_op) {
+  tg::Tape<double> tape;
+  const nn::State<double> s0 = cell.initial_state(tape, 2);
+  const tg::Var<double> x_all = tape.constant(Mat::Ones(8, cell.input_size()));
+  EXPECT_EQ(cell.forward_sequence(x_all, s0, {.fused = false, .first_step = 10}).final_state.h().time(), 13);
+  const int fused_time = cell.forward_sequence(x_all, s0, {.fused = true, .first_step = 10}).final_state.h().time();
+  if (has_fused_op) {
+    EXPECT_NE(fused_time, 13);
+  } else {
+    EXPECT_EQ(fused_time, 13);
+  }
+}
+
+TEST(Sequence, FusedOpsAreUsedWhereTheyExist) {
+  std::mt19937_64 rng(14);
+  nn::RnnCell<double> tanh_rnn({.input_size = 2, .hidden_size = 3}, rng);
+  expect_fused_path_is_taken(tanh_rnn, true);
+  nn::RnnCell<double> relu_rnn({.input_size = 2, .hidden_size = 3, .activation = nn::Activation::Relu}, rng);
+  expect_fused_path_is_taken(relu_rnn, false);
+  nn::LstmCell<double> lstm({.input_size = 2, .hidden_size = 3}, rng);
+  expect_fused_path_is_taken(lstm, true);
+  nn::GruCell<double> gru({.input_size = 2, .hidden_size = 3}, rng);
+  expect_fused_path_is_taken(gru, true);
+}
+
 template <class Fn>
 void expect_shape_error(Fn fn, const std::vector<std::string>& parts) {
   try {

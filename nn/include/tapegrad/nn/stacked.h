@@ -1,7 +1,8 @@
 // Deep and bidirectional recurrences built from any cell.
 //
-// Stacked<Cell>: L layers of the same cell type. Layer 0 reads x, layer l > 0 reads layer
-// l-1's output (its h). Each layer has its own weights, shared across time steps. The state
+// Stacked<Cell>: L layers of the same cell type, of one hidden size or of per-layer sizes
+// (Options::hidden_sizes). Layer 0 reads x, layer l > 0 reads layer l-1's output (its h).
+// Each layer has its own weights, shared across time steps. The state
 // is the per-layer states concatenated: for LSTM layers {h0, c0, h1, c1, ...}. In training
 // mode with dropout p > 0, the output of every layer but the last is multiplied by a fresh
 // mask each step: each unit is kept with probability 1 - p and scaled by 1/(1 - p) (inverted
@@ -23,6 +24,7 @@
 
 #include <fmt/format.h>
 
+#include <tapegrad/error.h>
 #include <tapegrad/nn/gru_cell.h>
 #include <tapegrad/nn/lstm_cell.h>
 #include <tapegrad/nn/module.h>
@@ -34,7 +36,8 @@
 
 namespace tapegrad::nn {
 
-/// A cell with forward_tokens (an embedding folded into its input projection): RnnCell, LstmCell.
+/// A cell with forward_tokens (an embedding folded into its input projection): RnnCell,
+/// LstmCell, GruCell.
 template <class Cell>
 concept TokenCell = requires(const Cell& c, const typename Cell::Weights& w, const Var<typename Cell::Scalar>& e,
                              std::span<const std::int32_t> ids, const State<typename Cell::Scalar>& s0) {
@@ -48,22 +51,31 @@ class Stacked : public Module<typename Cell::Scalar> {
   using Scalar = typename Cell::Scalar;
   using S = Scalar;
   struct Options {
-    typename Cell::Options cell;  ///< Layer 0's options; layers above read hidden_size inputs.
+    /// Every layer's options; layer 0 reads input_size inputs, layer l > 0 the hidden_size of
+    /// layer l-1.
+    typename Cell::Options cell;
     Index num_layers = 1;
     double dropout = 0.0;    ///< Probability of dropping a unit between layers (training only), in [0, 1).
     std::uint64_t seed = 0;  ///< Seed of the dropout masks' rng.
+    /// Per-layer hidden sizes, layer 0 first. When given, they set the number of layers
+    /// (num_layers stays 1 or equals their count) and each layer's hidden_size (cell.hidden_size
+    /// stays 0 or equals the first).
+    std::vector<Index> hidden_sizes = {};
   };
   /// Per-layer weights, layer 0 first.
   using Weights = std::vector<typename Cell::Weights>;
 
-  /// Builds the layers from rng (in order). ValueError for num_layers < 1 or dropout outside [0, 1).
+  /// Builds the layers from rng (in order). ValueError for num_layers < 1, dropout outside
+  /// [0, 1) or hidden_sizes that disagree with num_layers or cell.hidden_size.
   Stacked(const Options& options, std::mt19937_64& rng) : options_(options), dropout_rng_(options.seed) {
-    TAPEGRAD_CHECK(options.num_layers >= 1, ValueError, "Stacked: num_layers must be >= 1, got {}", options.num_layers);
+    const std::vector<Index> sizes = layer_sizes(options);
+    options_.num_layers = static_cast<Index>(sizes.size());
     TAPEGRAD_CHECK(options.dropout >= 0.0 && options.dropout < 1.0, ValueError,
                    "Stacked: dropout must be in [0, 1), got {}", options.dropout);
     typename Cell::Options layer = options.cell;
-    layers_.reserve(static_cast<std::size_t>(options.num_layers));
-    for (Index l = 0; l < options.num_layers; ++l) {
+    layers_.reserve(sizes.size());
+    for (const Index hidden : sizes) {
+      layer.hidden_size = hidden;
       layers_.emplace_back(layer, rng);
       layer.input_size = layer.hidden_size;
     }
@@ -104,7 +116,7 @@ class Stacked : public Module<typename Cell::Scalar> {
     });
   }
   /// Token ids through an embedding [K x in] into layer 0 with the embedding folded into its
-  /// input projection (Cell::forward_tokens, RnnCell and LstmCell), the other layers as in
+  /// input projection (Cell::forward_tokens of the built-in cells), the other layers as in
   /// forward_sequence: the same values and gradients as
   /// forward_sequence(gather_rows(embedding, ids), s0, options). ids: T*B ids, time-major.
   SequenceResult<S> forward_tokens(const Var<S>& embedding, std::span<const std::int32_t> ids, const State<S>& s0,
@@ -184,6 +196,20 @@ class Stacked : public Module<typename Cell::Scalar> {
 
  private:
   [[nodiscard]] std::size_t per_layer() const { return layers_.front().state_tensors(); }
+  // Each layer's hidden size, from hidden_sizes or num_layers copies of cell.hidden_size.
+  static std::vector<Index> layer_sizes(const Options& o) {
+    if (o.hidden_sizes.empty()) {
+      TAPEGRAD_CHECK(o.num_layers >= 1, ValueError, "Stacked: num_layers must be >= 1, got {}", o.num_layers);
+      return std::vector<Index>(static_cast<std::size_t>(o.num_layers), o.cell.hidden_size);
+    }
+    const auto n = static_cast<Index>(o.hidden_sizes.size());
+    TAPEGRAD_CHECK(o.num_layers == 1 || o.num_layers == n, ValueError,
+                   "Stacked: num_layers is {} but hidden_sizes has {} entries", o.num_layers, n);
+    TAPEGRAD_CHECK(o.cell.hidden_size == 0 || o.cell.hidden_size == o.hidden_sizes[0], ValueError,
+                   "Stacked: cell.hidden_size is {} but hidden_sizes[0] is {}", o.cell.hidden_size,
+                   o.hidden_sizes[0]);
+    return o.hidden_sizes;
+  }
   // forward_sequence / forward_tokens after layer 0 (first_layer(its s0) runs it): every later
   // layer's whole sequence over the one below, with dropout between them in training.
   template <class FirstLayer>
