@@ -58,7 +58,7 @@ struct Model {
   static float scale(const TrainConfig& cfg) { return 1.0F / std::sqrt(static_cast<float>(cfg.hidden)); }
   // The first parameter whose gradient is all zeros or not finite, or nullptr. A step that
   // leaves a parameter without gradient does less work than training and must not be timed
-  // (binaries from a broken working tree once did that and looked 2-5x faster).
+  // (it would look faster than a real step).
   std::array<Parameter<float>*, 6> parameters() { return {&E, &W_ih, &b, &W_hh, &V, &c}; }
   const char* parameter_without_gradient() {
     for (const Parameter<float>* p : parameters()) {
