@@ -21,20 +21,22 @@
 # "docs/nn.md:25: error: ...". A file is rewritten only when its text changes, so touching one
 # doc rebuilds only its snippets.
 
-# The markdown is split into lines after escaping the characters CMake lists treat specially.
-function(_tapegrad_snippet_escape text out)
-  string(REPLACE "\\" "@BSL@" text "${text}")
-  string(REPLACE ";" "@SEMI@" text "${text}")
-  string(REPLACE "[" "@LBR@" text "${text}")
-  string(REPLACE "]" "@RBR@" text "${text}")
-  set(${out} "${text}" PARENT_SCOPE)
-endfunction()
+# While a doc is a CMake list of lines, the characters lists treat specially (';', '[' and ']',
+# and a '\' that would escape a ';') stand as placeholders @<NAME>@.
+set(_tapegrad_snippet_BSL "\\")
+set(_tapegrad_snippet_SEMI ";")
+set(_tapegrad_snippet_LBR "[")
+set(_tapegrad_snippet_RBR "]")
 
-function(_tapegrad_snippet_unescape text out)
-  string(REPLACE "@SEMI@" ";" text "${text}")
-  string(REPLACE "@LBR@" "[" text "${text}")
-  string(REPLACE "@RBR@" "]" text "${text}")
-  string(REPLACE "@BSL@" "\\" text "${text}")
+# escape: characters -> placeholders; otherwise placeholders -> characters.
+function(_tapegrad_snippet_swap escape text out)
+  foreach(name BSL SEMI LBR RBR)
+    if(escape)
+      string(REPLACE "${_tapegrad_snippet_${name}}" "@${name}@" text "${text}")
+    else()
+      string(REPLACE "@${name}@" "${_tapegrad_snippet_${name}}" text "${text}")
+    endif()
+  endforeach()
   set(${out} "${text}" PARENT_SCOPE)
 endfunction()
 
@@ -61,7 +63,7 @@ function(_tapegrad_write_snippet path doc_label setup_lines block_lines umbrella
   foreach(entry IN LISTS all_lines)
     string(REGEX MATCH "^[0-9]+" line "${entry}")
     string(REGEX REPLACE "^[0-9]+:" "" text "${entry}")
-    _tapegrad_snippet_unescape("${text}" text)
+    _tapegrad_snippet_swap(FALSE "${text}" text)
     if(NOT is_program AND text MATCHES "^[ \t]*#[ \t]*include")
       set(part includes)
     else()
@@ -104,7 +106,7 @@ endfunction()
 
 function(tapegrad_extract_snippets markdown out_dir stem doc_label umbrella out_var)
   file(READ ${markdown} markdown_text)
-  _tapegrad_snippet_escape("${markdown_text}" markdown_text)
+  _tapegrad_snippet_swap(TRUE "${markdown_text}" markdown_text)
   string(REPLACE "\n" ";" lines "${markdown_text}")
 
   set(result "")
