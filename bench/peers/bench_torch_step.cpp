@@ -184,12 +184,7 @@ struct NnModel {
 // ---- benchmarks ------------------------------------------------------------------------------
 
 void report(benchmark::State& state, Cell cell, const TrainConfig& cfg, int threads) {
-  const double tokens = static_cast<double>(cfg.batch * cfg.steps);
-  state.counters["tokens_per_s"] = benchmark::Counter(tokens, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["gflops"] = benchmark::Counter(tapegrad_bench::step_gemm_flops(cell, cfg) * 1e-9,
-                                                benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["gflop_per_step"] = tapegrad_bench::step_gemm_flops(cell, cfg) * 1e-9;
-  state.counters["threads"] = threads;
+  tapegrad_bench::report_step_counters(state, cell, cfg, threads);
   state.SetLabel("openblas_threads=" + std::to_string(openblas_threads()));
 }
 
