@@ -37,36 +37,44 @@ struct AddScalarOp {
   }
 };
 
-// Record N ops and sweep backward once: the cost of one recorded op, forward + backward.
+// y = Op(Op(...Op(x))), n ops recorded on x's tape.
 template <class Op>
-void BM_TapeChain(benchmark::State& state) {
+Var<float> record_chain(const Var<float>& x, std::int64_t n) {
+  Var<float> y = x;
+  for (std::int64_t i = 0; i < n; ++i) y = Op::apply(y);
+  return y;
+}
+
+// Records N ops on a fresh recording each iteration and, with sweep, sweeps them backward.
+template <class Op>
+void run_chain(benchmark::State& state, bool sweep) {
   const std::int64_t n = state.range(0);
   Tape<float> tape;
   const Matrix<float> x0 = Matrix<float>::Constant(1, 1, 0.5F);
   for (auto _ : state) {
     tape.clear();  // keeps every buffer: steady state records without allocating
-    Var<float> x = tape.variable(x0);
-    Var<float> y = x;
-    for (std::int64_t i = 0; i < n; ++i) y = Op::apply(y);
-    tape.backward(y);
-    benchmark::DoNotOptimize(x.grad()(0, 0));
+    const Var<float> x = tape.variable(x0);
+    const Var<float> y = record_chain<Op>(x, n);
+    if (sweep) {
+      tape.backward(y);
+      benchmark::DoNotOptimize(x.grad()(0, 0));
+    } else {
+      benchmark::DoNotOptimize(y.value()(0, 0));
+    }
   }
   report_ns_per_op(state, n);
+}
+
+// Record N ops and sweep backward once: the cost of one recorded op, forward + backward.
+template <class Op>
+void BM_TapeChain(benchmark::State& state) {
+  run_chain<Op>(state, true);
 }
 
 // Recording only (no backward): how the cost splits between the two passes.
 template <class Op>
 void BM_TapeChainForwardOnly(benchmark::State& state) {
-  const std::int64_t n = state.range(0);
-  Tape<float> tape;
-  const Matrix<float> x0 = Matrix<float>::Constant(1, 1, 0.5F);
-  for (auto _ : state) {
-    tape.clear();
-    Var<float> y = tape.variable(x0);
-    for (std::int64_t i = 0; i < n; ++i) y = Op::apply(y);
-    benchmark::DoNotOptimize(y.value()(0, 0));
-  }
-  report_ns_per_op(state, n);
+  run_chain<Op>(state, false);
 }
 
 // Backward only: the chain is recorded once, each iteration sweeps it again (a sweep leaves the
@@ -75,9 +83,8 @@ template <class Op>
 void BM_TapeChainBackwardOnly(benchmark::State& state) {
   const std::int64_t n = state.range(0);
   Tape<float> tape;
-  Var<float> x = tape.variable(Matrix<float>::Constant(1, 1, 0.5F));
-  Var<float> y = x;
-  for (std::int64_t i = 0; i < n; ++i) y = Op::apply(y);
+  const Var<float> x = tape.variable(Matrix<float>::Constant(1, 1, 0.5F));
+  const Var<float> y = record_chain<Op>(x, n);
   for (auto _ : state) {
     tape.backward(y);
     benchmark::DoNotOptimize(x.grad()(0, 0));

@@ -58,7 +58,7 @@ struct Model {
   static float scale(const TrainConfig& cfg) { return 1.0F / std::sqrt(static_cast<float>(cfg.hidden)); }
   // The first parameter whose gradient is all zeros or not finite, or nullptr. A step that
   // leaves a parameter without gradient does less work than training and must not be timed
-  // (binaries from a broken working tree once did that and looked 2-5x faster).
+  // (it would look faster than a real step).
   std::array<Parameter<float>*, 6> parameters() { return {&E, &W_ih, &b, &W_hh, &V, &c}; }
   const char* parameter_without_gradient() {
     for (const Parameter<float>* p : parameters()) {
@@ -181,17 +181,12 @@ void BM_TrainStep(benchmark::State& state, Cell cell, TrainConfig cfg, LossFn lo
     last_loss = loss.item();
     benchmark::DoNotOptimize(last_loss);
   }
-  const double tokens = static_cast<double>(cfg.batch * cfg.steps);
-  state.counters["tokens_per_s"] = benchmark::Counter(tokens, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["gflops"] = benchmark::Counter(tapegrad_bench::step_gemm_flops(cell, cfg) * 1e-9,
-                                                benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["gflop_per_step"] = tapegrad_bench::step_gemm_flops(cell, cfg) * 1e-9;
-  state.counters["threads"] = threads;
+  tapegrad_bench::report_step_counters(state, cell, cfg, threads);
   state.counters["min_parallel_work"] = static_cast<double>(min_parallel_work);
   // 0 when no product goes to OpenBLAS (a build without TAPEGRAD_OPENBLAS, or its AVX2 kernels).
   state.counters["min_blas_work"] = min_blas_work == tapegrad::kNoBlasWork ? 0.0 : static_cast<double>(min_blas_work);
   state.counters["keep_freed_memory"] = keep_freed_memory ? 1 : 0;
-  state.counters["loss_per_token"] = static_cast<double>(last_loss) / tokens;
+  state.counters["loss_per_token"] = static_cast<double>(last_loss) / static_cast<double>(cfg.batch * cfg.steps);
   state.SetLabel(kind);
 }
 

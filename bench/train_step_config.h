@@ -22,6 +22,8 @@
 #include <string>
 #include <vector>
 
+#include <benchmark/benchmark.h>
+
 namespace tapegrad_bench {
 
 /// One workload: batch B, hidden H (= embedding dim), vocabulary K, sequence length T.
@@ -49,6 +51,17 @@ inline double step_gemm_flops(Cell cell, const TrainConfig& cfg) {
   const double h = static_cast<double>(cfg.hidden);
   const double g = static_cast<double>(gate_cols(cell, cfg));
   return 6.0 * n * h * (2.0 * g + static_cast<double>(cfg.vocab));
+}
+
+/// The counters both sides report for a training-step benchmark, so their JSON reads alike:
+/// tokens_per_s, gflops (step_gemm_flops per second), gflop_per_step and threads.
+inline void report_step_counters(benchmark::State& state, Cell cell, const TrainConfig& cfg, int threads) {
+  const double tokens = static_cast<double>(cfg.batch * cfg.steps);
+  state.counters["tokens_per_s"] = benchmark::Counter(tokens, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["gflops"] =
+      benchmark::Counter(step_gemm_flops(cell, cfg) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["gflop_per_step"] = step_gemm_flops(cell, cfg) * 1e-9;
+  state.counters["threads"] = threads;
 }
 
 /// Threads for matrix products: env TAPEGRAD_THREADS (default 1).

@@ -98,8 +98,7 @@ struct Program {
   // Results above this many elements, or with a side above kMaxKeptSide, are not kept: concat
   // and matmul of kept results would otherwise grow sizes geometrically over 96 actions, and
   // reshape makes empty tensors such as [2^40 x 0], over which Eigen's loops still step through
-  // every row. An input that only builds huge shapes tests nothing but the time limit (CI once
-  // timed out on the first kind, a random run on the second).
+  // every row. An input that only builds huge shapes tests nothing but the time limit.
   static constexpr tg::Index kMaxKeptElements = 256;
   static constexpr tg::Index kMaxKeptSide = 1024;
 

@@ -25,7 +25,7 @@
 #   --bin-dir   look for the binaries in DIR (repeatable, first match wins; implies --no-build),
 #               e.g. --bin-dir build-bench/bin --bin-dir build-peer/bin
 #   --no-keep-freed-memory  Tapegrad without tapegrad::keep_freed_memory() (allocator.h), which
-#               it otherwise calls (env TAPEGRAD_KEEP_FREED_MEMORY=1; the peer measured no gain)
+#               it otherwise calls (env TAPEGRAD_KEEP_FREED_MEMORY=1; the peer gains nothing from it)
 #   --openblas-core  OPENBLAS_CORETYPE for the peer (default: SkylakeX on an AVX-512 CPU, even
 #               when the environment presets another core; else OpenBLAS's own choice)
 # Needs libtorch-dev and libopenblas-dev (Debian); selects OpenBLAS as libblas.so.3 when run as root.
@@ -80,11 +80,10 @@ if [[ "$current" != *openblas* ]]; then
   fi
 fi
 
-# Debian's OpenBLAS 0.3.21 does not pick its AVX-512 kernels on every AVX-512 CPU (Sapphire
-# Rapids falls back to SSE3 "Prescott", about 4x slower), and some machines preset
-# OPENBLAS_CORETYPE (Haswell on the 2026-11-29 AMD EPYC: 1.5x slower than SkylakeX there). The
-# peer gets SkylakeX on AVX-512 CPUs unless --openblas-core says otherwise; the table header
-# shows the kernels in use.
+# Debian's OpenBLAS 0.3.21 does not pick its AVX-512 kernels on every AVX-512 CPU (it falls back
+# to SSE3 "Prescott" on CPUs it does not know), and some machines preset an AVX2 OPENBLAS_CORETYPE,
+# so the peer would run on slower kernels than the CPU has. It gets SkylakeX on AVX-512 CPUs
+# unless --openblas-core says otherwise; the table header shows the kernels in use.
 if [[ -n "$openblas_core" ]]; then
   export OPENBLAS_CORETYPE="$openblas_core"
 elif grep -qw avx512f /proc/cpuinfo; then
@@ -147,7 +146,7 @@ to_ms = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
 step = re.compile(r"^BM_(TrainStep|TorchStep)/(rnn|lstm)/(\w+)/(\w+)$")
 gemm = re.compile(r"^BM_GemmRate/(rnn|lstm)/(\w+)/(\w+)$")
 order = ["tiny", "small", "medium", "large", "long"]
-# Issue #5 targets, ms per step (best of 1 and 2 threads, median).
+# The step-time targets of docs/performance.md, ms per step (best of 1 and 2 threads, median).
 targets = {("rnn", "tiny"): 0.025, ("rnn", "small"): 0.6, ("rnn", "medium"): 14, ("rnn", "large"): 65,
            ("rnn", "long"): 30, ("lstm", "tiny"): 0.06, ("lstm", "small"): 3.5, ("lstm", "medium"): 75,
            ("lstm", "large"): 340, ("lstm", "long"): 180}

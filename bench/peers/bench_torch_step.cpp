@@ -17,9 +17,9 @@
 //
 // Threads: env TAPEGRAD_THREADS (default 1) goes to torch::set_num_threads and to OpenBLAS
 // (openblas_set_num_threads, found with dlsym: OpenBLAS's pthread build keeps its own pool).
-// Debian's OpenBLAS 0.3.21 does not recognise every AVX-512 CPU (Sapphire Rapids, family 6
-// model 207, falls back to the SSE3 "Prescott" kernels, about 4x slower): run with
-// OPENBLAS_CORETYPE=SkylakeX there (scripts/bench-compare.sh does); main() warns otherwise.
+// Debian's OpenBLAS 0.3.21 does not recognise every AVX-512 CPU and then falls back to its slow
+// SSE3 "Prescott" kernels: run with OPENBLAS_CORETYPE=SkylakeX there (scripts/bench-compare.sh
+// does); main() warns otherwise.
 // The JSON context records which libblas.so.3 the process mapped, the OpenBLAS config, and
 // whether oneDNN (MKLDNN) is enabled; main() also prints them to stderr.
 #include <benchmark/benchmark.h>
@@ -112,7 +112,7 @@ struct Unrolled {
     const torch::Tensor xp = table ? torch::embedding(torch::addmm(b, E, W_ih), data.inputs)   // [K x G] rows
                                    : torch::addmm(b, torch::embedding(E, data.inputs), W_ih);  // [T*B x G]
     // One unbind into per-step views: its backward is one stack. A narrow per step would cost a
-    // zero-filled [T*B x G] gradient per step in backward (quadratic in T: 37 s per long step).
+    // zero-filled [T*B x G] gradient per step in backward (quadratic in T).
     const std::vector<torch::Tensor> xp_steps = xp.view({cfg.steps, batch, xp.size(1)}).unbind(0);
     torch::Tensor h = torch::zeros({batch, cfg.hidden});
     torch::Tensor c = torch::zeros({batch, cfg.hidden});
@@ -184,12 +184,7 @@ struct NnModel {
 // ---- benchmarks ------------------------------------------------------------------------------
 
 void report(benchmark::State& state, Cell cell, const TrainConfig& cfg, int threads) {
-  const double tokens = static_cast<double>(cfg.batch * cfg.steps);
-  state.counters["tokens_per_s"] = benchmark::Counter(tokens, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["gflops"] = benchmark::Counter(tapegrad_bench::step_gemm_flops(cell, cfg) * 1e-9,
-                                                benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["gflop_per_step"] = tapegrad_bench::step_gemm_flops(cell, cfg) * 1e-9;
-  state.counters["threads"] = threads;
+  tapegrad_bench::report_step_counters(state, cell, cfg, threads);
   state.SetLabel("openblas_threads=" + std::to_string(openblas_threads()));
 }
 

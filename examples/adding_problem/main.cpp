@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -86,14 +87,24 @@ bool parse_lengths(const std::string& s, std::vector<int>& out) {
   return !out.empty();
 }
 
+// Exit code 2 with a message naming the option and what it wants.
+int bad_value(const std::string& option, const char* wants, const char* got) {
+  std::fprintf(stderr, "adding_problem: %s wants %s, got '%s'\n", option.c_str(), wants, got);
+  return 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   adding::Options o;
+  int seed = 0;  // stays 0 (keep the default) unless --seed gives a positive one
+  const std::map<std::string, int*> int_options{
+      {"--steps", &o.steps}, {"--hidden", &o.hidden}, {"--batch", &o.batch}, {"--seed", &seed}};
+  const std::map<std::string, double*> number_options{
+      {"--lr", &o.lr}, {"--forget-bias", &o.forget_bias}, {"--sgd-lr", &o.sgd_lr}, {"--clip-norm", &o.clip_norm}};
   for (int i = 1; i < argc; ++i) {
     const std::string arg(argv[i]);
     const bool has_value = i + 1 < argc;
-    int v = 0;
     if (arg == "--help" || arg == "-h") {
       print_help();
       return 0;
@@ -105,29 +116,11 @@ int main(int argc, char** argv) {
         return 2;
       }
     } else if (arg == "--lengths" && has_value) {
-      if (!parse_lengths(argv[++i], o.lengths)) {
-        std::fprintf(stderr, "adding_problem: --lengths wants integers >= 2 separated by commas, got '%s'\n", argv[i]);
-        return 2;
-      }
-    } else if ((arg == "--steps" || arg == "--hidden" || arg == "--batch" || arg == "--seed") && has_value) {
-      if (!parse_int(argv[++i], v)) {
-        std::fprintf(stderr, "adding_problem: %s wants a positive integer, got '%s'\n", arg.c_str(), argv[i]);
-        return 2;
-      }
-      if (arg == "--steps") o.steps = v;
-      if (arg == "--hidden") o.hidden = v;
-      if (arg == "--batch") o.batch = v;
-      if (arg == "--seed") o.seed = static_cast<std::uint64_t>(v);
-    } else if ((arg == "--lr" || arg == "--forget-bias" || arg == "--sgd-lr" || arg == "--clip-norm") && has_value) {
-      double d = 0.0;
-      if (!parse_double(argv[++i], d)) {
-        std::fprintf(stderr, "adding_problem: %s wants a finite number >= 0, got '%s'\n", arg.c_str(), argv[i]);
-        return 2;
-      }
-      if (arg == "--lr") o.lr = d;
-      if (arg == "--forget-bias") o.forget_bias = d;
-      if (arg == "--sgd-lr") o.sgd_lr = d;
-      if (arg == "--clip-norm") o.clip_norm = d;
+      if (!parse_lengths(argv[++i], o.lengths)) return bad_value(arg, "integers >= 2 separated by commas", argv[i]);
+    } else if (int_options.contains(arg) && has_value) {
+      if (!parse_int(argv[++i], *int_options.at(arg))) return bad_value(arg, "a positive integer", argv[i]);
+    } else if (number_options.contains(arg) && has_value) {
+      if (!parse_double(argv[++i], *number_options.at(arg))) return bad_value(arg, "a finite number >= 0", argv[i]);
     } else if (arg == "--out" && has_value) {
       o.out = argv[++i];
     } else {
@@ -135,6 +128,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  if (seed > 0) o.seed = static_cast<std::uint64_t>(seed);
   try {
     std::filesystem::create_directories(o.out);
     adding::Results results;

@@ -27,28 +27,14 @@ ModelResult compare_gru() {
 
   std::mt19937_64 init_rng(4);
   nn::GruCell<double> cell({kIn, H}, init_rng);
-  cell.W_ih.value = w.W_ih;
-  cell.W_hh.value = w.W_hh;
-  cell.b_ih.value = w.b_ih;
-  cell.b_hh.value = w.b_hh;
-  auto lin = make_linear(head, init_rng);
-  std::vector<Param> init{Param(M(h0), "h0")};
-  tg::Tape<double> tape;
-  const auto [states, loss] = full_bptt(tape, cell, lin, seq, init);
-
-  auto got = cell.named_parameters();
-  for (const auto& p : lin.named_parameters()) got.emplace_back("readout." + p.first, p.second);
-  got.emplace_back("h0", &init[0]);
-
-  ModelResult r;
+  set_weights(cell, {&w.W_ih, &w.W_hh, &w.b_ih, &w.b_hh});
+  ModelResult r =
+      compare_full_bptt(cell, head, init_rng, seq, {Param(M(h0), "h0")},
+                        {&g.dW_ih, &g.dW_hh, &g.db_ih, &g.db_hh, &hg.dV, &hg.dc, &g.dh0}, {"dL/dh_t"}, {&g.dh});
   r.model = "gru";
   r.description =
       "GRU (nn::GruCell, PyTorch's equations, gate columns r, z, n), h_t = (1-z)*n + z*h_{t-1}, "
       "read-out softmax(h_t V + c); T = 8, B = 2, in = 4, H = 5, K = 5";
-  r.loss = loss;
-  r.modes.push_back({"full", param_diffs(got, {&g.dW_ih, &g.dW_hh, &g.db_ih, &g.db_hh, &hg.dV, &hg.dc, &g.dh0})});
-  r.state_names = {"dL/dh_t"};
-  r.steps = step_diffs(states, {0}, {&g.dh});
   return r;
 }
 

@@ -26,28 +26,14 @@ ModelResult compare_lstm() {
 
   std::mt19937_64 init_rng(3);
   nn::LstmCell<double> cell({kIn, H}, init_rng);
-  cell.W_ih.value = w.W_ih;
-  cell.W_hh.value = w.W_hh;
-  cell.b.value = w.b;
-  auto lin = make_linear(head, init_rng);
-  std::vector<Param> init{Param(M(h0), "h0"), Param(M(c0), "c0")};
-  tg::Tape<double> tape;
-  const auto [states, loss] = full_bptt(tape, cell, lin, seq, init);
-
-  auto got = cell.named_parameters();
-  for (const auto& p : lin.named_parameters()) got.emplace_back("readout." + p.first, p.second);
-  got.emplace_back("h0", &init[0]);
-  got.emplace_back("c0", &init[1]);
-
-  ModelResult r;
+  set_weights(cell, {&w.W_ih, &w.W_hh, &w.b});
+  ModelResult r = compare_full_bptt(cell, head, init_rng, seq, {Param(M(h0), "h0"), Param(M(c0), "c0")},
+                                    {&g.dW_ih, &g.dW_hh, &g.db, &hg.dV, &hg.dc, &g.dh0, &g.dc0}, {"dL/dh_t", "dL/dc_t"},
+                                    {&g.dh, &g.dc});
   r.model = "lstm";
   r.description =
       "LSTM (nn::LstmCell, gate columns i, f, g, o), c_t = f*c_{t-1} + i*g, h_t = o*tanh(c_t), "
       "read-out softmax(h_t V + c); T = 8, B = 2, in = 4, H = 5, K = 5";
-  r.loss = loss;
-  r.modes.push_back({"full", param_diffs(got, {&g.dW_ih, &g.dW_hh, &g.db, &hg.dV, &hg.dc, &g.dh0, &g.dc0})});
-  r.state_names = {"dL/dh_t", "dL/dc_t"};
-  r.steps = step_diffs(states, {0, 1}, {&g.dh, &g.dc});
   return r;
 }
 

@@ -34,9 +34,7 @@ ModelResult compare_rnn(int max_tau) {
   for (int tau = -1; tau <= max_tau; tau = tau < 0 ? 1 : tau + 1) {
     std::mt19937_64 init_rng(1);
     nn::RnnCell<double> cell({kIn, H}, init_rng);
-    cell.W_ih.value = w.U;
-    cell.W_hh.value = w.W;
-    cell.b.value = w.b;
+    set_weights(cell, {&w.U, &w.W, &w.b});
     auto lin = make_linear(head, init_rng);
     std::vector<Param> init{Param(M(h0), "h0")};
     tg::Tape<double> tape;
@@ -47,11 +45,9 @@ ModelResult compare_rnn(int max_tau) {
       window_bptt(tape, cell, lin, seq, init, tau);
     }
     const RnnGrads g = rnn_backward(w, hs, seq.xs, hg.dh_out, tau);
-    auto got = cell.named_parameters();
-    for (const auto& p : lin.named_parameters()) got.emplace_back("readout." + p.first, p.second);
-    got.emplace_back("h0", &init[0]);
-    r.modes.push_back({tau < 0 ? "full" : "tau=" + std::to_string(tau),
-                       param_diffs(got, {&g.dU, &g.dW, &g.db, &hg.dV, &hg.dc, &g.dh0})});
+    r.modes.push_back(
+        {tau < 0 ? "full" : "tau=" + std::to_string(tau),
+         param_diffs(autodiff_parameters(cell, lin, init), {&g.dU, &g.dW, &g.db, &hg.dV, &hg.dc, &g.dh0})});
     if (tau < 0) r.steps = step_diffs(states, {0}, {&g.dh});
   }
   return r;

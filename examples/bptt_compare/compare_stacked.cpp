@@ -1,5 +1,6 @@
 // Two stacked vanilla layers: hand_stacked.h against nn::Stacked<nn::RnnCell> on the tape.
 #include <string>
+#include <utility>
 
 #include <tapegrad/nn/rnn_cell.h>
 #include <tapegrad/nn/stacked.h>
@@ -44,27 +45,14 @@ ModelResult compare_stacked() {
     init.emplace_back(M(h0[li]), "h0[layer " + std::to_string(l) + "]");
     expected.insert(expected.end(), {&g.layers[li].dU, &g.layers[li].dW, &g.layers[li].db});
   }
-  auto lin = make_linear(head, init_rng);
-  tg::Tape<double> tape;
-  const auto [states, loss] = full_bptt(tape, net, lin, seq, init);
-
-  auto got = net.named_parameters();
-  for (const auto& p : lin.named_parameters()) got.emplace_back("readout." + p.first, p.second);
   expected.insert(expected.end(), {&hg.dV, &hg.dc});
-  for (int l = 0; l < L; ++l) {
-    got.emplace_back(init[static_cast<std::size_t>(l)].name, &init[static_cast<std::size_t>(l)]);
-    expected.push_back(&g.layers[static_cast<std::size_t>(l)].dh0);
-  }
-
-  ModelResult r;
+  for (int l = 0; l < L; ++l) expected.push_back(&g.layers[static_cast<std::size_t>(l)].dh0);
+  ModelResult r = compare_full_bptt(net, head, init_rng, seq, std::move(init), expected, {"dL/dh^0_t", "dL/dh^1_t"},
+                                    {&g.layers[0].dh, &g.layers[1].dh});
   r.model = "stacked";
   r.description =
       "2-layer vanilla RNN h^l_t = tanh(h^{l-1}_t U_l + h^l_{t-1} W_l + b_l), h^{-1}_t = x_t "
       "(nn::Stacked<nn::RnnCell>), read-out from the top layer; T = 8, B = 2, in = 4, H = 5, K = 5";
-  r.loss = loss;
-  r.modes.push_back({"full", param_diffs(got, expected)});
-  r.state_names = {"dL/dh^0_t", "dL/dh^1_t"};
-  r.steps = step_diffs(states, {0, 1}, {&g.layers[0].dh, &g.layers[1].dh});
   return r;
 }
 

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <random>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,12 +27,34 @@ namespace nn = tapegrad::nn;
 using M = tg::Matrix<double>;
 using Param = tg::Parameter<double>;
 
+/// Overwrites a module's parameters, in parameters() order, with the hand derivation's weights.
+template <class Module>
+void set_weights(Module& module, const std::vector<const MatrixXd*>& weights) {
+  const auto params = module.parameters();
+  if (params.size() != weights.size()) throw std::logic_error("set_weights: parameter count differs");
+  for (std::size_t k = 0; k < params.size(); ++k) {
+    if (params[k]->value.rows() != weights[k]->rows() || params[k]->value.cols() != weights[k]->cols())
+      throw std::logic_error("set_weights: shape of parameter '" + params[k]->name + "' differs");
+    params[k]->value = *weights[k];
+  }
+}
+
 /// The read-out as an nn::Linear holding the head's V and c.
 inline nn::Linear<double> make_linear(const Head& head, std::mt19937_64& rng) {
   nn::Linear<double> lin({head.V.rows(), head.V.cols()}, rng);
-  lin.W.value = head.V;
-  lin.b.value = head.c;
+  set_weights(lin, {&head.V, &head.c});
   return lin;
+}
+
+/// Everything the autodiff side differentiates, named, in the hand derivation's order: the
+/// model's parameters, the read-out's as "readout.<name>", then the initial state tensors.
+template <class Model>
+std::vector<std::pair<std::string, Param*>> autodiff_parameters(Model& model, nn::Linear<double>& lin,
+                                                                std::vector<Param>& init) {
+  auto got = model.named_parameters();
+  for (const auto& p : lin.named_parameters()) got.emplace_back("readout." + p.first, p.second);
+  for (Param& p : init) got.emplace_back(p.name, &p);
+  return got;
 }
 
 /// One step of cell + read-out + summed cross-entropy; updates s, returns L_t.
@@ -104,6 +127,28 @@ inline std::vector<StepDiff> step_diffs(const std::vector<nn::State<double>>& st
     out.push_back(row);
   }
   return out;
+}
+
+/// Full BPTT of model + read-out (the head) from the initial state init, compared with the hand
+/// derivation: expected holds its parameter gradients in autodiff_parameters order, hand[k] its
+/// per-step gradients of state tensor k, named by state_names. Fills loss, the "full" mode and
+/// the steps; the caller names the model.
+template <class Model>
+ModelResult compare_full_bptt(Model& model, const Head& head, std::mt19937_64& rng, const Sequence& seq,
+                              std::vector<Param> init, const std::vector<const MatrixXd*>& expected,
+                              std::vector<std::string> state_names,
+                              const std::vector<const std::vector<MatrixXd>*>& hand) {
+  auto lin = make_linear(head, rng);
+  tg::Tape<double> tape;
+  const auto [states, loss] = full_bptt(tape, model, lin, seq, init);
+  std::vector<std::size_t> index;
+  for (std::size_t k = 0; k < hand.size(); ++k) index.push_back(k);
+  ModelResult r;
+  r.loss = loss;
+  r.modes.push_back({"full", param_diffs(autodiff_parameters(model, lin, init), expected)});
+  r.state_names = std::move(state_names);
+  r.steps = step_diffs(states, index, hand);
+  return r;
 }
 
 }  // namespace bptt

@@ -7,7 +7,7 @@
 
 namespace char_lm {
 
-/// Everything the command line can set. Defaults are the default run (about 90 s on 2 cores).
+/// Everything the command line can set. The defaults are the demo run (scripts/demo.sh).
 struct Options {
   std::string cell = "lstm";  ///< rnn | lstm | gru
   int layers = 1;

@@ -8,17 +8,13 @@ namespace tapegrad::nn {
 template <class S>
 Adagrad<S>::Adagrad(std::vector<Parameter<S>*> params, const AdagradOptions& options)
     : Optimizer<S>("adagrad", std::move(params), options.lr), o_(options) {
-  detail::check_non_negative("adagrad", "lr_decay", o_.lr_decay);
-  detail::check_non_negative("adagrad", "weight_decay", o_.weight_decay);
-  detail::check_non_negative("adagrad", "initial_accumulator_value", o_.initial_accumulator_value);
-  detail::check_non_negative("adagrad", "eps", o_.eps);
+  detail::check_non_negative("adagrad", Adagrad::hyperparameters());
   sum_ = &this->add_state("sum", static_cast<S>(o_.initial_accumulator_value));
 }
 
 template <class S>
 void Adagrad<S>::update(std::size_t i, Parameter<S>& p, std::int64_t t) {
-  Matrix<S> g = p.grad;
-  if (o_.weight_decay != 0) g += static_cast<S>(o_.weight_decay) * p.value;
+  const Matrix<S> g = this->l2_gradient(p, o_.weight_decay);
   const double clr = this->learning_rate() / (1 + static_cast<double>(t - 1) * o_.lr_decay);
   Matrix<S>& s = (*sum_)[i];
   s.array() += g.array().square();

@@ -17,8 +17,7 @@ Adam<S>::Adam(std::string kind, std::vector<Parameter<S>*> params, const AdamOpt
   const char* who = decoupled ? "adamw" : "adam";
   detail::check_unit_interval(who, "beta1", o_.beta1);
   detail::check_unit_interval(who, "beta2", o_.beta2);
-  detail::check_non_negative(who, "eps", o_.eps);
-  detail::check_non_negative(who, "weight_decay", o_.weight_decay);
+  detail::check_non_negative(who, Adam::hyperparameters());
   m_ = &this->add_state("m");
   v_ = &this->add_state("v");
   if (o_.amsgrad) v_max_ = &this->add_state("v_max");
@@ -29,14 +28,9 @@ void Adam<S>::update(std::size_t i, Parameter<S>& p, std::int64_t t) {
   const double lr = this->learning_rate();
   const S b1 = static_cast<S>(o_.beta1);
   const S b2 = static_cast<S>(o_.beta2);
-  Matrix<S> g = p.grad;
-  if (o_.weight_decay != 0) {
-    if (decoupled_) {
-      p.value *= static_cast<S>(1 - lr * o_.weight_decay);
-    } else {
-      g += static_cast<S>(o_.weight_decay) * p.value;
-    }
-  }
+  // AdamW decays the value and updates from the raw gradient; Adam adds an L2 penalty.
+  if (decoupled_ && o_.weight_decay != 0) p.value *= static_cast<S>(1 - lr * o_.weight_decay);
+  const Matrix<S> g = this->l2_gradient(p, decoupled_ ? 0.0 : o_.weight_decay);
   Matrix<S>& m = (*m_)[i];
   Matrix<S>& v = (*v_)[i];
   m = b1 * m + (S(1) - b1) * g;

@@ -14,8 +14,10 @@ void check_threshold(const char* who, const char* what, double t) {
   TAPEGRAD_CHECK(!std::isnan(t) && t >= 0, ValueError, "{}: {} = {} must be >= 0 (and not NaN)", who, what, t);
 }
 
+// The threshold, then every parameter: present, with a gradient shaped like its value.
 template <class S>
-void check_params(const char* who, const std::vector<Parameter<S>*>& params) {
+void check_args(const char* who, const char* what, double threshold, const std::vector<Parameter<S>*>& params) {
+  check_threshold(who, what, threshold);
   for (std::size_t i = 0; i < params.size(); ++i) {
     TAPEGRAD_CHECK(params[i] != nullptr, ValueError, "{}: parameter #{} is null", who, i);
     TAPEGRAD_CHECK(shape_of(params[i]->grad) == params[i]->shape(), ShapeError,
@@ -61,8 +63,7 @@ bool handle_non_finite(const char* who, const std::vector<Parameter<S>*>& params
 
 template <class S>
 ClipReport clip_grad_value(const std::vector<Parameter<S>*>& params, double value, NonFinite policy) {
-  check_threshold("clip_grad_value", "value", value);
-  check_params("clip_grad_value", params);
+  check_args("clip_grad_value", "value", value, params);
   ClipReport r;
   double largest = 0;
   for (const Parameter<S>* p : params) {
@@ -70,20 +71,19 @@ ClipReport clip_grad_value(const std::vector<Parameter<S>*>& params, double valu
   }
   if (handle_non_finite("clip_grad_value", params, policy, std::numeric_limits<double>::quiet_NaN(), r)) return r;
   r.norm_seen = largest;
-  if (largest > value) {
-    // Clamp in double so a threshold beyond S's range does not overflow to Inf.
+  r.clipped = largest > value;
+  // Clamp in double so a threshold beyond S's range does not overflow to Inf.
+  if (r.clipped) {
     for (Parameter<S>* p : params) {
       p->grad = p->grad.template cast<double>().cwiseMax(-value).cwiseMin(value).template cast<S>();
     }
-    r.clipped = true;
   }
   return r;
 }
 
 template <class S>
 ClipReport clip_grad_norm(const std::vector<Parameter<S>*>& params, double max_norm, NonFinite policy) {
-  check_threshold("clip_grad_norm", "max_norm", max_norm);
-  check_params("clip_grad_norm", params);
+  check_args("clip_grad_norm", "max_norm", max_norm, params);
   ClipReport r;
   std::vector<double> norms;
   norms.reserve(params.size());
@@ -107,17 +107,16 @@ ClipReport clip_grad_norm(const std::vector<Parameter<S>*>& params, double max_n
 
 template <class S>
 ClipReport clip_grad_global_norm(const std::vector<Parameter<S>*>& params, double max_norm, NonFinite policy) {
-  check_threshold("clip_grad_global_norm", "max_norm", max_norm);
-  check_params("clip_grad_global_norm", params);
+  check_args("clip_grad_global_norm", "max_norm", max_norm, params);
   ClipReport r;
   double total = 0;
   for (const Parameter<S>* p : params) total = std::hypot(total, l2_norm(p->grad));
   if (handle_non_finite("clip_grad_global_norm", params, policy, total, r)) return r;
   r.norm_seen = total;
-  if (total > max_norm) {
+  r.clipped = total > max_norm;
+  if (r.clipped) {
     r.scale = max_norm / (total + 1e-6);
     for (Parameter<S>* p : params) p->grad *= static_cast<S>(r.scale);
-    r.clipped = true;
   }
   return r;
 }

@@ -2,6 +2,7 @@
 // a log-linear fit of the decay, and CSV / JSON / SVG output.
 #include <tapegrad/nn/diagnostics.h>
 
+#include <array>
 #include <cmath>
 #include <limits>
 
@@ -24,17 +25,10 @@ std::string json_number(double v) { return std::isfinite(v) ? fmt::format("{}", 
 }  // namespace
 
 const char* verdict_name(FlowVerdict v) {
-  switch (v) {
-    case FlowVerdict::Vanishing:
-      return "vanishing";
-    case FlowVerdict::Stable:
-      return "stable";
-    case FlowVerdict::Exploding:
-      return "exploding";
-    case FlowVerdict::Undetermined:
-      return "undetermined";
-  }
-  return "undetermined";
+  // In the order of FlowVerdict's enumerators.
+  static constexpr std::array<const char*, 4> kNames{"vanishing", "stable", "exploding", "undetermined"};
+  const auto i = static_cast<std::size_t>(v);
+  return i < kNames.size() ? kNames[i] : "undetermined";
 }
 
 const char* block_name(JacobianBlock b) { return b == JacobianBlock::Full ? "full" : "first_row"; }

@@ -1,13 +1,14 @@
 #include <tapegrad/nn/embedding.h>
 #include <tapegrad/nn/init.h>
 
+#include "size_check.h"
+
 namespace tapegrad::nn {
 
 template <class S>
 Embedding<S>::Embedding(const Options& options, std::mt19937_64& rng) : options_(options) {
-  TAPEGRAD_CHECK(options.num_embeddings > 0 && options.embedding_dim > 0, ValueError,
-                 "Embedding: num_embeddings ({}) and embedding_dim ({}) must be positive", options.num_embeddings,
-                 options.embedding_dim);
+  detail::check_positive_sizes("Embedding", "num_embeddings", options.num_embeddings, "embedding_dim",
+                               options.embedding_dim);
   TAPEGRAD_CHECK(options.init_std >= 0, ValueError, "Embedding: init_std must be >= 0, got {}", options.init_std);
   table = Parameter<S>(Matrix<S>(options.num_embeddings, options.embedding_dim), "table");
   init::normal(table, rng, 0.0, options.init_std);

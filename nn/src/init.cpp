@@ -19,6 +19,13 @@ void check_not_empty(const char* fn, const Shape& s) {
                  s);
 }
 
+// The checks of the initializers that scale by a gain: a non-empty matrix, a finite gain > 0.
+void check_gain(const char* fn, const Shape& s, double gain) {
+  check_not_empty(fn, s);
+  check_finite(fn, "gain", gain);
+  TAPEGRAD_CHECK(gain > 0, ValueError, "init::{}: gain must be > 0, got {}", fn, gain);
+}
+
 template <class S, class Dist>
 void fill(Matrix<S>& m, std::mt19937_64& rng, Dist dist) {
   for (Index i = 0; i < m.rows(); ++i) {
@@ -54,27 +61,21 @@ void normal(Matrix<S>& m, std::mt19937_64& rng, double mean, double std) {
 
 template <class S>
 void xavier_uniform(Matrix<S>& m, std::mt19937_64& rng, double gain) {
-  check_not_empty("xavier_uniform", shape_of(m));
-  check_finite("xavier_uniform", "gain", gain);
-  TAPEGRAD_CHECK(gain > 0, ValueError, "init::xavier_uniform: gain must be > 0, got {}", gain);
+  check_gain("xavier_uniform", shape_of(m), gain);
   const double a = gain * std::sqrt(6.0 / static_cast<double>(m.rows() + m.cols()));
   fill(m, rng, std::uniform_real_distribution<double>(-a, a));
 }
 
 template <class S>
 void xavier_normal(Matrix<S>& m, std::mt19937_64& rng, double gain) {
-  check_not_empty("xavier_normal", shape_of(m));
-  check_finite("xavier_normal", "gain", gain);
-  TAPEGRAD_CHECK(gain > 0, ValueError, "init::xavier_normal: gain must be > 0, got {}", gain);
+  check_gain("xavier_normal", shape_of(m), gain);
   const double sd = gain * std::sqrt(2.0 / static_cast<double>(m.rows() + m.cols()));
   fill(m, rng, std::normal_distribution<double>(0.0, sd));
 }
 
 template <class S>
 void orthogonal(Matrix<S>& m, std::mt19937_64& rng, double gain) {
-  check_not_empty("orthogonal", shape_of(m));
-  check_finite("orthogonal", "gain", gain);
-  TAPEGRAD_CHECK(gain > 0, ValueError, "init::orthogonal: gain must be > 0, got {}", gain);
+  check_gain("orthogonal", shape_of(m), gain);
   // Factor a tall Gaussian matrix; a wide target gets the transpose.
   const Index r = std::max(m.rows(), m.cols());
   const Index c = std::min(m.rows(), m.cols());

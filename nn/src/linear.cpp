@@ -2,14 +2,13 @@
 #include <tapegrad/nn/linear.h>
 
 #include "cell_check.h"
+#include "size_check.h"
 
 namespace tapegrad::nn {
 
 template <class S>
 Linear<S>::Linear(const Options& options, std::mt19937_64& rng) : options_(options) {
-  TAPEGRAD_CHECK(options.input_size > 0 && options.output_size > 0, ValueError,
-                 "Linear: input_size ({}) and output_size ({}) must be positive", options.input_size,
-                 options.output_size);
+  detail::check_positive_sizes("Linear", "input_size", options.input_size, "output_size", options.output_size);
   W = Parameter<S>(Matrix<S>(options.input_size, options.output_size), "W");
   b = Parameter<S>(Matrix<S>::Zero(1, options.output_size), "b");
   init::xavier_uniform(W, rng);

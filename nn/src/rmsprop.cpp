@@ -9,9 +9,7 @@ template <class S>
 Rmsprop<S>::Rmsprop(std::vector<Parameter<S>*> params, const RmspropOptions& options)
     : Optimizer<S>("rmsprop", std::move(params), options.lr), o_(options) {
   detail::check_unit_interval("rmsprop", "alpha", o_.alpha);
-  detail::check_non_negative("rmsprop", "eps", o_.eps);
-  detail::check_non_negative("rmsprop", "weight_decay", o_.weight_decay);
-  detail::check_non_negative("rmsprop", "momentum", o_.momentum);
+  detail::check_non_negative("rmsprop", Rmsprop::hyperparameters());
   square_avg_ = &this->add_state("square_avg");
   if (o_.centered) grad_avg_ = &this->add_state("grad_avg");
   if (o_.momentum > 0) momentum_ = &this->add_state("momentum");
@@ -21,8 +19,7 @@ template <class S>
 void Rmsprop<S>::update(std::size_t i, Parameter<S>& p, std::int64_t) {
   const S a = static_cast<S>(o_.alpha);
   const S lr = static_cast<S>(this->learning_rate());
-  Matrix<S> g = p.grad;
-  if (o_.weight_decay != 0) g += static_cast<S>(o_.weight_decay) * p.value;
+  const Matrix<S> g = this->l2_gradient(p, o_.weight_decay);
   Matrix<S>& s = (*square_avg_)[i];
   s.array() = a * s.array() + (S(1) - a) * g.array().square();
   Matrix<S> den;

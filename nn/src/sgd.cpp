@@ -8,9 +8,7 @@ namespace tapegrad::nn {
 template <class S>
 Sgd<S>::Sgd(std::vector<Parameter<S>*> params, const SgdOptions& options)
     : Optimizer<S>("sgd", std::move(params), options.lr), o_(options) {
-  detail::check_non_negative("sgd", "momentum", o_.momentum);
-  detail::check_non_negative("sgd", "dampening", o_.dampening);
-  detail::check_non_negative("sgd", "weight_decay", o_.weight_decay);
+  detail::check_non_negative("sgd", Sgd::hyperparameters());
   TAPEGRAD_CHECK(!o_.nesterov || (o_.momentum > 0 && o_.dampening == 0), ValueError,
                  "sgd: nesterov needs momentum > 0 and dampening == 0 (got momentum = {}, dampening = {})", o_.momentum,
                  o_.dampening);
@@ -19,8 +17,7 @@ Sgd<S>::Sgd(std::vector<Parameter<S>*> params, const SgdOptions& options)
 
 template <class S>
 void Sgd<S>::update(std::size_t i, Parameter<S>& p, std::int64_t t) {
-  Matrix<S> g = p.grad;
-  if (o_.weight_decay != 0) g += static_cast<S>(o_.weight_decay) * p.value;
+  Matrix<S> g = this->l2_gradient(p, o_.weight_decay);
   if (momentum_ != nullptr) {
     const S mu = static_cast<S>(o_.momentum);
     Matrix<S>& b = (*momentum_)[i];

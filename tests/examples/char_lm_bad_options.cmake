@@ -1,6 +1,6 @@
 # Out-of-range and inconsistent options: exit code != 0, a message naming the option, no crash
-# (a crash would show as a signal string instead of a number in RESULT_VARIABLE).
-set(cases
+# (the loop is tests/reliability/bad_options.cmake, which the other examples use too).
+set(char_lm_cases
   "--cell,lstmx|--cell"
   "--hidden,0|--hidden"
   "--lr,-1|--lr"
@@ -13,19 +13,9 @@ set(cases
   "--temperature,0|--temperature"
   "--data,/nonexistent/file.txt|--data"
   "--threads,0|--threads")
-foreach(case IN LISTS cases)
-  string(REPLACE "|" "," case "${case}")
-  string(REPLACE "," ";" parts "${case}")
-  list(GET parts -1 expect)
-  list(REMOVE_AT parts -1)
-  execute_process(COMMAND ${CHAR_LM} ${parts} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc MATCHES "^[0-9]+$" OR rc EQUAL 0)
-    message(FATAL_ERROR "char_lm ${parts}: expected a non-zero exit code, got '${rc}'\n${out}${err}")
-  endif()
-  if(NOT "${out}${err}" MATCHES "${expect}")
-    message(FATAL_ERROR "char_lm ${parts}: the message does not name ${expect}:\n${out}${err}")
-  endif()
-endforeach()
+set(EXE ${CHAR_LM})
+set(NAME char_lm)
+include(${CMAKE_CURRENT_LIST_DIR}/../reliability/bad_options.cmake)
 # --help explains every option and exits 0.
 execute_process(COMMAND ${CHAR_LM} --help RESULT_VARIABLE rc OUTPUT_VARIABLE out)
 if(NOT rc EQUAL 0)

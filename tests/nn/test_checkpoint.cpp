@@ -15,6 +15,7 @@
 #include <tapegrad/nn/checkpoint.h>
 #include <tapegrad/nn/optim.h>
 
+#include "support/file_bytes.h"
 #include "support/test_support.h"
 
 using namespace tapegrad;
@@ -25,19 +26,12 @@ namespace {
 
 using tapegrad::testing::expect_error;
 
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-void write_bytes(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-// A safetensors file from a header and data written by hand.
+using tapegrad::testing::read_bytes;
+using tapegrad::testing::write_bytes;
+
+// A safetensors file from a header and data_bytes bytes of filler.
 std::string make_file(const std::string& header, std::size_t data_bytes) {
-  std::string out(8, '\0');
-  for (int i = 0; i < 8; ++i) out[static_cast<std::size_t>(i)] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
-  return out + header + std::string(data_bytes, '\x11');
+  return tapegrad::testing::safetensors_bytes(header, std::string(data_bytes, '\x11'));
 }
 std::string set_length(std::string file, std::uint64_t n) {
   for (int i = 0; i < 8; ++i) file[static_cast<std::size_t>(i)] = static_cast<char>((n >> (8 * i)) & 0xff);

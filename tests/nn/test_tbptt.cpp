@@ -144,6 +144,16 @@ struct GradRecorder {
   }
 };
 
+// An update that takes one plain SGD step (p -= lr grad) and zeroes the gradients.
+nn::UpdateFn plain_sgd(std::vector<Parameter<double>*> params, double lr) {
+  return [params = std::move(params), lr](const UpdateInfo&) {
+    for (auto* p : params) {
+      p->value -= lr * p->grad;
+      p->zero_grad();
+    }
+  };
+}
+
 void expect_near(const M& actual, const M& expected, double tol, const std::string& what) {
   ASSERT_EQ(actual.rows(), expected.rows()) << what;
   ASSERT_EQ(actual.cols(), expected.cols()) << what;
@@ -230,13 +240,7 @@ TEST(Tbptt, FullModeIsOneSweepOfUntruncatedBptt) {
 TEST(Tbptt, ChunkedWithParameterUpdatesMatchesEigenSimulation) {
   RnnFixture f(10);
   const double lr = 0.1;
-  auto params = f.cell.parameters();
-  nn::UpdateFn sgd = [&](const UpdateInfo&) {
-    for (auto* p : params) {
-      p->value -= lr * p->grad;
-      p->zero_grad();
-    }
-  };
+  const nn::UpdateFn sgd = plain_sgd(f.cell.parameters(), lr);
   RnnWeights w = f.weights();  // the simulation's own copy, updated by hand below
   Tape<double> tape;
   const auto report = nn::run_tbptt<double>(tape, 10, {f.h0}, f.step_fn(), sgd, TbpttConfig::chunked(3));
@@ -317,13 +321,7 @@ TEST(Tbptt, OverlappingWithUpdatesReRecordsUnderCurrentParameters) {
   // with the current parameters; the states it computes replace the saved ones.
   RnnFixture f(10);
   const double lr = 0.2;
-  auto params = f.cell.parameters();
-  nn::UpdateFn sgd = [&](const UpdateInfo&) {
-    for (auto* p : params) {
-      p->value -= lr * p->grad;
-      p->zero_grad();
-    }
-  };
+  const nn::UpdateFn sgd = plain_sgd(f.cell.parameters(), lr);
   RnnWeights w = f.weights();
   Tape<double> tape;
   const int k1 = 2;

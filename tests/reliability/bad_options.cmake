@@ -1,6 +1,7 @@
 # Runs an example binary (EXE, named NAME) with bad options: each must exit with a non-zero
 # code (not a signal: a crash shows as a string in RESULT_VARIABLE) and print a message that
-# contains the expected words. Cases: "arg,arg,...|expected regex".
+# contains the expected words. Cases: "arg,arg,...|expected regex", in <NAME>_cases (set here,
+# or by a script that includes this one, as tests/examples/char_lm_bad_options.cmake does).
 set(custom_op_cases
   "--steps,0|--steps must be an integer in \\[1, 1000000\\], got '0'"
   "--steps,-5|--steps must be an integer"

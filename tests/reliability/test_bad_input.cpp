@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -27,6 +28,8 @@
 #include <tapegrad/nn/unroll.h>
 #include <tapegrad/ops.h>
 #include <tapegrad/window.h>
+
+#include "../support/file_bytes.h"
 
 namespace tg = tapegrad;
 namespace nn = tapegrad::nn;
@@ -50,20 +53,9 @@ struct Model : nn::Module<double> {
   }
 };
 
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-void write_bytes(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-/// A safetensors file written by hand: length, header JSON, data.
-std::string make_file(const std::string& header, const std::string& data) {
-  std::string out(8, '\0');
-  for (int i = 0; i < 8; ++i) out[static_cast<std::size_t>(i)] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
-  return out + header + data;
-}
+using tapegrad::testing::read_bytes;
+using tapegrad::testing::write_bytes;
+using tapegrad::testing::safetensors_bytes;
 
 /// What every row gets: a tape, the model (non-zero values and gradients), an Adam optimizer
 /// over it, and a directory of checkpoint files (one valid, the others broken in one way each).
@@ -118,7 +110,7 @@ struct Fixture {
     if (at == std::string::npos) throw std::runtime_error("fixture: no optim.lr in the header");
     lr_inf.replace(at, lr.size(), R"("optim.lr":"inf"  )");
     write_bytes(file("lr_inf"), lr_inf);
-    write_bytes(file("step_text"), make_file(R"({"__metadata__":{"step":"twelve"}})", ""));
+    write_bytes(file("step_text"), safetensors_bytes(R"({"__metadata__":{"step":"twelve"}})", ""));
     // The model now differs from every file, so any partial load would show.
     for (auto* p : model.parameters()) p->value.array() += 1.0;
   }
@@ -134,19 +126,11 @@ struct Fixture {
 enum class Kind { Shape, Value, Tape, Numeric, Checkpoint };
 
 const char* kind_name(Kind k) {
-  switch (k) {
-    case Kind::Shape:
-      return "ShapeError";
-    case Kind::Value:
-      return "ValueError";
-    case Kind::Tape:
-      return "TapeError";
-    case Kind::Numeric:
-      return "NumericError";
-    case Kind::Checkpoint:
-      return "CheckpointError";
-  }
-  return "?";
+  // In the order of Kind's enumerators.
+  static constexpr std::array<const char*, 5> kNames{"ShapeError", "ValueError", "TapeError", "NumericError",
+                                                     "CheckpointError"};
+  const auto i = static_cast<std::size_t>(k);
+  return i < kNames.size() ? kNames[i] : "?";
 }
 
 bool is_kind(const tg::Error& e, Kind k) {

@@ -15,7 +15,6 @@ template <class S>
 class Embedding : public Module<S> {
  public:
   using Scalar = S;
-  static constexpr const char* kName = "Embedding";
   struct Options {
     Index num_embeddings = 0;  ///< K, the vocabulary size.
     Index embedding_dim = 0;   ///< D.

@@ -52,6 +52,12 @@ class Optimizer {
   std::vector<Matrix<S>>& add_state(const std::string& slot, S fill = S(0));
   /// Updates parameter i; t is the 1-based number of this step.
   virtual void update(std::size_t i, Parameter<S>& p, std::int64_t t) = 0;
+  /// p's gradient with an L2 penalty: grad + weight_decay * value (a copy; grad is unchanged).
+  static Matrix<S> l2_gradient(const Parameter<S>& p, double weight_decay) {
+    Matrix<S> g = p.grad;
+    if (weight_decay != 0) g += static_cast<S>(weight_decay) * p.value;
+    return g;
+  }
 
  private:
   std::string kind_;
