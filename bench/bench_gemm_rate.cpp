@@ -18,9 +18,9 @@
 #include <cstdint>
 #include <string>
 
-#include <tapegrad/blas.h>
+#include <tapegrad/kernels/blas.h>
 #include <tapegrad/tensor.h>
-#include <tapegrad/threads.h>
+#include <tapegrad/threading.h>
 
 #include "tapegrad_env.h"
 #include "train_step_config.h"
@@ -60,13 +60,13 @@ void BM_GemmRate(benchmark::State& state, Cell cell, TrainConfig cfg, Shape shap
   }
   Matrix<float> out(m, c);
   if (blas) {  // the same product in cblas_sgemm, operands stored as below
-    using Operand = tapegrad::detail::BlasOperand<float>;
+    using Operand = tapegrad::kernels::BlasOperand<float>;
     const bool lhs_t = shape == Shape::Wgrad, rhs_t = shape == Shape::Dx;
     const Matrix<float> a = lhs_t ? Matrix<float>::Random(k, m) : Matrix<float>::Random(m, k);
     const Matrix<float> w = rhs_t ? Matrix<float>::Random(c, k) : Matrix<float>::Random(k, c);
     for (auto _ : state) {
-      tapegrad::detail::blas_gemm(m, c, k, Operand{a.data(), a.cols(), lhs_t}, Operand{w.data(), w.cols(), rhs_t}, 0.0F,
-                                  out.data(), c);
+      tapegrad::kernels::blas_gemm(m, c, k, Operand{a.data(), a.cols(), lhs_t}, Operand{w.data(), w.cols(), rhs_t},
+                                   0.0F, out.data(), c);
       benchmark::DoNotOptimize(out.data());
       benchmark::ClobberMemory();
     }
@@ -113,7 +113,7 @@ bool register_all() {
     for (const TrainConfig& cfg : tapegrad_bench::kTrainConfigs) {
       for (const auto& [shape, name] : kShapes) {
         for (const bool blas : {false, true}) {
-          if (blas && !tapegrad::kBlasProducts) continue;
+          if (blas && !tapegrad::kernels::kBlasProducts) continue;
           const std::string full = std::string("BM_GemmRate/") + tapegrad_bench::cell_name(cell) + "/" + cfg.name +
                                    "/" + name + (blas ? "_blas" : "");
           benchmark::RegisterBenchmark(full.c_str(), BM_GemmRate, cell, cfg, shape, blas)

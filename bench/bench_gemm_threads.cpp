@@ -3,7 +3,7 @@
 // (Eigen::setNbThreads, bypassing Tapegrad's own threshold). The shapes are the products a
 // training step runs (bench/train_step_config.h: per-step [B x H][H x G], the projections and
 // weight gradients over all steps) plus squares, ordered by work = m k n multiply-adds. The
-// crossover sets tapegrad::kDefaultMinParallelWork (threads.h); see docs/performance.md.
+// crossover sets tapegrad::kernels::kDefaultMinParallelWork (kernels/threads.h); see docs/performance.md.
 //   BM_GemmThreads/<m>x<k>x<n>/t<threads>   counters: work (multiply-adds), gflops (wall clock)
 // Needs a build with TAPEGRAD_OPENMP=ON (the `peers` preset); without it both runs use 1 thread.
 #include <benchmark/benchmark.h>
@@ -11,8 +11,8 @@
 #include <array>
 #include <string>
 
+#include <tapegrad/kernels/threads.h>
 #include <tapegrad/tensor.h>
-#include <tapegrad/threads.h>
 
 namespace {
 
@@ -23,7 +23,7 @@ struct ProductShape {
 };
 
 void BM_GemmThreads(benchmark::State& state, ProductShape s, int threads) {
-  if constexpr (tapegrad::kParallelProducts) Eigen::setNbThreads(threads);
+  if constexpr (tapegrad::kernels::kParallelProducts) Eigen::setNbThreads(threads);
   const Matrix<float> a = Matrix<float>::Random(s.m, s.k);
   const Matrix<float> b = Matrix<float>::Random(s.k, s.n);
   Matrix<float> out(s.m, s.n);
@@ -32,11 +32,11 @@ void BM_GemmThreads(benchmark::State& state, ProductShape s, int threads) {
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
-  if constexpr (tapegrad::kParallelProducts) Eigen::setNbThreads(0);  // back to OpenMP's default
+  if constexpr (tapegrad::kernels::kParallelProducts) Eigen::setNbThreads(0);  // back to OpenMP's default
   const double work = static_cast<double>(s.m) * s.k * s.n;
   state.counters["work"] = work;
   state.counters["gflops"] = benchmark::Counter(2 * work * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["threads"] = tapegrad::kParallelProducts ? threads : 1;
+  state.counters["threads"] = tapegrad::kernels::kParallelProducts ? threads : 1;
 }
 
 bool register_all() {

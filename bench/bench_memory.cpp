@@ -40,7 +40,7 @@
 #include <tapegrad/ops.h>
 #include <tapegrad/recompute.h>
 #include <tapegrad/tape.h>
-#include <tapegrad/threads.h>
+#include <tapegrad/threading.h>
 
 namespace {
 

@@ -1,6 +1,6 @@
-// The recurrences' per-step products, Eigen's GEMM against small_gemm (Note [Step products] in
-// tapegrad/small_gemm.h) and, in a TAPEGRAD_OPENBLAS build, OpenBLAS's cblas_sgemm (Note [BLAS
-// products] in tapegrad/blas.h; its AVX-512 kernels need OPENBLAS_CORETYPE=SkylakeX on CPUs
+// The recurrences' per-step products, Eigen's GEMM against small_gemm (kernels/small_gemm.h)
+// and, in a TAPEGRAD_OPENBLAS build, OpenBLAS's cblas_sgemm (Note [BLAS products] in
+// kernels/blas.h; its AVX-512 kernels need OPENBLAS_CORETYPE=SkylakeX on CPUs
 // OpenBLAS 0.3.21 does not know), on 1 and 2 threads (Eigen::setNbThreads; small_gemm_on splits the
 // columns; both need an OpenMP build such as the `peers` preset for 2). Forward: h_{t-1} [B x H] times W [H x G];
 // backward: dA_t [B x G] times W^T, which small_gemm reads from a transposed copy made once per sequence (the copy is
@@ -13,11 +13,12 @@
 #include <string>
 #include <utility>
 
-#include <tapegrad/blas.h>
-#include <tapegrad/small_gemm.h>
+#include <tapegrad/kernels/blas.h>
+#include <tapegrad/kernels/small_gemm.h>
+#include <tapegrad/kernels/threads.h>
+#include <tapegrad/kernels/transpose_copy.h>
 #include <tapegrad/tensor.h>
-#include <tapegrad/threads.h>
-#include <tapegrad/transpose_copy.h>
+#include <tapegrad/threading.h>
 
 namespace {
 
@@ -31,9 +32,9 @@ struct StepShape {
 enum class Kernel { Eigen, Small, Blas };
 
 void BM_StepProduct(benchmark::State& state, StepShape s, bool backward, Kernel kernel, int threads) {
-  if constexpr (tapegrad::kParallelProducts) Eigen::setNbThreads(threads);
+  if constexpr (tapegrad::kernels::kParallelProducts) Eigen::setNbThreads(threads);
   // OpenBLAS's OpenMP variant takes the calling thread's OpenMP count.
-  if constexpr (tapegrad::kParallelProducts) tapegrad::set_num_threads(threads);
+  if constexpr (tapegrad::kernels::kParallelProducts) tapegrad::set_num_threads(threads);
   const Index m = s.batch;
   const Index k = backward ? s.gates : s.hidden;
   const Index n = backward ? s.hidden : s.gates;
@@ -44,11 +45,12 @@ void BM_StepProduct(benchmark::State& state, StepShape s, bool backward, Kernel 
   for (auto _ : state) {
     if (kernel == Kernel::Small) {
       const Matrix<float>& b = backward ? wt : w;
-      tapegrad::detail::small_gemm_on<float, true>(threads, out.data(), n, a.data(), k, b.data(), n, m, k, n);
+      tapegrad::kernels::small_gemm_on<float, tapegrad::kernels::Accumulate>(threads, out.data(), n, a.data(), k,
+                                                                             b.data(), n, m, k, n);
     } else if (kernel == Kernel::Blas) {
-      using Operand = tapegrad::detail::BlasOperand<float>;
-      tapegrad::detail::blas_gemm(m, n, k, Operand{a.data(), k, false}, Operand{w.data(), s.gates, backward}, 1.0F,
-                                  out.data(), n);
+      using Operand = tapegrad::kernels::BlasOperand<float>;
+      tapegrad::kernels::blas_gemm(m, n, k, Operand{a.data(), k, false}, Operand{w.data(), s.gates, backward}, 1.0F,
+                                   out.data(), n);
     } else if (backward) {
       out.noalias() += a * w.transpose();
     } else {
@@ -57,22 +59,22 @@ void BM_StepProduct(benchmark::State& state, StepShape s, bool backward, Kernel 
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
-  if constexpr (tapegrad::kParallelProducts) Eigen::setNbThreads(0);
-  if constexpr (tapegrad::kParallelProducts) tapegrad::set_num_threads(1);
+  if constexpr (tapegrad::kernels::kParallelProducts) Eigen::setNbThreads(0);
+  if constexpr (tapegrad::kernels::kParallelProducts) tapegrad::set_num_threads(1);
   const double work = static_cast<double>(m) * k * n;
   state.counters["gflops"] = benchmark::Counter(2 * work * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["threads"] = tapegrad::kParallelProducts ? threads : 1;
+  state.counters["threads"] = tapegrad::kernels::kParallelProducts ? threads : 1;
 }
 
 // The backward's once-per-sweep copy of W^T: Eigen's `w.transpose()` against the tiled
-// transpose_copy (tapegrad/transpose_copy.h), into a destination allocated once.
+// transpose_copy (kernels/transpose_copy.h), into a destination allocated once.
 //   BM_TransposeCopy/<H>x<G>/<eigen|tiled>   counter gbytes (read + written, wall clock)
 void BM_TransposeCopy(benchmark::State& state, Index rows, Index cols, bool tiled) {
   const Matrix<float> w = Matrix<float>::Random(rows, cols);
   Matrix<float> out(cols, rows);
   for (auto _ : state) {
     if (tiled) {
-      tapegrad::detail::transpose_copy<false>(w, out);
+      tapegrad::kernels::transpose_copy<tapegrad::kernels::Assign>(w, out);
     } else {
       out = w.transpose();
     }
@@ -94,7 +96,7 @@ bool register_all() {
         const StepShape s{batch, hidden, gates};
         for (const int threads : {1, 2}) {
           for (const auto& [kernel, kernel_name] : kKernels) {
-            if (kernel == Kernel::Blas && !tapegrad::kBlasProducts) continue;
+            if (kernel == Kernel::Blas && !tapegrad::kernels::kBlasProducts) continue;
             const std::string name = std::string("BM_StepProduct/") + (backward ? "bwd/" : "fwd/") +
                                      std::to_string(batch) + "x" + std::to_string(hidden) + "x" +
                                      std::to_string(gates) + "/" + kernel_name + "/t" + std::to_string(threads);

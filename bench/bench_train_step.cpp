@@ -30,8 +30,8 @@
 #include <span>
 #include <string>
 
+#include <tapegrad/kernels/blas.h>
 #include <tapegrad/tapegrad.h>
-#include <tapegrad/threads.h>
 
 #include "tapegrad_env.h"
 #include "train_step_config.h"
@@ -184,7 +184,8 @@ void BM_TrainStep(benchmark::State& state, Cell cell, TrainConfig cfg, LossFn lo
   tapegrad_bench::report_step_counters(state, cell, cfg, threads);
   state.counters["min_parallel_work"] = static_cast<double>(min_parallel_work);
   // 0 when no product goes to OpenBLAS (a build without TAPEGRAD_OPENBLAS, or its AVX2 kernels).
-  state.counters["min_blas_work"] = min_blas_work == tapegrad::kNoBlasWork ? 0.0 : static_cast<double>(min_blas_work);
+  state.counters["min_blas_work"] =
+      min_blas_work == tapegrad::kernels::kNoBlasWork ? 0.0 : static_cast<double>(min_blas_work);
   state.counters["keep_freed_memory"] = keep_freed_memory ? 1 : 0;
   state.counters["loss_per_token"] = static_cast<double>(last_loss) / static_cast<double>(cfg.batch * cfg.steps);
   state.SetLabel(kind);

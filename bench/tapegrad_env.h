@@ -7,12 +7,11 @@
 #include <cstdlib>
 #include <string_view>
 
-#include <tapegrad/allocator.h>
-#include <tapegrad/threads.h>
+#include <tapegrad/threading.h>
 
 namespace tapegrad_bench {
 
-/// Env TAPEGRAD_MIN_PARALLEL_WORK, if set, goes to tapegrad::set_min_parallel_work (threads.h), so
+/// Env TAPEGRAD_MIN_PARALLEL_WORK, if set, goes to tapegrad::set_min_parallel_work, so
 /// the threshold can be tuned per machine without a rebuild. Returns the value in effect.
 inline std::int64_t env_min_parallel_work() {
   if (const char* s = std::getenv("TAPEGRAD_MIN_PARALLEL_WORK"); s != nullptr && std::atoll(s) >= 0) {
@@ -21,7 +20,7 @@ inline std::int64_t env_min_parallel_work() {
   return tapegrad::min_parallel_work();
 }
 
-/// Env TAPEGRAD_MIN_BLAS_WORK, if set, goes to tapegrad::set_min_blas_work (blas.h): the smallest
+/// Env TAPEGRAD_MIN_BLAS_WORK, if set, goes to tapegrad::set_min_blas_work: the smallest
 /// product OpenBLAS takes in a TAPEGRAD_OPENBLAS build (a huge value keeps every product in Eigen).
 /// Returns the value in effect.
 inline std::int64_t env_min_blas_work() {
@@ -31,7 +30,7 @@ inline std::int64_t env_min_blas_work() {
   return tapegrad::min_blas_work();
 }
 
-/// Env TAPEGRAD_KEEP_FREED_MEMORY=1 calls tapegrad::keep_freed_memory() (allocator.h): glibc then
+/// Env TAPEGRAD_KEEP_FREED_MEMORY=1 calls tapegrad::keep_freed_memory(): glibc then
 /// keeps the memory Eigen's products free for the next product. Returns true if it is on.
 inline bool env_keep_freed_memory() {
   const char* s = std::getenv("TAPEGRAD_KEEP_FREED_MEMORY");

@@ -1,9 +1,10 @@
 # Installs the libraries, headers and a CMake package so downstream projects can
-# find_package(tapegrad REQUIRED) and link tapegrad::autodiff / tapegrad::nn.
+# find_package(tapegrad REQUIRED) and link tapegrad::autodiff / tapegrad::nn (and, to compile
+# for their own CPU, tapegrad::native).
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-install(TARGETS tapegrad_autodiff tapegrad_nn EXPORT tapegradTargets
+install(TARGETS tapegrad_autodiff tapegrad_nn tapegrad_native EXPORT tapegradTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})

@@ -24,7 +24,7 @@
 #   --no-build  use the binaries already in build/peers/bin
 #   --bin-dir   look for the binaries in DIR (repeatable, first match wins; implies --no-build),
 #               e.g. --bin-dir build-bench/bin --bin-dir build-peer/bin
-#   --no-keep-freed-memory  Tapegrad without tapegrad::keep_freed_memory() (allocator.h), which
+#   --no-keep-freed-memory  Tapegrad without tapegrad::keep_freed_memory() (threading.h), which
 #               it otherwise calls (env TAPEGRAD_KEEP_FREED_MEMORY=1; the peer gains nothing from it)
 #   --openblas-core  OPENBLAS_CORETYPE for the peer (default: SkylakeX on an AVX-512 CPU, even
 #               when the environment presets another core; else OpenBLAS's own choice)

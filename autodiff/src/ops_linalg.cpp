@@ -1,10 +1,9 @@
-// Matrix products and layout. The products write straight into their destination
-// (noalias GEMMs): no temporary for the forward value or for either input gradient; each
-// runs on one thread or several by its size (Note [Product threads], threads.h).
+// Matrix products and layout. The products write straight into their destination: no
+// temporary for the forward value or for either input gradient.
+#include <tapegrad/kernels/product.h>
+#include <tapegrad/kernels/transpose_copy.h>
 #include <tapegrad/op.h>
 #include <tapegrad/ops.h>
-#include <tapegrad/threads.h>
-#include <tapegrad/transpose_copy.h>
 
 #include "broadcast.h"
 #include "instantiate.h"
@@ -20,11 +19,11 @@ Var<S> matmul(const Var<S>& a, const Var<S>& b) {
       {"matmul", {a.rows(), b.cols()}}, {a, b},
       [](OpCtx<S>& c) {
         c.y().setZero();  // well defined (zeros) when the inner dimension is 0
-        add_product(c.y(), c.x(0), c.x(1));
+        kernels::product(c.y(), c.x(0), c.x(1), kernels::Accumulate);
       },
       [](OpCtx<S>& c) {
-        if (c.needs_grad(0)) add_product(c.gx(0), c.gy(), c.x(1).transpose());
-        if (c.needs_grad(1)) add_product(c.gx(1), c.x(0).transpose(), c.gy());
+        if (c.needs_grad(0)) kernels::product(c.gx(0), c.gy(), c.x(1).transpose(), kernels::Accumulate);
+        if (c.needs_grad(1)) kernels::product(c.gx(1), c.x(0).transpose(), c.gy(), kernels::Accumulate);
       });
 }
 
@@ -32,9 +31,10 @@ Var<S> matmul(const Var<S>& a, const Var<S>& b) {
 template <class S>
 Var<S> transpose(const Var<S>& a) {
   return apply<S>(
-      {"transpose", {a.cols(), a.rows()}}, {a}, [](OpCtx<S>& c) { detail::transpose_copy<false>(c.x(0), c.y()); },
+      {"transpose", {a.cols(), a.rows()}}, {a},
+      [](OpCtx<S>& c) { kernels::transpose_copy<kernels::Assign>(c.x(0), c.y()); },
       [](OpCtx<S>& c) {
-        if (c.needs_grad(0)) detail::transpose_copy<true>(c.gy(), c.gx(0));
+        if (c.needs_grad(0)) kernels::transpose_copy<kernels::Accumulate>(c.gy(), c.gx(0));
       });
 }
 
@@ -49,11 +49,11 @@ Var<S> affine(const Var<S>& x, const Var<S>& w, const Var<S>& b) {
       {"affine", {x.rows(), w.cols()}}, {x, w, b},
       [](OpCtx<S>& c) {
         c.y().rowwise() = c.x(2).row(0);
-        add_product(c.y(), c.x(0), c.x(1));
+        kernels::product(c.y(), c.x(0), c.x(1), kernels::Accumulate);
       },
       [](OpCtx<S>& c) {
-        if (c.needs_grad(0)) add_product(c.gx(0), c.gy(), c.x(1).transpose());
-        if (c.needs_grad(1)) add_product(c.gx(1), c.x(0).transpose(), c.gy());
+        if (c.needs_grad(0)) kernels::product(c.gx(0), c.gy(), c.x(1).transpose(), kernels::Accumulate);
+        if (c.needs_grad(1)) kernels::product(c.gx(1), c.x(0).transpose(), c.gy(), kernels::Accumulate);
         // b is broadcast over the rows: the same reduction as a broadcasting add, which also
         // handles an empty batch (fuzz_graph found Eigen's column sum of [0 x m] to be UB).
         if (c.needs_grad(2)) detail::reduce_to(c.gx(2), c.gy().array());

@@ -10,22 +10,20 @@
 // Nothing is allocated inside the step loops: everything lives in the output and aux slots.
 #include <algorithm>
 
+#include <tapegrad/kernels/gru_steps.h>
+#include <tapegrad/kernels/lstm_steps.h>
+#include <tapegrad/kernels/rnn_steps.h>
 #include <tapegrad/op.h>
 #include <tapegrad/ops.h>
-#include <tapegrad/threads.h>
 
-#include "gru_kernels.h"
 #include "instantiate.h"
-#include "lstm_kernels.h"
-#include "recurrent_kernels.h"
-#include "rnn_kernels.h"
 
 namespace tapegrad {
 namespace {
 
-using detail::chunk_steps;
-using detail::ConstRowArray;
-using detail::RowArray;
+using kernels::chunk_steps;
+using kernels::ConstRowArray;
+using kernels::RowArray;
 
 // Checks the state h0 [B x H] and the stacked projections xp [T*B x gates*H]; returns T.
 template <class S>
@@ -46,7 +44,7 @@ Index check_sequence(const char* op, const Var<S>& xp, const Var<S>& h0, Index g
 }  // namespace
 
 // h_t = tanh(xp_t + h_{t-1} W).  dA_t = (g_t + dA_{t+1} W^T) * (1 - h_t^2);
-// dxp_t = dA_t, dW = sum_t h_{t-1}^T dA_t, dh0 = dA_0 W^T. The step loops are in rnn_kernels.h.
+// dxp_t = dA_t, dW = sum_t h_{t-1}^T dA_t, dh0 = dA_0 W^T. The step loops are in kernels/rnn_steps.h.
 template <class S>
 Var<S> rnn_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w) {
   const Index steps = check_sequence("rnn_sequence", xp, h0, 1);
@@ -60,17 +58,17 @@ Var<S> rnn_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w) {
       {"rnn_sequence", xp.shape(), {Shape{chunk * b, h}, Shape{b, h}}}, {xp, h0, w},
       [](OpCtx<S>& c) {
         c.y() = c.x(0);
-        detail::rnn_forward_steps(c);
+        kernels::rnn_forward_steps(c);
       },
       [](OpCtx<S>& c) {
-        detail::rnn_backward_steps(c, [&c](Index first_row, const auto& da_rows) {
+        kernels::rnn_backward_steps(c, [&c](Index first_row, const auto& da_rows) {
           c.gx(0).middleRows(first_row, da_rows.rows()) += da_rows;
         });
       });
 }
 
 // a = xp_t + h_{t-1} W_hh; i, f, o = sigmoid, g = tanh; c_t = f c_{t-1} + i g; h_t = o tanh(c_t).
-// The step loops are in lstm_kernels.h, the per-row math of both directions in recurrent_kernels.h;
+// The step loops and the per-row math of both directions are in kernels/lstm_steps.h;
 // carry_h = dA_t W_hh^T, carry_c = dc f.
 template <class S>
 Var<S> lstm_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& c0, const Var<S>& w_hh) {
@@ -89,18 +87,18 @@ Var<S> lstm_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& c0, const
       {"lstm_sequence", {steps * b, 2 * h}, {xp.shape(), Shape{chunk * b, 4 * h}, Shape{b, 2 * h}}}, {xp, h0, c0, w_hh},
       [](OpCtx<S>& c) {
         c.aux(0) = c.x(0);
-        detail::lstm_forward_steps(c, detail::LstmLayout<S>{&c.y(), 0, &c.y(), c.x(1).cols()});
+        kernels::lstm_forward_steps(c, kernels::LstmLayout<S>{&c.y(), 0, &c.y(), c.x(1).cols()});
       },
       [](OpCtx<S>& c) {
         const Index nh = c.x(1).cols();
-        const detail::LstmLayout<S> io{&c.y(), 0, &c.y(), nh, &c.gy(), 0, &c.gy(), nh};
-        detail::lstm_backward_steps(c, io, false, [&c](Index first_row, const auto& da_rows) {
+        const kernels::LstmLayout<S> io{&c.y(), 0, &c.y(), nh, &c.gy(), 0, &c.gy(), nh};
+        kernels::lstm_backward_steps(c, io, false, [&c](Index first_row, const auto& da_rows) {
           c.gx(0).middleRows(first_row, da_rows.rows()) += da_rows;
         });
       });
 }
 
-// PyTorch's GRU: the equations and the step loops are in gru_kernels.h.
+// PyTorch's GRU: the equations and the step loops are in kernels/gru_steps.h.
 template <class S>
 Var<S> gru_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w_hh, const Var<S>& b_hh) {
   const Index steps = check_sequence("gru_sequence", xp, h0, 3);
@@ -119,10 +117,10 @@ Var<S> gru_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w_hh, cons
       {xp, h0, w_hh, b_hh},
       [](OpCtx<S>& c) {
         const Matrix<S>& xs = c.x(0);
-        detail::gru_forward_steps(c, [&xs](Index row) { return xs.row(row).data(); });
+        kernels::gru_forward_steps(c, [&xs](Index row) { return xs.row(row).data(); });
       },
       [](OpCtx<S>& c) {
-        detail::gru_backward_steps(c, [&c](Index row, const S* d) {
+        kernels::gru_backward_steps(c, [&c](Index row, const S* d) {
           RowArray<S>(c.gx(0).row(row).data(), c.gx(0).cols()) += ConstRowArray<S>(d, c.gx(0).cols());
         });
       });

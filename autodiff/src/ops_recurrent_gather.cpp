@@ -2,21 +2,19 @@
 // ids[t*B + r] of a table ([K x G], e.g. E W_ih + b), read by id inside the op. No [T*B x G]
 // projected input exists beside what the op keeps, and in backward each finished chunk of dA
 // scatter-adds into the table's gradient instead of filling a dxp.
-//   rnn_sequence_gather  : rnn_sequence's step loops (rnn_kernels.h), output h.
+//   rnn_sequence_gather  : rnn_sequence's step loops (kernels/rnn_steps.h), output h.
 //   lstm_sequence_gather : h and c as two outputs, so a head reads h without a slice; in a
 //       release sweep dA_t overwrites gates_t. With a head on h, the saved activations are what
 //       BPTT strictly needs (docs/memory.md).
-//   gru_sequence_gather  : gru_sequence's step loops (gru_kernels.h); its input gradient is
+//   gru_sequence_gather  : gru_sequence's step loops (kernels/gru_steps.h); its input gradient is
 //       added row by row inside the step loop, so it scatter-adds there.
+#include <tapegrad/kernels/gru_steps.h>
+#include <tapegrad/kernels/lstm_steps.h>
+#include <tapegrad/kernels/rnn_steps.h>
 #include <tapegrad/op.h>
 #include <tapegrad/ops.h>
-#include <tapegrad/threads.h>
 
-#include "gru_kernels.h"
 #include "instantiate.h"
-#include "lstm_kernels.h"
-#include "recurrent_kernels.h"
-#include "rnn_kernels.h"
 #include "row_lookup.h"
 
 namespace tapegrad {
@@ -52,16 +50,16 @@ Var<S> rnn_sequence_gather(const Var<S>& table, std::span<const std::int32_t> id
   TAPEGRAD_CHECK(w.rows() == h && w.cols() == h, ShapeError,
                  "rnn_sequence_gather: w is {} but h0 is {}; w must be [{} x {}]", w.shape(), h0.shape(), h, h);
   const auto n_ids = static_cast<Index>(ids.size());
-  const Index chunk = detail::chunk_steps(n_ids / b, b);
+  const Index chunk = kernels::chunk_steps(n_ids / b, b);
   // aux(0): dA for one chunk of steps; aux(1): the carry dL/dh_{t-1} from later steps.
   return apply<S>(
       {"rnn_sequence_gather", {n_ids, h}, {Shape{chunk * b, h}, Shape{b, h}}, ids}, {table, h0, w},
       [](OpCtx<S>& c) {
         gather_rows_into(c.y(), c.x(0), c.ints());
-        detail::rnn_forward_steps(c);
+        kernels::rnn_forward_steps(c);
       },
       [](OpCtx<S>& c) {
-        detail::rnn_backward_steps(
+        kernels::rnn_backward_steps(
             c, [&c](Index first_row, const auto& da_rows) { scatter_add_rows(c.gx(0), c.ints(), first_row, da_rows); });
       });
 }
@@ -86,12 +84,12 @@ LstmStates<S> lstm_sequence_gather(const Var<S>& table, std::span<const std::int
       {table, h0, c0, w_hh},
       [](OpCtx<S>& c) {
         gather_rows_into(c.aux(0), c.x(0), c.ints());
-        detail::lstm_forward_steps(c, detail::LstmLayout<S>{&c.y(), 0, &c.y(1), 0});
+        kernels::lstm_forward_steps(c, kernels::LstmLayout<S>{&c.y(), 0, &c.y(1), 0});
       },
       [](OpCtx<S>& c) {
-        const detail::LstmLayout<S> io{&c.y(), 0, &c.y(1), 0, &c.gy(), 0, c.gy_or_null(1), 0};
+        const kernels::LstmLayout<S> io{&c.y(), 0, &c.y(1), 0, &c.gy(), 0, c.gy_or_null(1), 0};
         // A release sweep never reads the gates again: dA may overwrite them.
-        detail::lstm_backward_steps(
+        kernels::lstm_backward_steps(
             c, io, c.releasing(),
             [&c](Index first_row, const auto& da_rows) { scatter_add_rows(c.gx(0), c.ints(), first_row, da_rows); });
       });
@@ -111,7 +109,7 @@ Var<S> gru_sequence_gather(const Var<S>& table, std::span<const std::int32_t> id
   TAPEGRAD_CHECK(b_hh.rows() == 1 && b_hh.cols() == 3 * h, ShapeError,
                  "{}: b_hh is {} but h0 is {}; b_hh must be a row [1 x {}]", kOp, b_hh.shape(), h0.shape(), 3 * h);
   const auto n_ids = static_cast<Index>(ids.size());
-  const Index chunk = detail::chunk_steps(n_ids / b, b);
+  const Index chunk = kernels::chunk_steps(n_ids / b, b);
   // aux(0): r, z, n and gh_n of every step [T*B x 4H]; aux(1): dgh for one chunk of steps;
   // aux(2): the carry dL/dh_{t-1} from later steps.
   return apply<S>(
@@ -119,15 +117,15 @@ Var<S> gru_sequence_gather(const Var<S>& table, std::span<const std::int32_t> id
       [](OpCtx<S>& c) {
         const Matrix<S>& tab = c.x(0);
         const std::span<const std::int32_t> row_ids = c.ints();
-        detail::gru_forward_steps(
+        kernels::gru_forward_steps(
             c, [&tab, row_ids](Index row) { return tab.row(row_ids[static_cast<std::size_t>(row)]).data(); });
       },
       [](OpCtx<S>& c) {
         const std::span<const std::int32_t> row_ids = c.ints();
-        detail::gru_backward_steps(c, [&c, row_ids](Index row, const S* d) {
+        kernels::gru_backward_steps(c, [&c, row_ids](Index row, const S* d) {
           Matrix<S>& g = c.gx(0);
-          detail::RowArray<S>(g.row(row_ids[static_cast<std::size_t>(row)]).data(), g.cols()) +=
-              detail::ConstRowArray<S>(d, g.cols());
+          kernels::RowArray<S>(g.row(row_ids[static_cast<std::size_t>(row)]).data(), g.cols()) +=
+              kernels::ConstRowArray<S>(d, g.cols());
         });
       });
 }

@@ -8,12 +8,11 @@
 #include <fmt/format.h>
 #include <Eigen/Core>
 
-#include <tapegrad/allocator.h>
 #include <tapegrad/error.h>
 #include <tapegrad/nn/gru_cell.h>
 #include <tapegrad/nn/lstm_cell.h>
 #include <tapegrad/nn/rnn_cell.h>
-#include <tapegrad/threads.h>
+#include <tapegrad/threading.h>
 
 #include "corpus.h"
 #include "options.h"

@@ -1,12 +1,12 @@
-// Tapegrad's process-wide product settings (threads.h, blas.h), changed for one scope and put
+// Tapegrad's process-wide product settings (tapegrad/threading.h), changed for one scope and put
 // back after it, so a test that changes them cannot leak them into the tests after it, even when
 // an assertion throws.
 #pragma once
 
 #include <cstdint>
 
-#include <tapegrad/blas.h>
-#include <tapegrad/threads.h>
+#include <tapegrad/kernels/blas.h>  // kBlasProducts: whether the OpenBLAS route exists to test
+#include <tapegrad/threading.h>
 
 namespace tapegrad::test {
 

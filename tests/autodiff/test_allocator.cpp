@@ -6,7 +6,11 @@
 #include <cstdlib>
 #include <cstring>
 
-#include <tapegrad/allocator.h>
+#include <tapegrad/threading.h>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace {
 

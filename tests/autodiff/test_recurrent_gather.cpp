@@ -177,7 +177,7 @@ INSTANTIATE_TEST_SUITE_P(Cases, GatherOverlapped, ::testing::ValuesIn(kOverlappe
 class GatherOverlappedBlas : public ::testing::TestWithParam<Case> {
  protected:
   void SetUp() override {
-    if (!kBlasProducts) GTEST_SKIP() << "built without TAPEGRAD_OPENBLAS";
+    if (!kernels::kBlasProducts) GTEST_SKIP() << "built without TAPEGRAD_OPENBLAS";
   }
 
  private:

@@ -145,7 +145,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, FusedVsUnrolledOverlapped, ::testing::ValuesIn(
 class FusedVsUnrolledOverlappedBlas : public ::testing::TestWithParam<Dims> {
  protected:
   void SetUp() override {
-    if (!tapegrad::kBlasProducts) GTEST_SKIP() << "built without TAPEGRAD_OPENBLAS";
+    if (!tapegrad::kernels::kBlasProducts) GTEST_SKIP() << "built without TAPEGRAD_OPENBLAS";
   }
 
  private:

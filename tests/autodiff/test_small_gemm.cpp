@@ -1,4 +1,4 @@
-// small_gemm, the recurrences' per-step product kernel (Note [Step products]), against a plain
+// small_gemm, the recurrences' per-step product kernel (kernels/small_gemm.h), against a plain
 // triple loop. The operands hold small integers, so every sum is exact in float and double and
 // the comparison is equality: any wrong index, missed tail column or lost row shows as a
 // difference, not as a rounding question.
@@ -7,7 +7,8 @@
 #include <random>
 #include <vector>
 
-#include <tapegrad/small_gemm.h>
+#include <tapegrad/kernels/small_gemm.h>
+#include <tapegrad/kernels/step_weight.h>
 
 #include "product_settings.h"
 
@@ -15,6 +16,9 @@ namespace {
 
 using tapegrad::Index;
 using tapegrad::Matrix;
+using tapegrad::kernels::Accumulate;
+using tapegrad::kernels::Assign;
+using tapegrad::kernels::Write;
 
 // Row-major storage with a row stride wider than the row, filled with integers in [-3, 3]; the
 // padding holds a sentinel that must never be read into C or written.
@@ -31,7 +35,7 @@ struct Strided {
   S& at(Index i, Index j) { return data[i * stride + j]; }
 };
 
-template <class S, bool Accumulate>
+template <class S, Write W>
 void check_shape(Index m, Index k, Index n, std::mt19937& rng) {
   Strided<S> a(m, k, 3, rng), b(k, n, 5, rng), c(m, n, 2, rng);
   Strided<S> expected = c;
@@ -39,12 +43,12 @@ void check_shape(Index m, Index k, Index n, std::mt19937& rng) {
     for (Index j = 0; j < n; ++j) {
       S sum(0);
       for (Index p = 0; p < k; ++p) sum += a.at(i, p) * b.at(p, j);
-      expected.at(i, j) = Accumulate ? expected.at(i, j) + sum : sum;
+      expected.at(i, j) = W == Accumulate ? expected.at(i, j) + sum : sum;
     }
   }
-  tapegrad::detail::small_gemm<S, Accumulate>(c.data.data(), c.stride, a.data.data(), a.stride, b.data.data(), b.stride,
-                                              m, k, n);
-  ASSERT_EQ(c.data, expected.data) << "m=" << m << " k=" << k << " n=" << n << " accumulate=" << Accumulate;
+  tapegrad::kernels::small_gemm<S, W>(c.data.data(), c.stride, a.data.data(), a.stride, b.data.data(), b.stride, m, k,
+                                      n);
+  ASSERT_EQ(c.data, expected.data) << "m=" << m << " k=" << k << " n=" << n << " accumulate=" << (W == Accumulate);
 }
 
 template <class S>
@@ -55,8 +59,8 @@ void check_all_shapes() {
   for (const Index m : {0, 1, 2, 3, 4, 5, 7, 9, 16}) {
     for (const Index n : {0, 1, 3, 8, 15, 16, 17, 33, 48, 63, 64, 65, 80, 97, 130}) {
       for (const Index k : {0, 1, 5, 32, 300}) {
-        check_shape<S, true>(m, k, n, rng);
-        check_shape<S, false>(m, k, n, rng);
+        check_shape<S, Accumulate>(m, k, n, rng);
+        check_shape<S, Assign>(m, k, n, rng);
       }
     }
   }
@@ -65,45 +69,48 @@ void check_all_shapes() {
 TEST(SmallGemm, MatchesTheTripleLoopExactlyInFloat) { check_all_shapes<float>(); }
 TEST(SmallGemm, MatchesTheTripleLoopExactlyInDouble) { check_all_shapes<double>(); }
 
-// StepWeight gives lhs W and lhs W^T whichever kernel step_product_fits picks: the 16-row batch
-// goes to small_gemm, the 80-row batch (m > 64) to Eigen; with the threads in effect.
+// StepWeight gives lhs W and lhs W^T whichever kernel step_product_fits picks: a batch of
+// kStepMaxRows goes to small_gemm, one more row to the general product; with the threads in effect.
 TEST(SmallGemm, StepWeightMatchesEigenOnBothKernelsAndBothSides) {
-  for (const Index rows : {16, 80}) {
+  using tapegrad::kernels::kStepMaxRows;
+  for (const Index rows : {kStepMaxRows, kStepMaxRows + 1}) {
     const Matrix<double> w = Matrix<double>::Random(64, 96);
     const Matrix<double> h = Matrix<double>::Random(rows, 64);
     const Matrix<double> da = Matrix<double>::Random(rows, 96);
-    EXPECT_EQ(tapegrad::detail::step_product_fits(rows, 96), rows <= 64);
+    EXPECT_EQ(tapegrad::kernels::step_product_fits(rows, 96), rows <= kStepMaxRows);
 
     Matrix<double> fwd = Matrix<double>::Ones(rows, 96);
-    tapegrad::detail::StepWeight<double>(w, false, rows).add(fwd, h);
+    tapegrad::kernels::StepWeight<double>(w, false, rows).product(fwd, h, Accumulate);
     const Matrix<double> fwd_expected = (Matrix<double>::Ones(rows, 96) + h * w).eval();
     EXPECT_LT((fwd - fwd_expected).cwiseAbs().maxCoeff(), 1e-12) << "rows " << rows;
 
     Matrix<double> bwd = Matrix<double>::Ones(rows, 64);
-    tapegrad::detail::StepWeight<double>(w, true, rows).assign(bwd, da);
+    tapegrad::kernels::StepWeight<double>(w, true, rows).product(bwd, da, Assign);
     const Matrix<double> bwd_expected = da * w.transpose();
     EXPECT_LT((bwd - bwd_expected).cwiseAbs().maxCoeff(), 1e-12) << "rows " << rows;
   }
 }
 
-// The rule of step_product_fits and small_gemm_threads as measured (docs/performance.md): every
-// step shape up to 64 rows but a single wide row, on any thread count; one thread up to 2^21
-// multiply-adds, split above.
-TEST(SmallGemm, FitsTheMeasuredStepShapes) {
-  using tapegrad::detail::small_gemm_threads;
-  using tapegrad::detail::step_product_fits;
-  EXPECT_TRUE(step_product_fits(16, 128));    // RNN small, 1.4x faster
-  EXPECT_TRUE(step_product_fits(8, 256));     // LSTM long backward, 2.9x
-  EXPECT_TRUE(step_product_fits(64, 4096));   // LSTM large forward, 1.2x
-  EXPECT_TRUE(step_product_fits(64, 1024));   // RNN large: equal or faster, 1.9x on two threads
-  EXPECT_TRUE(step_product_fits(1, 32));      // RNN tiny backward, 2.5x
-  EXPECT_FALSE(step_product_fits(1, 128));    // LSTM tiny forward: Eigen's matrix-vector product
-  EXPECT_FALSE(step_product_fits(128, 128));  // more rows than measured
-  const tapegrad::test::ProductSettingsScope two_threads{{.threads = 2}};
-  EXPECT_EQ(small_gemm_threads(16.0 * 128 * 128), 1);  // one thread, the other for dW
-  const int split = tapegrad::kParallelProducts ? 2 : 1;
-  EXPECT_EQ(small_gemm_threads(32.0 * 512 * 512), split);    // RNN medium
-  EXPECT_EQ(small_gemm_threads(64.0 * 1024 * 1024), split);  // RNN large
+// The rule of step_product_fits and small_gemm_threads at the edges of their limits, whatever
+// their values: every batch up to kStepMaxRows but a single row wider than kStepMaxVectorCols;
+// one thread up to kOneThreadStepWork multiply-adds, the general rule above.
+TEST(SmallGemm, StepRulesFollowTheirLimits) {
+  using tapegrad::kernels::kOneThreadStepWork;
+  using tapegrad::kernels::kStepMaxRows;
+  using tapegrad::kernels::kStepMaxVectorCols;
+  using tapegrad::kernels::small_gemm_threads;
+  using tapegrad::kernels::step_product_fits;
+  using tapegrad::kernels::threads_for_work;
+  EXPECT_TRUE(step_product_fits(kStepMaxRows, 4 * kStepMaxVectorCols));
+  EXPECT_FALSE(step_product_fits(kStepMaxRows + 1, 4 * kStepMaxVectorCols));
+  EXPECT_TRUE(step_product_fits(2, 4 * kStepMaxVectorCols));
+  EXPECT_TRUE(step_product_fits(1, kStepMaxVectorCols));
+  EXPECT_FALSE(step_product_fits(1, kStepMaxVectorCols + 1));
+  const tapegrad::test::ProductSettingsScope two_threads{{.threads = 2, .min_parallel = 0}};
+  EXPECT_EQ(small_gemm_threads(kOneThreadStepWork), 1);  // one thread, the other for dW
+  const int split = tapegrad::kernels::kParallelProducts ? 2 : 1;
+  EXPECT_EQ(threads_for_work(2 * kOneThreadStepWork), split);
+  EXPECT_EQ(small_gemm_threads(2 * kOneThreadStepWork), split);
 }
 
 // small_gemm_on splits the columns over the threads it gets: any split must give the same exact
@@ -121,8 +128,8 @@ TEST(SmallGemm, SplitOverTwoThreadsMatchesTheTripleLoopExactly) {
           expected.at(i, j) += sum;
         }
       }
-      tapegrad::detail::small_gemm_on<float, true>(2, c.data.data(), c.stride, a.data.data(), a.stride, b.data.data(),
-                                                   b.stride, m, 300, n);
+      tapegrad::kernels::small_gemm_on<float, Accumulate>(2, c.data.data(), c.stride, a.data.data(), a.stride,
+                                                          b.data.data(), b.stride, m, 300, n);
       ASSERT_EQ(c.data, expected.data) << "m=" << m << " n=" << n;
     }
   }

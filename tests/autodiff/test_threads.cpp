@@ -1,23 +1,30 @@
 // set_num_threads: the number in effect, a bad count, and that a product large enough for Eigen
 // to split across threads gives the single-thread numbers (to float rounding: Eigen's blocking
 // depends on the thread count, so the summation order may differ), and the rule that keeps
-// products below min_parallel_work() on one thread (Note [Product threads], threads.h).
+// products below min_parallel_work() on one thread (kernels/threads.h).
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdint>
 #include <thread>
 
+#include <tapegrad/kernels/threads.h>
 #include <tapegrad/tapegrad.h>
+
+#include "product_settings.h"
 
 namespace {
 
 using tapegrad::Matrix;
+using tapegrad::kernels::kParallelProducts;
+using tapegrad::kernels::product_threads;
 
 TEST(Threads, SetNumThreadsReportsTheCountInEffect) {
   const int before = tapegrad::num_threads();
   EXPECT_EQ(tapegrad::set_num_threads(1), 1);
   EXPECT_EQ(tapegrad::num_threads(), 1);
-  EXPECT_EQ(tapegrad::set_num_threads(2), tapegrad::kParallelProducts ? 2 : 1);
-  EXPECT_EQ(tapegrad::num_threads(), tapegrad::kParallelProducts ? 2 : 1);
+  EXPECT_EQ(tapegrad::set_num_threads(2), kParallelProducts ? 2 : 1);
+  EXPECT_EQ(tapegrad::num_threads(), kParallelProducts ? 2 : 1);
   tapegrad::set_num_threads(before);
 }
 
@@ -47,36 +54,37 @@ TEST(Threads, TwoThreadProductMatchesOneThreadProduct) {
 
 // Restores the thread settings a test changes.
 class ThreadSettings : public ::testing::Test {
- protected:
-  void TearDown() override {
-    tapegrad::set_num_threads(before_threads_);
-    tapegrad::set_min_parallel_work(tapegrad::kDefaultMinParallelWork);
-  }
-  int before_threads_ = tapegrad::num_threads();
+ private:
+  const tapegrad::test::ProductSettingsScope restore_{{}};
 };
 
 TEST_F(ThreadSettings, ProductsBelowTheMinimumWorkRunOnOneThread) {
   const int two = tapegrad::set_num_threads(2);
   tapegrad::set_min_parallel_work(1000);
   EXPECT_EQ(tapegrad::min_parallel_work(), 1000);
-  EXPECT_EQ(tapegrad::product_threads(10, 10, 9), 1);      // 900 multiply-adds
-  EXPECT_EQ(tapegrad::product_threads(10, 10, 10), two);   // 1,000: the minimum itself may split
-  EXPECT_EQ(tapegrad::product_threads(0, 1000, 1000), 1);  // empty result: nothing to split
+  EXPECT_EQ(product_threads(10, 10, 9), 1);      // 900 multiply-adds
+  EXPECT_EQ(product_threads(10, 10, 10), two);   // 1,000: the minimum itself may split
+  EXPECT_EQ(product_threads(0, 1000, 1000), 1);  // empty result: nothing to split
   // m k n overflows int64 here; the rule must still say "large".
-  EXPECT_EQ(tapegrad::product_threads(Eigen::Index{1} << 40, Eigen::Index{1} << 20, Eigen::Index{1} << 20), two);
+  EXPECT_EQ(product_threads(Eigen::Index{1} << 40, Eigen::Index{1} << 20, Eigen::Index{1} << 20), two);
 }
 
-TEST_F(ThreadSettings, DefaultMinimumKeepsTheTinyProjectionOnOneThread) {
-  tapegrad::set_num_threads(2);
-  EXPECT_EQ(tapegrad::min_parallel_work(), tapegrad::kDefaultMinParallelWork);
-  // [25 x 32][32 x 128], the tiny LSTM's projection: 102,400 multiply-adds, measured slower on 2.
-  EXPECT_EQ(tapegrad::product_threads(25, 32, 128), 1);
-  EXPECT_EQ(tapegrad::product_threads(32, 512, 512), tapegrad::kParallelProducts ? 2 : 1);
+// Whatever the default minimum is, products on either side of it follow the rule.
+TEST_F(ThreadSettings, DefaultMinimumSplitsOnlyFromItself) {
+  const int two = tapegrad::set_num_threads(2);
+  const std::int64_t minimum = tapegrad::min_parallel_work();
+  ASSERT_GT(minimum, 1);
+  EXPECT_EQ(product_threads(1, 1, minimum - 1), 1);
+  EXPECT_EQ(product_threads(1, 1, minimum), two);
+  // The same work as a square-ish shape, as the ops ask for it.
+  const auto side = static_cast<tapegrad::Index>(std::cbrt(static_cast<double>(minimum))) + 1;
+  EXPECT_EQ(product_threads(side, side, side), two);
 }
 
 TEST_F(ThreadSettings, NegativeMinimumWorkIsAValueErrorAndChangesNothing) {
+  const std::int64_t before = tapegrad::min_parallel_work();
   EXPECT_THROW(tapegrad::set_min_parallel_work(-1), tapegrad::ValueError);
-  EXPECT_EQ(tapegrad::min_parallel_work(), tapegrad::kDefaultMinParallelWork);
+  EXPECT_EQ(tapegrad::min_parallel_work(), before);
 }
 
 #ifdef EIGEN_HAS_OPENMP
@@ -84,18 +92,19 @@ TEST_F(ThreadSettings, NegativeMinimumWorkIsAValueErrorAndChangesNothing) {
 // thread that called set_num_threads and on another one.
 TEST_F(ThreadSettings, ProductScopeSetsAndRestoresOpenMPsThreadCount) {
   tapegrad::set_num_threads(2);
+  tapegrad::set_min_parallel_work(std::int64_t{1} << 19);  // between the two shapes below
   {
-    const tapegrad::ProductThreads small(25, 32, 128);
+    const tapegrad::kernels::ProductThreads small(25, 32, 128);
     EXPECT_EQ(omp_get_max_threads(), 1);
   }
   EXPECT_EQ(omp_get_max_threads(), 2);
   int seen_small = 0, seen_large = 0;
   std::thread other([&] {
     {
-      const tapegrad::ProductThreads small(25, 32, 128);
+      const tapegrad::kernels::ProductThreads small(25, 32, 128);
       seen_small = omp_get_max_threads();
     }
-    const tapegrad::ProductThreads large(64, 1024, 1024);
+    const tapegrad::kernels::ProductThreads large(64, 1024, 1024);
     seen_large = omp_get_max_threads();
   });
   other.join();
@@ -107,6 +116,7 @@ TEST_F(ThreadSettings, ProductScopeSetsAndRestoresOpenMPsThreadCount) {
 TEST_F(ThreadSettings, SmallAndLargeProductsGiveTheProductOnTwoThreads) {
   tapegrad::set_num_threads(2);
   tapegrad::Tape<double> tape;
+  tapegrad::set_min_parallel_work(std::int64_t{1} << 16);  // between the two sizes below
   for (const int n : {16, 200}) {  // 4,096 and 8,000,000 multiply-adds: one thread, then two
     const Matrix<double> a = Matrix<double>::Random(n, n);
     const Matrix<double> b = Matrix<double>::Random(n, n);

@@ -1,12 +1,12 @@
 // transpose_copy, the tiled transpose behind the recurrences' W^T copies and the transpose op,
 // against element-by-element indexing: every tile remainder (shapes below, at and above one tile
-// of 16 floats or 8 doubles), empty shapes, and the accumulating form. Copies are exact, so the
+// of a cache line: 16 floats or 8 doubles), empty shapes, and the accumulating form. Copies are exact, so the
 // comparison is equality.
 #include <gtest/gtest.h>
 
 #include <array>
 
-#include <tapegrad/transpose_copy.h>
+#include <tapegrad/kernels/transpose_copy.h>
 
 namespace {
 
@@ -19,11 +19,11 @@ void check_shape(Index rows, Index cols) {
   for (Index i = 0; i < rows; ++i) {
     for (Index j = 0; j < cols; ++j) src(i, j) = S(i * 1000 + j);
   }
-  const Matrix<S> copy = tapegrad::detail::transpose_of(src);
+  const Matrix<S> copy = tapegrad::kernels::transpose_of(src);
   ASSERT_EQ(copy.rows(), cols);
   ASSERT_EQ(copy.cols(), rows);
   Matrix<S> sum = Matrix<S>::Constant(cols, rows, S(7));
-  tapegrad::detail::transpose_copy<true>(src, sum);
+  tapegrad::kernels::transpose_copy<tapegrad::kernels::Accumulate>(src, sum);
   for (Index i = 0; i < rows; ++i) {
     for (Index j = 0; j < cols; ++j) {
       ASSERT_EQ(copy(j, i), S(i * 1000 + j)) << rows << " x " << cols << " at (" << j << ", " << i << ")";
@@ -53,7 +53,7 @@ TEST(TransposeCopy, EveryTileRemainderDouble) {
 TEST(TransposeCopy, IntoABlockLeavesTheRestAlone) {
   const Matrix<float> src = Matrix<float>::Random(19, 23);
   Matrix<float> big = Matrix<float>::Constant(40, 40, 5.0F);
-  tapegrad::detail::transpose_copy<false>(src, big.block(3, 4, 23, 19));
+  tapegrad::kernels::transpose_copy<tapegrad::kernels::Assign>(src, big.block(3, 4, 23, 19));
   for (Index i = 0; i < 40; ++i) {
     for (Index j = 0; j < 40; ++j) {
       const bool inside = i >= 3 && i < 26 && j >= 4 && j < 23;

@@ -1,8 +1,6 @@
 // The whole autodiff API in one include.
 #pragma once
 
-#include <tapegrad/allocator.h>
-#include <tapegrad/blas.h>
 #include <tapegrad/error.h>
 #include <tapegrad/gradcheck.h>
 #include <tapegrad/jacobian.h>
@@ -11,5 +9,5 @@
 #include <tapegrad/parameter.h>
 #include <tapegrad/tape.h>
 #include <tapegrad/tensor.h>
-#include <tapegrad/threads.h>
+#include <tapegrad/threading.h>
 #include <tapegrad/window.h>

@@ -1,6 +1,6 @@
-// The OpenBLAS side of Note [BLAS products] (tapegrad/blas.h). Without TAPEGRAD_OPENBLAS only the
-// settings exist, and no product reaches blas_gemm.
-#include <tapegrad/blas.h>
+// The OpenBLAS side of the product route (kernels/blas.h) and its public setting. Without
+// TAPEGRAD_OPENBLAS only the setting exists, and no product reaches blas_gemm.
+#include <tapegrad/kernels/blas.h>
 
 #include <algorithm>
 #include <array>
@@ -9,11 +9,15 @@
 #include <string>
 #include <string_view>
 
+#include <tapegrad/error.h>
+#include <tapegrad/threading.h>
+
 #ifdef TAPEGRAD_HAS_OPENBLAS
 #include <cblas.h>
 #endif
 
 namespace tapegrad {
+namespace kernels {
 namespace {
 
 #ifdef TAPEGRAD_HAS_OPENBLAS
@@ -34,6 +38,15 @@ bool avx512_core(std::string_view core) {
 std::int64_t default_min_blas_work() {
   return avx512_core(openblas_get_corename()) ? kDefaultMinBlasWork : kNoBlasWork;
 }
+
+CBLAS_TRANSPOSE trans(bool transposed) { return transposed ? CblasTrans : CblasNoTrans; }
+
+// cblas takes int dimensions (OpenBLAS's 32-bit-integer build, Debian's default).
+blasint dim(Index n) {
+  TAPEGRAD_CHECK(n <= static_cast<Index>(INT32_MAX), ShapeError,
+                 "matrix product: dimension {} is larger than OpenBLAS's 32-bit interface takes", n);
+  return static_cast<blasint>(n);
+}
 #else
 std::int64_t default_min_blas_work() { return kNoBlasWork; }
 #endif
@@ -52,15 +65,6 @@ std::string blas_name() {
 #endif
 }
 
-std::int64_t set_min_blas_work(std::int64_t work) {
-  TAPEGRAD_CHECK(work >= 0, ValueError, "set_min_blas_work: work must be >= 0, got {}", work);
-  if (!kBlasProducts) return kNoBlasWork;
-  detail::g_min_blas_work.store(work, std::memory_order_relaxed);
-  return work;
-}
-
-namespace detail {
-
 // Asked on first use rather than at static initialisation, when OpenBLAS may not have chosen its
 // kernels yet. A set_min_blas_work that came first wins.
 std::int64_t init_min_blas_work() {
@@ -72,16 +76,6 @@ std::int64_t init_min_blas_work() {
 std::int64_t blas_product_count() { return g_blas_products.load(std::memory_order_relaxed); }
 
 #ifdef TAPEGRAD_HAS_OPENBLAS
-namespace {
-CBLAS_TRANSPOSE trans(bool transposed) { return transposed ? CblasTrans : CblasNoTrans; }
-// cblas takes int dimensions (OpenBLAS's 32-bit-integer build, Debian's default).
-blasint dim(Index n) {
-  TAPEGRAD_CHECK(n <= static_cast<Index>(INT32_MAX), ShapeError,
-                 "matrix product: dimension {} is larger than OpenBLAS's 32-bit interface takes", n);
-  return static_cast<blasint>(n);
-}
-}  // namespace
-
 void blas_gemm(Index m, Index n, Index k, BlasOperand<float> a, BlasOperand<float> b, float beta, float* c, Index ldc) {
   g_blas_products.fetch_add(1, std::memory_order_relaxed);
   cblas_sgemm(CblasRowMajor, trans(a.transposed), trans(b.transposed), dim(m), dim(n), dim(k), 1.0F, a.data, dim(a.ld),
@@ -103,5 +97,15 @@ void blas_gemm(Index, Index, Index, BlasOperand<double>, BlasOperand<double>, do
 }
 #endif
 
-}  // namespace detail
+}  // namespace kernels
+
+std::int64_t min_blas_work() { return kernels::blas_threshold(); }
+
+std::int64_t set_min_blas_work(std::int64_t work) {
+  TAPEGRAD_CHECK(work >= 0, ValueError, "set_min_blas_work: work must be >= 0, got {}", work);
+  if (!kernels::kBlasProducts) return kernels::kNoBlasWork;
+  kernels::g_min_blas_work.store(work, std::memory_order_relaxed);
+  return work;
+}
+
 }  // namespace tapegrad

@@ -10,13 +10,12 @@
 // dW_hh = sum_t h_{t-1}^T dgh_t, db_hh = column sums of dgh over all steps.
 #pragma once
 
+#include <tapegrad/kernels/chunks.h>
+#include <tapegrad/kernels/step_weight.h>
+#include <tapegrad/kernels/write.h>
 #include <tapegrad/op.h>
-#include <tapegrad/small_gemm.h>
-#include <tapegrad/threads.h>
 
-#include "recurrent_kernels.h"
-
-namespace tapegrad::detail {
+namespace tapegrad::kernels {
 
 // Forward. input_row(row) points at the 3H input projections of time-major row `row`.
 template <class S, class InputRow>
@@ -30,13 +29,10 @@ void gru_forward_steps(OpCtx<S>& c, InputRow input_row) {
   const Index nh = x0.cols();
   const Index n_steps = y.rows() / nb;
   const StepWeight<S> step_w(w, false, nb);
+  const auto prev = [&y](Index first, Index count) { return y.middleRows(first, count); };
   for (Index t = 0; t < n_steps; ++t) {
     auto gh = saved.block(t * nb, 0, nb, 3 * nh);  // h_{t-1} W_hh, before the bias
-    if (t == 0) {
-      step_w.assign(gh, x0);
-    } else {
-      step_w.assign(gh, y.middleRows((t - 1) * nb, nb));
-    }
+    previous_state_product(step_w, gh, x0, prev, t, nb, Assign);
     for (Index r = 0; r < nb; ++r) {
       S* a = saved.row(t * nb + r).data();
       const S* xr = input_row(t * nb + r);
@@ -61,20 +57,18 @@ void gru_backward_steps(OpCtx<S>& c, InputGrad input_grad) {
   const Matrix<S>& saved = c.aux(0);
   Matrix<S>& dgh = c.aux(1);
   Matrix<S>& carry = c.aux(2);
-  const Index nb = x0.rows();
-  const Index nh = x0.cols();
-  const Index n_steps = y.rows() / nb;
+  const BackwardSetup<S> setup(x0, w, y.rows(), dgh.rows() / x0.rows());
+  const Index nb = setup.nb;
+  const Index nh = setup.nh;
   const bool want_h0 = c.needs_grad(1);
   const bool want_input = c.needs_grad(0);
-  const StepWeight<S> step_wt(w, true, nb);
-  const ChunkPlan plan = plan_chunks(dgh.rows() / nb, n_steps, step_wt.one_thread(), product_work(nb, nh, 3 * nh));
   // The dgh rows of the chunk starting at step t0.
-  const auto chunk_rows = [&dgh, &plan, nb](Index t0, Index n) {
-    return dgh.middleRows(plan.first_row(t0, nb), n * nb);
+  const auto chunk_rows = [&dgh, &setup, nb](Index t0, Index n) {
+    return dgh.middleRows(setup.plan.first_row(t0, nb), n * nb);
   };
   carry.setZero();
   walk_back_in_chunks(
-      plan, n_steps,
+      setup.plan, setup.n_steps,
       [&](Index t, Index t0) {
         auto dgt = chunk_rows(t0, t - t0 + 1).bottomRows(nb);
         for (Index r = 0; r < nb; ++r) {
@@ -92,7 +86,7 @@ void gru_backward_steps(OpCtx<S>& c, InputGrad input_grad) {
           dn *= rg;     // dgh_n: gh_n enters through r * gh_n
           dh = dh * z;  // the direct path to h_{t-1}; the GEMM part is added below
         }
-        if (t > 0 || want_h0) step_wt.add(carry, dgt);
+        if (t > 0 || want_h0) setup.step_wt.product(carry, dgt, Accumulate);
       },
       // A complete chunk's dgh rows feed dW_hh and db_hh in one go.
       [&](Index t0, Index n) {
@@ -104,4 +98,4 @@ void gru_backward_steps(OpCtx<S>& c, InputGrad input_grad) {
   if (want_h0) c.gx(1) += carry;
 }
 
-}  // namespace tapegrad::detail
+}  // namespace tapegrad::kernels

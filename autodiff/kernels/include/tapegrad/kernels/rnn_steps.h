@@ -3,32 +3,24 @@
 // {dA chunk, carry}, and differ only in how the input is read and where its gradient goes.
 #pragma once
 
-#include <algorithm>
-
+#include <tapegrad/kernels/chunks.h>
+#include <tapegrad/kernels/step_weight.h>
 #include <tapegrad/op.h>
-#include <tapegrad/small_gemm.h>
-#include <tapegrad/threads.h>
 
-#include "recurrent_kernels.h"
-
-namespace tapegrad::detail {
+namespace tapegrad::kernels {
 
 // Forward: y holds the input projections xp_t; each step adds h_{t-1} W and applies tanh.
 template <class S>
 void rnn_forward_steps(OpCtx<S>& c) {
   const Matrix<S>& x0 = c.x(1);
-  const Matrix<S>& wt = c.x(2);
   Matrix<S>& y = c.y();
   const Index nb = x0.rows();
   const Index n_steps = y.rows() / nb;
-  const StepWeight<S> step_w(wt, false, nb);
+  const StepWeight<S> step_w(c.x(2), false, nb);
+  const auto prev = [&y](Index first, Index count) { return y.middleRows(first, count); };
   for (Index t = 0; t < n_steps; ++t) {
     auto yt = y.middleRows(t * nb, nb);
-    if (t == 0) {
-      step_w.add(yt, x0);
-    } else {
-      step_w.add(yt, y.middleRows((t - 1) * nb, nb));
-    }
+    previous_state_product(step_w, yt, x0, prev, t, nb, Accumulate);
     yt.array() = yt.array().tanh();
   }
 }
@@ -40,27 +32,25 @@ void rnn_forward_steps(OpCtx<S>& c) {
 template <class S, class InputGrad>
 void rnn_backward_steps(OpCtx<S>& c, InputGrad input_grad) {
   const Matrix<S>& x0 = c.x(1);
-  const Matrix<S>& wt = c.x(2);
   const Matrix<S>& y = c.y();
   const Matrix<S>& gy = c.gy();
   Matrix<S>& da = c.aux(0);
   Matrix<S>& carry = c.aux(1);
-  const Index nb = x0.rows();
-  const Index nh = x0.cols();
-  const Index n_steps = y.rows() / nb;
+  const BackwardSetup<S> setup(x0, c.x(2), y.rows(), da.rows() / x0.rows());
+  const Index nb = setup.nb;
   const bool want_h0 = c.needs_grad(1);
-  const StepWeight<S> step_wt(wt, true, nb);
-  const ChunkPlan plan = plan_chunks(da.rows() / nb, n_steps, step_wt.one_thread(), product_work(nb, nh, nh));
   // The dA rows of the chunk starting at step t0.
-  const auto chunk_rows = [&da, &plan, nb](Index t0, Index n) { return da.middleRows(plan.first_row(t0, nb), n * nb); };
+  const auto chunk_rows = [&da, &setup, nb](Index t0, Index n) {
+    return da.middleRows(setup.plan.first_row(t0, nb), n * nb);
+  };
   carry.setZero();
   walk_back_in_chunks(
-      plan, n_steps,
+      setup.plan, setup.n_steps,
       [&](Index t, Index t0) {
         auto dat = chunk_rows(t0, t - t0 + 1).bottomRows(nb);
         dat.array() =
             (gy.middleRows(t * nb, nb).array() + carry.array()) * (S(1) - y.middleRows(t * nb, nb).array().square());
-        if (t > 0 || want_h0) step_wt.assign(carry, dat);
+        if (t > 0 || want_h0) setup.step_wt.product(carry, dat, Assign);
       },
       // A complete chunk's dA rows feed the input gradient and dW in one go.
       [&](Index t0, Index n) {
@@ -72,4 +62,4 @@ void rnn_backward_steps(OpCtx<S>& c, InputGrad input_grad) {
   if (want_h0) c.gx(1) += carry;
 }
 
-}  // namespace tapegrad::detail
+}  // namespace tapegrad::kernels

@@ -1,15 +1,22 @@
-// The pieces the fused recurrences share (ops_recurrent.cpp, ops_recurrent_gather.cpp): the chunk size
-// of the backward's dA scratch, the weight gradient of one finished chunk, and the LSTM cell's
-// per-row math, forward and backward side by side.
+// What the fused recurrences' step loops share (rnn_steps.h, lstm_steps.h, gru_steps.h): the
+// chunks of the backward's dA scratch and their weight gradients, and the product with h_{t-1}.
 #pragma once
 
 #include <algorithm>
 #include <exception>
 
-#include <tapegrad/tensor.h>
-#include <tapegrad/threads.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
-namespace tapegrad::detail {
+#include <tapegrad/kernels/product.h>
+#include <tapegrad/kernels/step_weight.h>
+#include <tapegrad/kernels/threads.h>
+#include <tapegrad/kernels/write.h>
+#include <tapegrad/tensor.h>
+#include <tapegrad/threading.h>
+
+namespace tapegrad::kernels {
 
 // Rows (steps x batch) per dW GEMM: large enough for full GEMM speed, small enough that the dA
 // scratch stays a small part of the saved activations for long sequences.
@@ -27,7 +34,7 @@ inline Index chunk_steps(Index steps, Index batch) {
 // and a task's dA rows are not overwritten while it reads them (the dA scratch alternates two
 // halves). The chunk of the first steps, finished last, runs after the region, where its GEMM
 // may use both threads. Only when the step products run on one thread anyway: inside the region
-// Eigen keeps every product on one thread (bench_train_step, RNN small: docs/performance.md).
+// Eigen keeps every product on one thread.
 
 // How a backward groups its steps into chunks for the weight-gradient GEMMs.
 struct ChunkPlan {
@@ -127,50 +134,41 @@ template <class S, class Prev, class Chunk>
 void add_weight_grad(Matrix<S>& gw, const Matrix<S>& h0, const Prev& prev, const Chunk& d, Index t0, Index n,
                      Index nb) {
   if (t0 == 0) {
-    add_product(gw, h0.transpose(), d.topRows(nb));
-    if (n > 1) add_product(gw, prev(0, (n - 1) * nb).transpose(), d.bottomRows((n - 1) * nb));
+    product(gw, h0.transpose(), d.topRows(nb), Accumulate);
+    if (n > 1) product(gw, prev(0, (n - 1) * nb).transpose(), d.bottomRows((n - 1) * nb), Accumulate);
   } else {
-    add_product(gw, prev((t0 - 1) * nb, n * nb).transpose(), d);
+    product(gw, prev((t0 - 1) * nb, n * nb).transpose(), d, Accumulate);
   }
 }
 
-// LSTM forward for one batch row. a: the pre-activations [i f g o] (4H), turned into the gates
-// in place (i, f, o = sigmoid, g = tanh); c_t = f c_{t-1} + i g and h_t = o tanh(c_t).
+// What every recurrence backward sets up first: the batch nb and hidden size nh (of h0), the
+// steps of a sequence of seq_rows rows, the step weight W^T and the plan of a dA scratch of
+// scratch_steps steps.
 template <class S>
-void lstm_row_forward(S* a, const S* c_prev, S* h, S* c, Index nh) {
-  RowArray<S> io(a, 2 * nh);  // i and f are adjacent
-  RowArray<S> i(a, nh), f(a + nh, nh), g(a + 2 * nh, nh), o(a + 3 * nh, nh);
-  RowArray<S> hn(h, nh), cn(c, nh);
-  io = io.logistic();
-  g = g.tanh();
-  o = o.logistic();
-  cn = f * ConstRowArray<S>(c_prev, nh) + i * g;
-  hn = o * cn.tanh();
-}
+struct BackwardSetup {
+  BackwardSetup(const Matrix<S>& h0, const Matrix<S>& w, Index seq_rows, Index scratch_steps)
+      : nb(h0.rows()),
+        nh(h0.cols()),
+        n_steps(seq_rows / nb),
+        step_wt(w, true, nb),
+        plan(plan_chunks(scratch_steps, n_steps, step_wt.one_thread(), product_work(nb, nh, w.cols()))) {}
+  Index nb;
+  Index nh;
+  Index n_steps;
+  StepWeight<S> step_wt;
+  ChunkPlan plan;
+};
 
-// LSTM backward for one batch row. With dh = gh + carry_h and dc = gc + carry_c + dh o (1 - tanh^2 c_t):
-// dA_i = dc g i(1-i), dA_f = dc c_{t-1} f(1-f), dA_g = dc i (1-g^2), dA_o = dh tanh(c_t) o(1-o),
-// written to d (4H); the carry to step t-1 leaves dc f in carry_c (the caller adds dA W^T to
-// carry_h). gates: i, f, g, o of step t; gc may be null (no gradient reached c_t from outside).
-template <class S>
-void lstm_row_backward(const S* gates, const S* c_t, const S* c_prev, const S* gh, const S* gc, S* carry_h, S* carry_c,
-                       S* d, Index nh) {
-  const ConstRowArray<S> i(gates, nh), f(gates + nh, nh), g(gates + 2 * nh, nh), o(gates + 3 * nh, nh);
-  const ConstRowArray<S> ct(c_t, nh), cp(c_prev, nh);
-  RowArray<S> dh(carry_h, nh), dc(carry_c, nh);
-  RowArray<S> di(d, nh), df(d + nh, nh), dg(d + 2 * nh, nh), dout(d + 3 * nh, nh);
-  dout = ct.tanh();  // tanh(c_t), parked in dA_o's row until dA_o is computed
-  dh += ConstRowArray<S>(gh, nh);
-  if (gc != nullptr) {
-    dc += ConstRowArray<S>(gc, nh) + dh * o * (S(1) - dout.square());
+// dst (+)= h_{t-1} W for step t of a batch of nb rows: h0 at t = 0, else prev(first, count)
+// gives rows [first, first + count) of the h sequence.
+template <class S, class Dst, class Prev>
+void previous_state_product(const StepWeight<S>& w, Dst&& dst, const Matrix<S>& h0, const Prev& prev, Index t, Index nb,
+                            Write write) {
+  if (t == 0) {
+    w.product(dst, h0, write);
   } else {
-    dc += dh * o * (S(1) - dout.square());
+    w.product(dst, prev((t - 1) * nb, nb), write);
   }
-  dout = dh * dout * o * (S(1) - o);
-  di = dc * g * i * (S(1) - i);
-  df = dc * cp * f * (S(1) - f);
-  dg = dc * i * (S(1) - g.square());
-  dc *= f;  // the carry to c_{t-1}
 }
 
-}  // namespace tapegrad::detail
+}  // namespace tapegrad::kernels
