@@ -91,19 +91,18 @@ struct Tokens {
 // Steps [begin, begin + len) on `tape` from state (h0, c0): returns {h_last, c_last, summed CE}.
 std::vector<Var<F>> lstm_steps(Tape<F>& tape, Model& m, const Tokens& tok, std::int64_t begin, std::int64_t len,
                                const Var<F>& h0, const Var<F>& c0) {
-  const std::int64_t h = m.Whh.value.rows();
   const auto at = static_cast<std::size_t>(begin * kBatch);
   const auto n = static_cast<std::size_t>(len * kBatch);
   const std::span<const std::int32_t> in(tok.inputs.data() + at, n);
   const std::span<const std::int32_t> target(tok.targets.data() + at, n);
   const Var<F> x = tapegrad::gather_rows(tape.leaf(m.E), in);
   const Var<F> xp = tapegrad::affine(x, tape.leaf(m.Wih), tape.leaf(m.b));
-  const Var<F> hc = tapegrad::lstm_sequence(xp, h0, c0, tape.leaf(m.Whh));
-  const Var<F> hs = tapegrad::slice_cols(hc, 0, h);
+  const tapegrad::LstmStates<F> hc = tapegrad::lstm_sequence(xp, h0, c0, tape.leaf(m.Whh));
+  const Var<F>& hs = hc.h;
   const Var<F> loss = tapegrad::softmax_cross_entropy(tapegrad::affine(hs, tape.leaf(m.V), tape.leaf(m.c)), target,
                                                       tapegrad::Reduction::Sum);
-  const Var<F> last = tapegrad::slice_rows(hc, (len - 1) * kBatch, kBatch);
-  return {tapegrad::slice_cols(last, 0, h), tapegrad::slice_cols(last, h, h), loss};
+  return {tapegrad::slice_rows(hc.h, (len - 1) * kBatch, kBatch),
+          tapegrad::slice_rows(hc.c, (len - 1) * kBatch, kBatch), loss};
 }
 
 struct StepResult {
@@ -126,7 +125,6 @@ const char* mode_name(Mode mode) {
 
 // One training step; k is the recompute segment length (used in Mode::Recompute only).
 StepResult train_step(Tape<F>& tape, Model& m, const Tokens& tok, std::int64_t steps, Mode mode, std::int64_t k) {
-  const std::int64_t h = m.Whh.value.rows();
   tape.clear();
   const Var<F> h0 = tape.constant(Matrix<F>::Zero(kBatch, h));
   const Var<F> c0 = tape.constant(Matrix<F>::Zero(kBatch, h));

@@ -85,19 +85,13 @@ struct Leaves {
         c(tape.leaf(m.c)) {}
 };
 
-// The LSTM's fused op returns [h_t | c_t] per row; the head reads the h half.
-Var<float> lstm_hidden_states(const Var<float>& xp, const Var<float>& h0, const Var<float>& c0, const Var<float>& w) {
-  const Var<float> hc = tapegrad::lstm_sequence(xp, h0, c0, w);
-  return tapegrad::slice_cols(hc, 0, h0.cols());
-}
-
 Var<float> fused_loss(Cell cell, const TrainConfig& /*cfg*/, Tape<float>& tape, const Leaves& p,
                       const tapegrad_bench::TokenData& data, const Matrix<float>& zeros) {
   const Var<float> x = tapegrad::gather_rows(p.E, std::span<const std::int32_t>(data.inputs));
   const Var<float> xp = tapegrad::affine(x, p.W_ih, p.b);  // [T*B x G], all steps at once
   const Var<float> h0 = tape.constant(zeros);
   const Var<float> hs = cell == Cell::Rnn ? tapegrad::rnn_sequence(xp, h0, p.W_hh)
-                                          : lstm_hidden_states(xp, h0, tape.constant(zeros), p.W_hh);
+                                          : tapegrad::lstm_sequence(xp, h0, tape.constant(zeros), p.W_hh).h;
   const Var<float> logits = tapegrad::affine(hs, p.V, p.c);  // [T*B x K]
   return tapegrad::softmax_cross_entropy(logits, std::span<const std::int32_t>(data.targets), tapegrad::Reduction::Sum);
 }

@@ -98,13 +98,6 @@ Var<S> minimum(const Var<S>& a, const Var<S>& b) {
       });
 }
 
-#define TAPEGRAD_INSTANTIATE_BINARY(S)                   \
-  template Var<S> add(const Var<S>&, const Var<S>&);     \
-  template Var<S> sub(const Var<S>&, const Var<S>&);     \
-  template Var<S> mul(const Var<S>&, const Var<S>&);     \
-  template Var<S> div(const Var<S>&, const Var<S>&);     \
-  template Var<S> maximum(const Var<S>&, const Var<S>&); \
-  template Var<S> minimum(const Var<S>&, const Var<S>&);
-TAPEGRAD_FOR_EACH_SCALAR(TAPEGRAD_INSTANTIATE_BINARY)
+TAPEGRAD_INSTANTIATE_OPS(TAPEGRAD_BINARY_OPS)
 
 }  // namespace tapegrad

@@ -60,10 +60,6 @@ Var<S> affine(const Var<S>& x, const Var<S>& w, const Var<S>& b) {
       });
 }
 
-#define TAPEGRAD_INSTANTIATE_LINALG(S)                  \
-  template Var<S> matmul(const Var<S>&, const Var<S>&); \
-  template Var<S> transpose(const Var<S>&);             \
-  template Var<S> affine(const Var<S>&, const Var<S>&, const Var<S>&);
-TAPEGRAD_FOR_EACH_SCALAR(TAPEGRAD_INSTANTIATE_LINALG)
+TAPEGRAD_INSTANTIATE_OPS(TAPEGRAD_LINALG_OPS)
 
 }  // namespace tapegrad

@@ -71,7 +71,7 @@ Var<S> rnn_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w) {
 // The step loops and the per-row math of both directions are in kernels/lstm_steps.h;
 // carry_h = dA_t W_hh^T, carry_c = dc f.
 template <class S>
-Var<S> lstm_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& c0, const Var<S>& w_hh) {
+LstmStates<S> lstm_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& c0, const Var<S>& w_hh) {
   const Index steps = check_sequence("lstm_sequence", xp, h0, 4);
   const Index b = h0.rows();
   const Index h = h0.cols();
@@ -82,20 +82,25 @@ Var<S> lstm_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& c0, const
                  4 * h);
   const Index chunk = chunk_steps(steps, b);
   // aux(0): post-activation gates i, f, g, o of every step; aux(1): dA for one chunk of steps;
-  // aux(2): the carries [dL/dh_{t-1} | dL/dc_{t-1}] from later steps.
-  return apply<S>(
-      {"lstm_sequence", {steps * b, 2 * h}, {xp.shape(), Shape{chunk * b, 4 * h}, Shape{b, 2 * h}}}, {xp, h0, c0, w_hh},
+  // aux(2): the carries [dL/dh_{t-1} | dL/dc_{t-1}] from later steps. Outputs: h (main), c.
+  const std::vector<Var<S>> out = apply_outputs<S>(
+      {"lstm_sequence",
+       {steps * b, h},
+       {xp.shape(), Shape{chunk * b, 4 * h}, Shape{b, 2 * h}},
+       {},
+       {Shape{steps * b, h}}},
+      {xp, h0, c0, w_hh},
       [](OpCtx<S>& c) {
         c.aux(0) = c.x(0);
-        kernels::lstm_forward_steps(c, kernels::LstmLayout<S>{&c.y(), 0, &c.y(), c.x(1).cols()});
+        kernels::lstm_forward_steps(c, kernels::LstmLayout<S>{&c.y(), 0, &c.y(1), 0});
       },
       [](OpCtx<S>& c) {
-        const Index nh = c.x(1).cols();
-        const kernels::LstmLayout<S> io{&c.y(), 0, &c.y(), nh, &c.gy(), 0, &c.gy(), nh};
+        const kernels::LstmLayout<S> io{&c.y(), 0, &c.y(1), 0, &c.gy(), 0, c.gy_or_null(1), 0};
         kernels::lstm_backward_steps(c, io, false, [&c](Index first_row, const auto& da_rows) {
           c.gx(0).middleRows(first_row, da_rows.rows()) += da_rows;
         });
       });
+  return {out[0], out[1]};
 }
 
 // PyTorch's GRU: the equations and the step loops are in kernels/gru_steps.h.
@@ -126,10 +131,6 @@ Var<S> gru_sequence(const Var<S>& xp, const Var<S>& h0, const Var<S>& w_hh, cons
       });
 }
 
-#define TAPEGRAD_INSTANTIATE_RECURRENT(S)                                                    \
-  template Var<S> rnn_sequence(const Var<S>&, const Var<S>&, const Var<S>&);                 \
-  template Var<S> lstm_sequence(const Var<S>&, const Var<S>&, const Var<S>&, const Var<S>&); \
-  template Var<S> gru_sequence(const Var<S>&, const Var<S>&, const Var<S>&, const Var<S>&);
-TAPEGRAD_FOR_EACH_SCALAR(TAPEGRAD_INSTANTIATE_RECURRENT)
+TAPEGRAD_INSTANTIATE_OPS(TAPEGRAD_RECURRENT_OPS)
 
 }  // namespace tapegrad

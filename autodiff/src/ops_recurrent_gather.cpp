@@ -89,9 +89,9 @@ LstmStates<S> lstm_sequence_gather(const Var<S>& table, std::span<const std::int
       [](OpCtx<S>& c) {
         const kernels::LstmLayout<S> io{&c.y(), 0, &c.y(1), 0, &c.gy(), 0, c.gy_or_null(1), 0};
         // A release sweep never reads the gates again: dA may overwrite them.
-        kernels::lstm_backward_steps(
-            c, io, c.releasing(),
-            [&c](Index first_row, const auto& da_rows) { scatter_add_rows(c.gx(0), c.ints(), first_row, da_rows); });
+        kernels::lstm_backward_steps(c, io, c.releasing(), [&c](Index first_row, const auto& da_rows) {
+          scatter_add_rows(c.gx(0), c.ints(), first_row, da_rows);
+        });
       });
   return {out[0], out[1]};
 }
@@ -130,12 +130,6 @@ Var<S> gru_sequence_gather(const Var<S>& table, std::span<const std::int32_t> id
       });
 }
 
-#define TAPEGRAD_INSTANTIATE_RECURRENT_GATHER(S)                                                                   \
-  template Var<S> rnn_sequence_gather(const Var<S>&, std::span<const std::int32_t>, const Var<S>&, const Var<S>&); \
-  template LstmStates<S> lstm_sequence_gather(const Var<S>&, std::span<const std::int32_t>, const Var<S>&,         \
-                                              const Var<S>&, const Var<S>&);                                       \
-  template Var<S> gru_sequence_gather(const Var<S>&, std::span<const std::int32_t>, const Var<S>&, const Var<S>&,  \
-                                      const Var<S>&);
-TAPEGRAD_FOR_EACH_SCALAR(TAPEGRAD_INSTANTIATE_RECURRENT_GATHER)
+TAPEGRAD_INSTANTIATE_OPS(TAPEGRAD_RECURRENT_GATHER_OPS)
 
 }  // namespace tapegrad

@@ -278,17 +278,6 @@ Var<S> pick(const Var<S>& x, std::span<const std::int32_t> index) {
       });
 }
 
-#define TAPEGRAD_INSTANTIATE_REDUCE(S)                                                                          \
-  template Var<S> sum(const Var<S>&);                                                                           \
-  template Var<S> sum(const Var<S>&, Axis);                                                                     \
-  template Var<S> mean(const Var<S>&);                                                                          \
-  template Var<S> mean(const Var<S>&, Axis);                                                                    \
-  template Var<S> logsumexp(const Var<S>&);                                                                     \
-  template Var<S> softmax(const Var<S>&);                                                                       \
-  template Var<S> log_softmax(const Var<S>&);                                                                   \
-  template Var<S> softmax_cross_entropy(const Var<S>&, std::span<const std::int32_t>, Reduction, std::int32_t); \
-  template Var<S> mse_loss(const Var<S>&, const Var<S>&);                                                       \
-  template Var<S> pick(const Var<S>&, std::span<const std::int32_t>);
-TAPEGRAD_FOR_EACH_SCALAR(TAPEGRAD_INSTANTIATE_REDUCE)
+TAPEGRAD_INSTANTIATE_OPS(TAPEGRAD_REDUCE_OPS)
 
 }  // namespace tapegrad

@@ -174,15 +174,6 @@ Var<S> where(const std::type_identity_t<Matrix<S>>& cond, const Var<S>& a, const
       });
 }
 
-#define TAPEGRAD_INSTANTIATE_SHAPE(S)                                              \
-  template Var<S> concat_cols(std::span<const Var<S>>);                            \
-  template Var<S> concat_rows(std::span<const Var<S>>);                            \
-  template Var<S> slice_cols(const Var<S>&, Index, Index);                         \
-  template Var<S> slice_rows(const Var<S>&, Index, Index);                         \
-  template Var<S> gather_rows(const Var<S>&, std::span<const std::int32_t>);       \
-  template Var<S> reshape(const Var<S>&, Index, Index);                            \
-  template Var<S> mask_mul(const Var<S>&, const std::type_identity_t<Matrix<S>>&); \
-  template Var<S> where(const std::type_identity_t<Matrix<S>>&, const Var<S>&, const Var<S>&);
-TAPEGRAD_FOR_EACH_SCALAR(TAPEGRAD_INSTANTIATE_SHAPE)
+TAPEGRAD_INSTANTIATE_OPS(TAPEGRAD_SHAPE_OPS)
 
 }  // namespace tapegrad

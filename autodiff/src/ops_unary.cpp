@@ -224,27 +224,6 @@ Var<S> clamp(const Var<S>& x, std::type_identity_t<S> lo, std::type_identity_t<S
       [lo, hi](const auto& a, const auto&) { return step<S>(a > lo && a < hi); });
 }
 
-#define TAPEGRAD_INSTANTIATE_UNARY(S)           \
-  template Var<S> add_scalar(const Var<S>&, S); \
-  template Var<S> mul_scalar(const Var<S>&, S); \
-  template Var<S> neg(const Var<S>&);           \
-  template Var<S> pow(const Var<S>&, S);        \
-  template Var<S> tanh(const Var<S>&);          \
-  template Var<S> sigmoid(const Var<S>&);       \
-  template Var<S> relu(const Var<S>&);          \
-  template Var<S> leaky_relu(const Var<S>&, S); \
-  template Var<S> exp(const Var<S>&);           \
-  template Var<S> log(const Var<S>&);           \
-  template Var<S> sqrt(const Var<S>&);          \
-  template Var<S> square(const Var<S>&);        \
-  template Var<S> abs(const Var<S>&);           \
-  template Var<S> reciprocal(const Var<S>&);    \
-  template Var<S> softplus(const Var<S>&);      \
-  template Var<S> log_sigmoid(const Var<S>&);   \
-  template Var<S> sin(const Var<S>&);           \
-  template Var<S> cos(const Var<S>&);           \
-  template Var<S> hardtanh(const Var<S>&);      \
-  template Var<S> clamp(const Var<S>&, S, S);
-TAPEGRAD_FOR_EACH_SCALAR(TAPEGRAD_INSTANTIATE_UNARY)
+TAPEGRAD_INSTANTIATE_OPS(TAPEGRAD_UNARY_OPS)
 
 }  // namespace tapegrad

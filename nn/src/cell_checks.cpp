@@ -35,8 +35,8 @@ void check_weight_shape(std::string_view cell, std::string_view name, const Shap
 }
 
 template <class S>
-void check_step(std::string_view cell, const Var<S>& x, Index input_size, const State<S>& s,
-                std::span<const char* const> names, Index hidden) {
+void check_step_inputs(std::string_view cell, const Var<S>& x, Index input_size, const State<S>& s,
+                       std::span<const char* const> names, Index hidden) {
   TAPEGRAD_CHECK(x.cols() == input_size, ShapeError, "{}.step: input x is {}, expected [{} x {}] (input_size {})", cell,
                  x.shape(), x.rows(), input_size, input_size);
   TAPEGRAD_CHECK(s.size() == names.size(), ShapeError, "{}.step: the state has {} tensor(s), expected {} ({})", cell,
@@ -96,12 +96,12 @@ Index check_tokens(std::string_view cell, const Var<S>& embedding, std::size_t n
   return ids / batch;
 }
 
-#define TAPEGRAD_INSTANTIATE_CELL_CHECKS(S)                                                                     \
-  template void check_step<S>(std::string_view, const Var<S>&, Index, const State<S>&,                          \
-                              std::span<const char* const>, Index);                                             \
-  template Index check_sequence<S>(std::string_view, const Var<S>&, Index, const State<S>&,                     \
-                                   std::span<const char* const>, Index);                                        \
-  template Index check_tokens<S>(std::string_view, const Var<S>&, std::size_t, Index, const State<S>&,          \
+#define TAPEGRAD_INSTANTIATE_CELL_CHECKS(S)                                                            \
+  template void check_step_inputs<S>(std::string_view, const Var<S>&, Index, const State<S>&,          \
+                                     std::span<const char* const>, Index);                             \
+  template Index check_sequence<S>(std::string_view, const Var<S>&, Index, const State<S>&,            \
+                                   std::span<const char* const>, Index);                               \
+  template Index check_tokens<S>(std::string_view, const Var<S>&, std::size_t, Index, const State<S>&, \
                                  std::span<const char* const>, Index);
 TAPEGRAD_INSTANTIATE_CELL_CHECKS(float)
 TAPEGRAD_INSTANTIATE_CELL_CHECKS(double)

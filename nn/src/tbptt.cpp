@@ -76,27 +76,9 @@ std::string TbpttReport<S>::describe() const {
 
 namespace {
 
-// The sum of a window's [1 x 1] losses as one entry, so the window takes a single sweep.
-template <class S>
-Var<S> sum_losses(const std::vector<Var<S>>& losses) {
-  if (losses.size() == 1) return losses[0];
-  return apply<S>(
-      OpSpec{"tbptt_sum_losses", {1, 1}}, std::span<const Var<S>>(losses),
-      [](OpCtx<S>& c) {
-        S total = 0;
-        for (std::size_t i = 0; i < c.num_inputs(); ++i) total += c.x(i)(0, 0);
-        c.y()(0, 0) = total;
-      },
-      [](OpCtx<S>& c) {
-        for (std::size_t i = 0; i < c.num_inputs(); ++i) {
-          if (c.needs_grad(i)) c.gx(i)(0, 0) += c.gy()(0, 0);
-        }
-      });
-}
-
 // Checks what a StepFn returned against the state it started from.
 template <class S>
-void check_step(const StepResult<S>& r, const std::vector<Shape>& shapes, int t) {
+void check_step_result(const StepResult<S>& r, const std::vector<Shape>& shapes, int t) {
   TAPEGRAD_CHECK(r.next.size() == shapes.size(), ShapeError,
                  "run_tbptt: step {} returned a state of {} tensors, but the carried state has {}", t, r.next.size(),
                  shapes.size());
@@ -120,7 +102,7 @@ TbpttReport<S> run_per_output_window(Tape<S>& tape, int num_steps, const std::ve
   State<S> state = constant_state(tape, initial_state);
   const WindowReport w = backward_per_output_window(tape, num_steps, report.config.tau, [&](int t) -> Var<S> {
     StepResult<S> r = step(tape, t, state);
-    check_step(r, shapes, t);
+    check_step_result(r, shapes, t);
     state = std::move(r.next);
     return r.loss;
   });
@@ -184,7 +166,7 @@ TbpttReport<S> run_tbptt(Tape<S>& tape, int num_steps, const std::vector<Matrix<
         auto scope = tape.time_step(t);
         r = step(tape, t, state);
       }
-      check_step(r, shapes, t);
+      check_step_result(r, shapes, t);
       state = std::move(r.next);
       if (t >= first_loss && !r.loss.empty()) {
         losses.push_back(r.loss);
@@ -202,7 +184,7 @@ TbpttReport<S> run_tbptt(Tape<S>& tape, int num_steps, const std::vector<Matrix<
       }
     }
     if (!losses.empty()) {
-      tape.backward(sum_losses(losses));
+      tape.backward(add_n(std::span<const Var<S>>(losses)));  // one entry: one sweep per window
       ++report.sweeps;
       if (update) update(UpdateInfo{report.updates, first_loss, end, begin, 1, window_loss});
       ++report.updates;

@@ -167,6 +167,20 @@ std::vector<OpCase> build() {
     }
   }
 
+  // ---- n-ary ------------------------------------------------------------------------------------
+  auto sum_of_inputs = [](Refs x) {
+    M y = M::Zero(x[0].rows(), x[0].cols());
+    for (const M& term : x)
+      for (Index k = 0; k < y.size(); ++k) y.data()[k] += term.data()[k];
+    return y;
+  };
+  row(
+      "add_n/one", {{2, 3}}, [](In x) { return add_n(x); }, R, sum_of_inputs);
+  row(
+      "add_n/three", {{2, 3}, {2, 3}, {2, 3}}, [](In x) { return add_n(x); }, R, sum_of_inputs);
+  row(
+      "add_n/losses", {{1, 1}, {1, 1}, {1, 1}, {1, 1}}, [](In x) { return add_n(x); }, R, sum_of_inputs);
+
   // ---- scalar arithmetic ---------------------------------------------------------------------
   row(
       "add_scalar", {{2, 3}}, [](In x) { return add_scalar(x[0], 0.7); }, R, map1([](double v) { return v + 0.7; }));
@@ -413,12 +427,15 @@ std::vector<OpCase> build() {
   row("rnn_sequence/t3_b2", {{6, 3}, {2, 3}, {3, 3}}, rnn, R, rnn_sequence_ref);
   row("rnn_sequence/t4_b1", {{4, 2}, {1, 2}, {2, 2}}, rnn, R, rnn_sequence_ref);
   row("rnn_sequence/square", {{3, 3}, {3, 3}, {3, 3}}, rnn, R, rnn_sequence_ref);
-  auto lstm = [](In x) { return lstm_sequence(x[0], x[1], x[2], x[3]); };
+  // The LSTMs' two outputs are checked as [h | c].
+  auto lstm = [](In x) {
+    const LstmStates<double> s = lstm_sequence(x[0], x[1], x[2], x[3]);
+    return concat_cols({s.h, s.c});
+  };
   row("lstm_sequence/t1", {{2, 12}, {2, 3}, {2, 3}, {3, 12}}, lstm, R, lstm_sequence_ref);
   row("lstm_sequence/t3_b2", {{6, 12}, {2, 3}, {2, 3}, {3, 12}}, lstm, R, lstm_sequence_ref);
   row("lstm_sequence/t5_b1", {{5, 8}, {1, 2}, {1, 2}, {2, 8}}, lstm, R, lstm_sequence_ref);
-  // Token inputs: the references run on the gathered rows; the LSTM's two outputs are checked as
-  // [h | c].
+  // Token inputs: the references run on the gathered rows.
   const std::vector<std::int32_t> lstm_ids = {2, 0, 2, 1, 3, 3};
   // The rows lstm_ids picks from a table: what the references run on.
   auto picked = [lstm_ids](const M& table) {
@@ -447,10 +464,9 @@ std::vector<OpCase> build() {
   row("gru_sequence_gather/t6_b1", {{4, 6}, {1, 2}, {2, 6}, {1, 6}}, gru_gather, R, gru_gather_ref);
 
   // ---- [1 x 1] copies of the elementwise rows: ops_unary.cpp takes a fixed-size path there --------
-  const std::set<std::string> elementwise_ops = {"add_scalar",  "mul_scalar", "neg",        "pow",        "tanh",
-                                                 "sigmoid",     "relu",       "leaky_relu", "exp",        "log",
-                                                 "sqrt",        "square",     "abs",        "reciprocal", "softplus",
-                                                 "log_sigmoid", "sin",        "cos",        "hardtanh",   "clamp"};
+  const std::set<std::string> elementwise_ops = {
+#define TAPEGRAD_OP_NAME(name, ret, params) #name,
+      TAPEGRAD_UNARY_OPS(TAPEGRAD_OP_NAME, double)};
   const std::size_t n_rows = t.size();
   for (std::size_t i = 0; i < n_rows; ++i) {
     const std::string& name = t[i].name;
@@ -471,19 +487,13 @@ const std::vector<OpCase>& op_cases() {
 }
 
 const std::vector<std::string>& all_op_names() {
-  // clang-format off
-  static const std::vector<std::string> names = {
-      "add",         "sub",      "mul",         "div",          "maximum",       "minimum",     "add_scalar",
-      "mul_scalar",  "neg",      "pow",         "tanh",         "sigmoid",       "relu",        "leaky_relu",
-      "exp",         "log",      "sqrt",        "square",       "abs",           "reciprocal",  "softplus",
-      "log_sigmoid", "sin",      "cos",         "hardtanh",     "clamp",         "matmul",      "transpose",
-      "affine",      "sum",      "mean",        "logsumexp",    "softmax",       "log_softmax", "softmax_cross_entropy",
-      "mse_loss",    "pick",     "concat_cols", "concat_rows",  "slice_cols",    "slice_rows",  "gather_rows",
-      "reshape",     "mask_mul", "where",       "rnn_sequence", "lstm_sequence", "gru_sequence",
-      "lstm_sequence_gather", "rnn_sequence_gather", "gru_sequence_gather"};
-  // clang-format on
+  static const std::vector<std::string> names = [] {
+    const std::set<std::string> unique = {TAPEGRAD_OPS(TAPEGRAD_OP_NAME, double)};
+    return std::vector<std::string>(unique.begin(), unique.end());
+  }();
   return names;
 }
+#undef TAPEGRAD_OP_NAME
 
 std::string op_name(const OpCase& c) { return c.name.substr(0, c.name.find('/')); }
 

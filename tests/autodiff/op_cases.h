@@ -1,6 +1,6 @@
-// THE table of op cases: one row per op and per broadcast or shape variant. Every op declared
-// in ops.h has at least one row (test_gradcheck.cpp checks that against ops.h itself), and
-// every row is gradchecked in float64, with fan-out, aliasing, value and pruning variants.
+// THE table of op cases: one row per op and per broadcast or shape variant. Every op of
+// op_list.h has at least one row (test_gradcheck.cpp fails otherwise), and every row is
+// gradchecked in float64, with fan-out, aliasing, value and pruning variants.
 #pragma once
 
 #include <cstdint>
@@ -44,7 +44,7 @@ inline void PrintTo(const OpCase& c, std::ostream* os) { *os << c.name; }
 
 /// Every row of the table.
 const std::vector<OpCase>& op_cases();
-/// Every op name declared in ops.h that must have a row.
+/// Every op name of op_list.h (each must have a row), sorted, once each.
 const std::vector<std::string>& all_op_names();
 /// The op part of a row name ("add/row_bias" -> "add").
 std::string op_name(const OpCase& c);

@@ -27,6 +27,13 @@ using ::testing::HasSubstr;
 
 namespace {
 
+// The fused LSTM's h and c side by side, [T*B x 2H], as the unrolled reference returns them.
+template <class S>
+Var<S> lstm_joined(const Var<S>& xp, const Var<S>& h0, const Var<S>& c0, const Var<S>& w) {
+  const LstmStates<S> s = lstm_sequence(xp, h0, c0, w);
+  return concat_cols({s.h, s.c});
+}
+
 struct Dims {
   Index t, b, h;
   std::uint64_t seed;
@@ -75,7 +82,7 @@ void compare_lstm(const Dims& d, double tol, bool c_only_seed = false) {
   const std::vector<Var<S>> in = {tape.variable(uniform<S>(d.t * d.b, 4 * d.h, rng)),
                                   tape.variable(uniform<S>(d.b, d.h, rng)), tape.variable(uniform<S>(d.b, d.h, rng)),
                                   tape.variable(uniform<S>(d.h, 4 * d.h, rng, -0.8, 0.8))};
-  const Var<S> fused = lstm_sequence(in[0], in[1], in[2], in[3]);
+  const Var<S> fused = lstm_joined(in[0], in[1], in[2], in[3]);
   const Var<S> unrolled = lstm_unrolled(in[0], in[1], in[2], in[3]);
   EXPECT_LE(rel_diff(fused.value(), unrolled.value()), tol);
   Matrix<S> seed = uniform<S>(d.t * d.b, 2 * d.h, rng);
@@ -183,7 +190,7 @@ TEST(LstmSequence, ScalarClosedFormThroughCell) {
   const auto h0 = tape.constant(Matrix<double>::Zero(1, 1));
   const auto c0 = tape.variable(Matrix<double>::Constant(1, 1, 0.6));
   const auto w = tape.variable(Matrix<double>::Zero(1, 4));
-  const auto y = lstm_sequence(xp, h0, c0, w);
+  const auto y = lstm_joined(xp, h0, c0, w);
   auto sig = [](double v) { return 1 / (1 + std::exp(-v)); };
   const double i = sig(0.2), f = sig(-0.4), g = std::tanh(0.9), o = sig(0.1);
   const double c = f * 0.6 + i * g;
@@ -213,7 +220,7 @@ TEST(FusedRecurrence, DetachedStateAndRepeatedSweeps) {
   const auto state = tape.variable(uniform<double>(b, h, rng));
   const auto h0 = detach(state);
   const auto c0 = detach(state);
-  const auto fused = lstm_sequence(xp, h0, c0, w);
+  const auto fused = lstm_joined(xp, h0, c0, w);
   const auto unrolled = lstm_unrolled(xp, h0, c0, w);
   const Matrix<double> seed = uniform<double>(t * b, 2 * h, rng);
   const auto gf = grads_of<double>(tape, fused, seed, {xp, w, state});
@@ -246,7 +253,7 @@ TEST(FusedRecurrence, SharedInitialState) {
   const auto s = tape.variable(uniform<double>(2, 2, rng));
   const auto w = tape.variable(uniform<double>(2, 8, rng));
   const Matrix<double> seed = uniform<double>(6, 4, rng);
-  const auto gf = grads_of<double>(tape, lstm_sequence(xp, s, s, w), seed, {s});
+  const auto gf = grads_of<double>(tape, lstm_joined(xp, s, s, w), seed, {s});
   const auto gu = grads_of<double>(tape, lstm_unrolled(xp, s, s, w), seed, {s});
   EXPECT_LE(rel_diff(gf[0], gu[0]), 1e-10);
 }

@@ -50,8 +50,8 @@ void check_weight_count(std::string_view cell, std::size_t got, std::size_t expe
 void check_weight_shape(std::string_view cell, std::string_view name, const Shape& got, const Shape& expected);
 /// x is [B x input_size] and s holds exactly `names` tensors, each [B x hidden].
 template <class S>
-void check_step(std::string_view cell, const Var<S>& x, Index input_size, const State<S>& s,
-                std::span<const char* const> names, Index hidden);
+void check_step_inputs(std::string_view cell, const Var<S>& x, Index input_size, const State<S>& s,
+                       std::span<const char* const> names, Index hidden);
 /// s0 holds `names` tensors, each [B x hidden], and x_all is [T*B x input_size], T >= 1. Returns T.
 template <class S>
 Index check_sequence(std::string_view cell, const Var<S>& x_all, Index input_size, const State<S>& s0,
@@ -76,7 +76,7 @@ class Cell : public Module<S> {
   /// One step with the given weights (e.g. the inputs of a gradcheck function).
   template <class D = Derived>
   State<S> step(const typename D::Weights& w, const Var<S>& x, const State<S>& s) const {
-    detail::check_step<S>(D::kName, x, input_size(), s, D::kStateNames, hidden_size());
+    detail::check_step_inputs<S>(D::kName, x, input_size(), s, D::kStateNames, hidden_size());
     return self().next_state(w, x, s);
   }
 
@@ -95,8 +95,9 @@ class Cell : public Module<S> {
     if constexpr (requires { self().run_sequence(w, x_all, s0, steps, options); }) {
       return self().run_sequence(w, x_all, s0, steps, options);
     } else {
-      return detail::unrolled_sequence(x_all, s0, steps, options.first_step,
-                                       [&](const Var<S>& x_t, const State<S>& s) { return self().next_state(w, x_t, s); });
+      return detail::unrolled_sequence(x_all, s0, steps, options.first_step, [&](const Var<S>& x_t, const State<S>& s) {
+        return self().next_state(w, x_t, s);
+      });
     }
   }
   /// For cells that define forward_tokens(w, embedding, ids, s0, options): the same with the
@@ -111,7 +112,8 @@ class Cell : public Module<S> {
   State<S> initial_state(Tape<S>& tape, Index batch) const {
     detail::check_batch(Derived::kName, batch);
     State<S> s;
-    for (std::size_t k = 0; k < state_tensors(); ++k) s.tensors.push_back(tape.constant(Matrix<S>::Zero(batch, hidden_size())));
+    for (std::size_t k = 0; k < state_tensors(); ++k)
+      s.tensors.push_back(tape.constant(Matrix<S>::Zero(batch, hidden_size())));
     return s;
   }
   /// What the cell emits for a state: h.
@@ -122,7 +124,8 @@ class Cell : public Module<S> {
   typename D::Weights bind(Tape<S>& tape) {
     return [&]<std::size_t... k>(std::index_sequence<k...>) {
       return typename D::Weights{tape.leaf(self().*D::kParameters[k])...};
-    }(std::make_index_sequence<D::kParameters.size()>{});
+    }
+    (std::make_index_sequence<D::kParameters.size()>{});
   }
   /// Given Vars in named_parameters() order; count (ValueError) and shapes (ShapeError) are checked.
   template <class D = Derived>
@@ -132,9 +135,8 @@ class Cell : public Module<S> {
       const Parameter<S>& p = self().*D::kParameters[k];
       detail::check_weight_shape(D::kName, p.name, vars[k].shape(), p.shape());
     }
-    return [&]<std::size_t... k>(std::index_sequence<k...>) {
-      return typename D::Weights{vars[k]...};
-    }(std::make_index_sequence<D::kParameters.size()>{});
+    return [&]<std::size_t... k>(std::index_sequence<k...>) { return typename D::Weights{vars[k]...}; }
+    (std::make_index_sequence<D::kParameters.size()>{});
   }
 
   [[nodiscard]] Index input_size() const { return options_.input_size; }
