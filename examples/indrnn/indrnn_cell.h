@@ -30,8 +30,11 @@ struct IndRnnCell : nn::Cell<IndRnnCell<S>, S> {
     nn::init::xavier_uniform(W, rng);
     nn::init::uniform(u, rng, 0.0, 1.0);
   }
-  nn::State<S> next_state(const Weights& w, const Var<S>& x, const nn::State<S>& s) const {
-    return {{relu(affine(x, w.W, w.b) + w.u * s.h())}};
+  // The step in two parts: what reads only x (all steps' inputs projected by one product in
+  // forward_sequence), then the recurrence.
+  Var<S> project_input(const Weights& w, const Var<S>& x) const { return affine(x, w.W, w.b); }
+  nn::State<S> recur(const Weights& w, const Var<S>& xp, const nn::State<S>& s) const {
+    return {{relu(xp + w.u * s.h())}};
   }
 };
 

@@ -9,12 +9,9 @@
 namespace tapegrad::nn {
 
 namespace {
-// The fused recurrence over the projections xp of all steps: outputs h_1..h_T and the last
-// step's {h, c}.
+// A fused LSTM's outputs h_1..h_T and the last step's {h, c}.
 template <class S>
-SequenceResult<S> fused_lstm_sequence(const Var<S>& xp, const State<S>& s0, const Var<S>& W_hh) {
-  const LstmStates<S> hc = lstm_sequence(xp, s0.h(), s0.c(), W_hh);
-  const Index batch = s0.h().rows();
+SequenceResult<S> lstm_result(const LstmStates<S>& hc, Index batch) {
   return {hc.h, {{detail::last_step_rows(hc.h, batch), detail::last_step_rows(hc.c, batch)}}};
 }
 }  // namespace
@@ -34,26 +31,18 @@ LstmCell<S>::LstmCell(const LstmCellOptions& options, std::mt19937_64& rng)
 }
 
 template <class S>
-SequenceResult<S> LstmCell<S>::run_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0, Index steps,
-                                            const SequenceOptions& options) const {
-  const Var<S> xp = affine(x_all, w.W_ih, w.b);  // every step's x_t W_ih + b in one GEMM
-  if (options.fused) return fused_lstm_sequence(xp, s0, w.W_hh);
-  return this->recur_each(w, xp, s0, steps, options);
+std::optional<SequenceResult<S>> LstmCell<S>::fused_sequence(const Weights& w, const Var<S>& xp, const State<S>& s0,
+                                                             const SequenceOptions& options) const {
+  if (!options.fused) return std::nullopt;
+  return lstm_result(lstm_sequence(xp, s0.h(), s0.c(), w.W_hh), s0.h().rows());
 }
 
 template <class S>
-SequenceResult<S> LstmCell<S>::forward_tokens(const Weights& w, const Var<S>& embedding,
-                                              std::span<const std::int32_t> ids, const State<S>& s0,
-                                              const SequenceOptions& options) const {
-  const Index steps =
-      detail::check_tokens<S>(kName, embedding, ids.size(), this->input_size(), s0, kStateNames, this->hidden_size());
-  const Var<S> table = affine(embedding, w.W_ih, w.b);  // [K x 4H]: every token's x W_ih + b
-  if (options.fused) {
-    const LstmStates<S> hc = lstm_sequence_gather(table, ids, s0.h(), s0.c(), w.W_hh);
-    const Index batch = s0.h().rows();
-    return {hc.h, {{detail::last_step_rows(hc.h, batch), detail::last_step_rows(hc.c, batch)}}};
-  }
-  return this->recur_each(w, gather_rows(table, ids), s0, steps, options);
+std::optional<SequenceResult<S>> LstmCell<S>::fused_tokens(const Weights& w, const Var<S>& table,
+                                                           std::span<const std::int32_t> ids, const State<S>& s0,
+                                                           const SequenceOptions& options) const {
+  if (!options.fused) return std::nullopt;
+  return lstm_result(lstm_sequence_gather(table, ids, s0.h(), s0.c(), w.W_hh), s0.h().rows());
 }
 
 template <class S>

@@ -20,28 +20,20 @@ RnnCell<S>::RnnCell(const RnnCellOptions& options, std::mt19937_64& rng)
 }
 
 template <class S>
-SequenceResult<S> RnnCell<S>::run_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0, Index steps,
-                                           const SequenceOptions& options) const {
-  const Var<S> xp = affine(x_all, w.W_ih, w.b);  // every step's x_t W_ih + b in one GEMM
-  if (options.fused && this->options().activation == Activation::Tanh) {
-    const Var<S> hs = rnn_sequence(xp, s0.h(), w.W_hh);
-    return {hs, {{detail::last_step_rows(hs, s0.h().rows())}}};
-  }
-  return this->recur_each(w, xp, s0, steps, options);
+std::optional<SequenceResult<S>> RnnCell<S>::fused_sequence(const Weights& w, const Var<S>& xp, const State<S>& s0,
+                                                            const SequenceOptions& options) const {
+  if (!options.fused || this->options().activation != Activation::Tanh) return std::nullopt;
+  const Var<S> hs = rnn_sequence(xp, s0.h(), w.W_hh);
+  return SequenceResult<S>{hs, {{detail::last_step_rows(hs, s0.h().rows())}}};
 }
 
 template <class S>
-SequenceResult<S> RnnCell<S>::forward_tokens(const Weights& w, const Var<S>& embedding,
-                                             std::span<const std::int32_t> ids, const State<S>& s0,
-                                             const SequenceOptions& options) const {
-  const Index steps = detail::check_tokens<S>(kName, embedding, ids.size(), this->input_size(), s0,
-                                              this->kStateNames, this->hidden_size());
-  const Var<S> table = affine(embedding, w.W_ih, w.b);  // [K x H]: every token's x W_ih + b
-  if (options.fused && this->options().activation == Activation::Tanh) {
-    const Var<S> hs = rnn_sequence_gather(table, ids, s0.h(), w.W_hh);
-    return {hs, {{detail::last_step_rows(hs, s0.h().rows())}}};
-  }
-  return this->recur_each(w, gather_rows(table, ids), s0, steps, options);
+std::optional<SequenceResult<S>> RnnCell<S>::fused_tokens(const Weights& w, const Var<S>& table,
+                                                          std::span<const std::int32_t> ids, const State<S>& s0,
+                                                          const SequenceOptions& options) const {
+  if (!options.fused || this->options().activation != Activation::Tanh) return std::nullopt;
+  const Var<S> hs = rnn_sequence_gather(table, ids, s0.h(), w.W_hh);
+  return SequenceResult<S>{hs, {{detail::last_step_rows(hs, s0.h().rows())}}};
 }
 
 template <class S>

@@ -4,6 +4,8 @@
 // and the truncated-BPTT driver like a built-in cell.
 #include <gtest/gtest.h>
 
+#include <array>
+#include <cstdint>
 #include <random>
 #include <string>
 #include <vector>
@@ -55,8 +57,9 @@ TEST(CustomCell, ArgumentErrorsNameTheCell) {
   const V x = tape.constant(Mat::Ones(2, 3));
   expect_error<tapegrad::ShapeError>([&] { (void)cell.step(x, nn::State<double>{{tape.constant(Mat::Zero(2, 5))}}); },
                                      {"IndRnnCell.step", "'h'", "[2 x 5]", "[2 x 4]"});
-  expect_error<tapegrad::ShapeError>([&] { (void)cell.step(tape.constant(Mat::Ones(2, 2)), cell.initial_state(tape, 2)); },
-                                     {"IndRnnCell.step", "[2 x 2]", "input_size 3"});
+  expect_error<tapegrad::ShapeError>(
+      [&] { (void)cell.step(tape.constant(Mat::Ones(2, 2)), cell.initial_state(tape, 2)); },
+      {"IndRnnCell.step", "[2 x 2]", "input_size 3"});
   const std::vector<V> two = {tape.constant(Mat::Zero(3, 4)), tape.constant(Mat::Zero(1, 4))};
   expect_error<tapegrad::ValueError>([&] { (void)cell.bind(two); }, {"IndRnnCell.bind", "got 2", "expected 3"});
   const std::vector<V> bad_u = {tape.constant(Mat::Zero(3, 4)), tape.constant(Mat::Zero(4, 4)),
@@ -127,6 +130,99 @@ TEST(CustomCell, StacksWithPerLayerSizesAndRunsWholeSequences) {
   ASSERT_EQ(seq.final_state.size(), 2u);
   EXPECT_EQ(seq.final_state.tensors[0].cols(), 4);
   EXPECT_EQ(seq.final_state.tensors[1].value(), stepped.final_state.tensors[1].value());
+}
+
+// The IndRNN step written whole (next_state), to compare the split form's sequence paths with.
+template <class S>
+struct WholeIndRnnCell : nn::Cell<WholeIndRnnCell<S>, S> {
+  struct Weights {
+    tapegrad::Var<S> W, u, b;
+  };
+  tapegrad::Parameter<S> W, u, b;
+  static constexpr std::array kParameters{&WholeIndRnnCell::W, &WholeIndRnnCell::u, &WholeIndRnnCell::b};
+  explicit WholeIndRnnCell(const IndRnnCell<S>& split)
+      : WholeIndRnnCell::Cell(split.options()), W(split.W.value, "W"), u(split.u.value, "u"), b(split.b.value, "b") {}
+  nn::State<S> next_state(const Weights& w, const tapegrad::Var<S>& x, const nn::State<S>& s) const {
+    return {{relu(affine(x, w.W, w.b) + w.u * s.h())}};
+  }
+};
+
+struct SequenceRun {
+  Mat outputs, dW, du, db, dx;
+  std::size_t entries = 0;
+};
+
+// forward_sequence of `cell` on x_all, then L = sum(V * outputs): values, gradients, tape entries.
+template <class C>
+SequenceRun run_sequence(C& cell, const Mat& x_all, const Mat& v, Index batch) {
+  Tape<double> tape;
+  const V x = tape.variable(x_all);
+  const nn::SequenceResult<double> r = cell.forward_sequence(x, cell.initial_state(tape, batch));
+  SequenceRun out{r.outputs.value(), {}, {}, {}, {}, tape.num_entries()};
+  tape.backward(tapegrad::sum(tape.constant(v) * r.outputs));
+  out.dW = cell.W.grad, out.du = cell.u.grad, out.db = cell.b.grad, out.dx = x.grad();
+  cell.zero_grad();
+  return out;
+}
+
+void expect_near(const Mat& got, const Mat& want, const char* what) {
+  ASSERT_EQ(got.rows(), want.rows()) << what;
+  ASSERT_EQ(got.cols(), want.cols()) << what;
+  EXPECT_GT(want.cwiseAbs().maxCoeff(), 0.0) << what;
+  EXPECT_LE((got - want).cwiseAbs().maxCoeff(), 1e-13) << what;
+}
+
+// The split step (project_input + recur) projects the inputs of all T steps in one op: the same
+// values and gradients as the whole step, with T - 1 fewer tape entries (one affine, not T).
+TEST(CustomCell, SplitStepProjectsAllStepsInOneOp) {
+  std::mt19937_64 rng(8);
+  const Index B = 3, T = 5, in = 2, H = 4;
+  IndRnnCell<double> split({.input_size = in, .hidden_size = H}, rng);
+  split.b.value.setConstant(0.3);
+  WholeIndRnnCell<double> whole(split);
+  const Mat x_all = random_matrix(T * B, in, rng), v = random_matrix(T * B, H, rng);
+  const SequenceRun a = run_sequence(split, x_all, v, B);
+  const SequenceRun b = run_sequence(whole, x_all, v, B);
+  expect_near(a.outputs, b.outputs, "outputs");
+  expect_near(a.dW, b.dW, "dW");
+  expect_near(a.du, b.du, "du");
+  expect_near(a.db, b.db, "db");
+  expect_near(a.dx, b.dx, "dx");
+  EXPECT_EQ(b.entries - a.entries, static_cast<std::size_t>(T - 1));
+}
+
+// forward_tokens equals forward_sequence on the gathered embedding rows (values and the
+// gradients of the parameters and of the embedding), whether the embedding table is projected
+// (K <= T*B) or the gathered rows are (K > T*B), and for a whole-step cell too.
+TEST(CustomCell, ForwardTokensEqualsTheGatheredSequence) {
+  const Index B = 2, T = 3, in = 3, H = 4;
+  const std::vector<std::int32_t> ids = {1, 0, 2, 1, 2, 2};  // T*B = 6 ids
+  for (const Index K : {Index{3}, Index{9}}) {
+    std::mt19937_64 rng(9);
+    IndRnnCell<double> split({.input_size = in, .hidden_size = H}, rng);
+    split.b.value.setConstant(0.3);
+    WholeIndRnnCell<double> whole(split);
+    const Mat table = random_matrix(K, in, rng), v = random_matrix(T * B, H, rng);
+    Mat gathered(T * B, in);
+    for (std::size_t i = 0; i < ids.size(); ++i) gathered.row(static_cast<Index>(i)) = table.row(ids[i]);
+    const SequenceRun want = run_sequence(whole, gathered, v, B);
+    auto tokens = [&](auto& cell) {
+      Tape<double> tape;
+      const V e = tape.variable(table);
+      const nn::SequenceResult<double> r = cell.forward_tokens(e, ids, cell.initial_state(tape, B));
+      tape.backward(tapegrad::sum(tape.constant(v) * r.outputs));
+      Mat de_want = Mat::Zero(K, in);  // the gathered rows' gradient scatter-added by id
+      for (std::size_t i = 0; i < ids.size(); ++i) de_want.row(ids[i]) += want.dx.row(static_cast<Index>(i));
+      const std::string k = "K = " + std::to_string(K);
+      expect_near(r.outputs.value(), want.outputs, k.c_str());
+      expect_near(cell.W.grad, want.dW, k.c_str());
+      expect_near(cell.u.grad, want.du, k.c_str());
+      expect_near(e.grad(), de_want, k.c_str());
+      cell.zero_grad();
+    };
+    tokens(split);
+    tokens(whole);
+  }
 }
 
 // Chunked truncated BPTT over the cell: each update's gradient equals a separate tape over that

@@ -7,24 +7,36 @@
 //   Parameter<S> a, b, ...;                         each constructed with its name
 //   static constexpr std::array kParameters{&Self::a, &Self::b, ...};   the order of everything
 //   Self(const Options&, std::mt19937_64&)          passes the options to Cell(options)
-//   State<S> next_state(const Weights& w, const Var<S>& x, const State<S>& s) const;   one step
-// and may define:
+// and its step, in one of two forms:
+//   State<S> next_state(const Weights& w, const Var<S>& x, const State<S>& s) const;
+// or split into the part that reads only the input and the recurrence on its result:
+//   Var<S> project_input(const Weights& w, const Var<S>& x) const;   row by row in x, e.g. x W + b
+//   State<S> recur(const Weights& w, const Var<S>& xp, const State<S>& s) const;
+// The split form lets forward_sequence project the inputs of all T steps in one op (one large
+// product [T*B x in][in x G] forward and backward) and run only recur() per step, and lets
+// forward_tokens project the embedding table itself when it has no more rows than T*B.
+// It may define:
 //   Options (the third template argument; default CellOptions: input_size, hidden_size)
 //   static constexpr const char* kName               the name in error messages (default "Cell")
 //   static constexpr std::array kStateNames{"h", ...} its state tensors, each [B x hidden_size]
-//   SequenceResult<S> run_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0,
-//                                  Index steps, const SequenceOptions& options) const;
-//                                                    a faster whole-sequence path, which
-//                                                    forward_sequence calls after its checks
+//   std::optional<SequenceResult<S>> fused_sequence(const Weights& w, const Var<S>& xp,
+//       const State<S>& s0, const SequenceOptions& options) const;
+//   std::optional<SequenceResult<S>> fused_tokens(const Weights& w, const Var<S>& table,
+//       std::span<const std::int32_t> ids, const State<S>& s0, const SequenceOptions& options) const;
+//                                                    (split form) a whole-sequence op over the
+//                                                    projections of all steps, or of a table read
+//                                                    by id; nullopt where it does not apply
 //
-// It gets: step(x, s) and step(w, x, s) with shape checks, forward_sequence (op by op), the zero
-// initial_state, output (h), bind(tape) and bind(span of Vars) with shape checks,
+// It gets: step(x, s) and step(w, x, s) with shape checks, forward_sequence and forward_tokens,
+// the zero initial_state, output (h), bind(tape) and bind(span of Vars) with shape checks,
 // visit_parameters / named_parameters (each parameter under its Parameter::name), and the sizes.
 #pragma once
 
 #include <array>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <utility>
@@ -56,7 +68,20 @@ void check_step_inputs(std::string_view cell, const Var<S>& x, Index input_size,
 template <class S>
 Index check_sequence(std::string_view cell, const Var<S>& x_all, Index input_size, const State<S>& s0,
                      std::span<const char* const> names, Index hidden);
+/// s0 as check_sequence, the embedding [K x input_size] with K >= 1 and T*B ids, T >= 1 (their
+/// range is checked by the gather ops). Returns T.
+template <class S>
+Index check_tokens(std::string_view cell, const Var<S>& embedding, std::size_t n_ids, Index input_size,
+                   const State<S>& s0, std::span<const char* const> names, Index hidden);
 }  // namespace detail
+
+/// A cell whose step is split into project_input and recur (see above).
+template <class D>
+concept ProjectsInput = requires(const D& d, const typename D::Weights& w, const Var<typename D::Scalar>& x,
+                                 const State<typename D::Scalar>& s) {
+  { d.project_input(w, x) } -> std::same_as<Var<typename D::Scalar>>;
+  { d.recur(w, x, s) } -> std::same_as<State<typename D::Scalar>>;
+};
 
 template <class Derived, class S, class CellOptionsT = CellOptions>
 class Cell : public Module<S> {
@@ -77,7 +102,7 @@ class Cell : public Module<S> {
   template <class D = Derived>
   State<S> step(const typename D::Weights& w, const Var<S>& x, const State<S>& s) const {
     detail::check_step_inputs<S>(D::kName, x, input_size(), s, D::kStateNames, hidden_size());
-    return self().next_state(w, x, s);
+    return one_step(w, x, s);
   }
 
   /// The whole sequence with the cell's Parameters: x_all [T*B x in] holds the inputs of all T
@@ -85,27 +110,51 @@ class Cell : public Module<S> {
   SequenceResult<S> forward_sequence(const Var<S>& x_all, const State<S>& s0, const SequenceOptions& options = {}) {
     return self().forward_sequence(bind(x_all.tape()), x_all, s0, options);
   }
-  /// The whole sequence with the given weights: the cell's run_sequence after the argument
-  /// checks, or else op by op, the ops step() records with step t inside
+  /// The whole sequence with the given weights, after the argument checks: for a split step,
+  /// one project_input over all steps, then the cell's fused_sequence or recur() step by step;
+  /// else next_state step by step. The op-by-op steps record step t inside
   /// time_step(options.first_step + t).
   template <class D = Derived>
   SequenceResult<S> forward_sequence(const typename D::Weights& w, const Var<S>& x_all, const State<S>& s0,
                                      const SequenceOptions& options = {}) const {
     const Index steps = detail::check_sequence<S>(D::kName, x_all, input_size(), s0, D::kStateNames, hidden_size());
-    if constexpr (requires { self().run_sequence(w, x_all, s0, steps, options); }) {
-      return self().run_sequence(w, x_all, s0, steps, options);
+    if constexpr (ProjectsInput<D>) {
+      return recur_projected(w, self().project_input(w, x_all), s0, steps, options);
     } else {
-      return detail::unrolled_sequence(x_all, s0, steps, options.first_step, [&](const Var<S>& x_t, const State<S>& s) {
-        return self().next_state(w, x_t, s);
-      });
+      return detail::unrolled_sequence(x_all, s0, steps, options.first_step,
+                                       [&](const Var<S>& x_t, const State<S>& s) { return one_step(w, x_t, s); });
     }
   }
-  /// For cells that define forward_tokens(w, embedding, ids, s0, options): the same with the
-  /// cell's Parameters.
+  /// The sequence of token inputs: the same values and gradients as
+  /// forward_sequence(w, gather_rows(embedding, ids), s0, options). embedding [K x in]; ids: T*B
+  /// ids in [0, K), time-major. For a split step with K <= T*B (or a cell with fused_tokens) the
+  /// embedding table itself is projected, one product over K rows instead of T*B, and its rows
+  /// are read by id.
+  template <class D = Derived>
+  SequenceResult<S> forward_tokens(const typename D::Weights& w, const Var<S>& embedding,
+                                   std::span<const std::int32_t> ids, const State<S>& s0,
+                                   const SequenceOptions& options = {}) const {
+    const Index steps =
+        detail::check_tokens<S>(D::kName, embedding, ids.size(), input_size(), s0, D::kStateNames, hidden_size());
+    if constexpr (ProjectsInput<D>) {
+      constexpr bool kFusesTokens = requires { self().fused_tokens(w, embedding, ids, s0, options); };
+      if (!kFusesTokens && embedding.rows() > static_cast<Index>(ids.size())) {
+        return recur_projected(w, self().project_input(w, gather_rows(embedding, ids)), s0, steps, options);
+      }
+      const Var<S> table = self().project_input(w, embedding);  // [K x G]: every token's projection
+      if constexpr (kFusesTokens) {
+        if (auto fused = self().fused_tokens(w, table, ids, s0, options)) return *std::move(fused);
+      }
+      return recur_projected(w, gather_rows(table, ids), s0, steps, options);
+    } else {
+      return forward_sequence(w, gather_rows(embedding, ids), s0, options);
+    }
+  }
+  /// forward_tokens with the cell's Parameters.
   template <class D = Derived>
   SequenceResult<S> forward_tokens(const Var<S>& embedding, std::span<const std::int32_t> ids, const State<S>& s0,
                                    const SequenceOptions& options = {}) {
-    return static_cast<D&>(*this).forward_tokens(bind(embedding.tape()), embedding, ids, s0, options);
+    return forward_tokens(bind(embedding.tape()), embedding, ids, s0, options);
   }
 
   /// Every state tensor zero, [batch x hidden_size] constants on tape.
@@ -150,17 +199,27 @@ class Cell : public Module<S> {
     for (const auto member : Derived::kParameters) v((self().*member).name, self().*member);
   }
 
- protected:
-  /// For cells whose step is an input projection xp followed by recur(w, xp, s): the op-by-op
-  /// recurrence over the projections xp [T*B x .] of all steps.
+ private:
   template <class D = Derived>
-  SequenceResult<S> recur_each(const typename D::Weights& w, const Var<S>& xp, const State<S>& s0, Index steps,
-                               const SequenceOptions& options) const {
+  State<S> one_step(const typename D::Weights& w, const Var<S>& x, const State<S>& s) const {
+    if constexpr (ProjectsInput<D>) {
+      return self().recur(w, self().project_input(w, x), s);
+    } else {
+      return self().next_state(w, x, s);
+    }
+  }
+  /// The recurrence over the projections xp [T*B x G] of all steps: the cell's fused_sequence
+  /// where it applies, else recur() step by step.
+  template <class D = Derived>
+  SequenceResult<S> recur_projected(const typename D::Weights& w, const Var<S>& xp, const State<S>& s0, Index steps,
+                                    const SequenceOptions& options) const {
+    if constexpr (requires { self().fused_sequence(w, xp, s0, options); }) {
+      if (auto fused = self().fused_sequence(w, xp, s0, options)) return *std::move(fused);
+    }
     return detail::unrolled_sequence(xp, s0, steps, options.first_step,
                                      [&](const Var<S>& xp_t, const State<S>& s) { return self().recur(w, xp_t, s); });
   }
 
- private:
   Derived& self() { return static_cast<Derived&>(*this); }
   const Derived& self() const { return static_cast<const Derived&>(*this); }
 

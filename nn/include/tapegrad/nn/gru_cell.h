@@ -11,6 +11,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <span>
 
@@ -33,30 +34,26 @@ class GruCell : public Cell<GruCell<S>, S> {
   /// Per gate: W_ih block xavier-uniform, W_hh block orthogonal; biases zeros.
   GruCell(const CellOptions& options, std::mt19937_64& rng);
 
-  using Base::forward_tokens;
-  /// Token ids through an embedding [K x in] (see sequence.h): table = embedding W_ih + b_ih
-  /// [K x 3H], then gru_sequence_gather when fused, else gather_rows and op by op.
-  SequenceResult<S> forward_tokens(const Weights& w, const Var<S>& embedding, std::span<const std::int32_t> ids,
-                                   const State<S>& s0, const SequenceOptions& options = {}) const;
-
   Parameter<S> W_ih;  ///< [in x 3H], gate blocks r, z, n
   Parameter<S> W_hh;  ///< [H x 3H], gate blocks r, z, n
   Parameter<S> b_ih;  ///< [1 x 3H]
   Parameter<S> b_hh;  ///< [1 x 3H]
   static constexpr std::array kParameters{&GruCell::W_ih, &GruCell::W_hh, &GruCell::b_ih, &GruCell::b_hh};
 
+  /// The part of a step that reads only the input: x W_ih + b_ih, for one step or all of them.
+  Var<S> project_input(const Weights& w, const Var<S>& x) const { return affine(x, w.W_ih, w.b_ih); }
+  /// The rest of a step, from its input projection xp.
+  State<S> recur(const Weights& w, const Var<S>& xp, const State<S>& s) const;
+
  private:
   friend Base;
-  State<S> next_state(const Weights& w, const Var<S>& x, const State<S>& s) const {
-    return recur(w, affine(x, w.W_ih, w.b_ih), s);
-  }
-  /// forward_sequence after its checks: one affine for every step's input projection, then
-  /// one gru_sequence op when options.fused, else op by op.
-  SequenceResult<S> run_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0, Index steps,
-                                 const SequenceOptions& options) const;
-  /// One step's recurrence from its input projection xp = x W_ih + b_ih (the part step() and
-  /// forward_sequence share).
-  State<S> recur(const Weights& w, const Var<S>& xp, const State<S>& s) const;
+  /// forward_sequence and forward_tokens: gru_sequence(_gather) when fused, one tape entry for the whole
+  /// recurrence; nullopt otherwise (op by op).
+  std::optional<SequenceResult<S>> fused_sequence(const Weights& w, const Var<S>& xp, const State<S>& s0,
+                                                  const SequenceOptions& options) const;
+  std::optional<SequenceResult<S>> fused_tokens(const Weights& w, const Var<S>& table,
+                                                std::span<const std::int32_t> ids, const State<S>& s0,
+                                                const SequenceOptions& options) const;
 };
 
 extern template class GruCell<float>;

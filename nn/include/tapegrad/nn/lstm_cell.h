@@ -12,6 +12,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <span>
 
@@ -42,30 +43,25 @@ class LstmCell : public Cell<LstmCell<S>, S, LstmCellOptions> {
   /// Per gate: W_ih block xavier-uniform, W_hh block orthogonal; b zeros except forget_bias.
   LstmCell(const LstmCellOptions& options, std::mt19937_64& rng);
 
-  using Base::forward_tokens;
-  /// Token ids through an embedding [K x in] (see sequence.h): table = embedding W_ih + b
-  /// [K x 4H], then lstm_sequence_gather when fused (it also keeps no gathered input or column
-  /// slices: docs/memory.md), else gather_rows and op by op.
-  SequenceResult<S> forward_tokens(const Weights& w, const Var<S>& embedding, std::span<const std::int32_t> ids,
-                                   const State<S>& s0, const SequenceOptions& options = {}) const;
-
   Parameter<S> W_ih;  ///< [in x 4H], gate blocks i, f, g, o
   Parameter<S> W_hh;  ///< [H x 4H], gate blocks i, f, g, o
   Parameter<S> b;     ///< [1 x 4H], gate blocks i, f, g, o
   static constexpr std::array kParameters{&LstmCell::W_ih, &LstmCell::W_hh, &LstmCell::b};
 
+  /// The part of a step that reads only the input: x W_ih + b, for one step or all of them.
+  Var<S> project_input(const Weights& w, const Var<S>& x) const { return affine(x, w.W_ih, w.b); }
+  /// The rest of a step, from its input projection xp.
+  State<S> recur(const Weights& w, const Var<S>& xp, const State<S>& s) const;
+
  private:
   friend Base;
-  State<S> next_state(const Weights& w, const Var<S>& x, const State<S>& s) const {
-    return recur(w, affine(x, w.W_ih, w.b), s);
-  }
-  /// forward_sequence after its checks: one affine for every step's input projection, then
-  /// one lstm_sequence op when options.fused, else op by op.
-  SequenceResult<S> run_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0, Index steps,
-                                 const SequenceOptions& options) const;
-  /// One step's recurrence from its input projection xp = x W_ih + b (the part step() and
-  /// forward_sequence share).
-  State<S> recur(const Weights& w, const Var<S>& xp, const State<S>& s) const;
+  /// forward_sequence and forward_tokens: lstm_sequence(_gather) when fused, one tape entry for the whole
+  /// recurrence; nullopt otherwise (op by op).
+  std::optional<SequenceResult<S>> fused_sequence(const Weights& w, const Var<S>& xp, const State<S>& s0,
+                                                  const SequenceOptions& options) const;
+  std::optional<SequenceResult<S>> fused_tokens(const Weights& w, const Var<S>& table,
+                                                std::span<const std::int32_t> ids, const State<S>& s0,
+                                                const SequenceOptions& options) const;
 };
 
 extern template class LstmCell<float>;

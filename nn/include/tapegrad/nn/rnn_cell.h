@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <span>
 
@@ -43,29 +44,25 @@ class RnnCell : public Cell<RnnCell<S>, S, RnnCellOptions> {
   /// W_ih xavier-uniform, W_hh per recurrent_init, b zeros. ValueError for non-positive sizes.
   RnnCell(const RnnCellOptions& options, std::mt19937_64& rng);
 
-  using Base::forward_tokens;
-  /// Token ids through an embedding [K x in] (see sequence.h): table = embedding W_ih + b
-  /// [K x H], then rnn_sequence_gather when fused and tanh, else gather_rows and op by op.
-  SequenceResult<S> forward_tokens(const Weights& w, const Var<S>& embedding, std::span<const std::int32_t> ids,
-                                   const State<S>& s0, const SequenceOptions& options = {}) const;
-
   Parameter<S> W_ih;  ///< [in x H]
   Parameter<S> W_hh;  ///< [H x H]
   Parameter<S> b;     ///< [1 x H]
   static constexpr std::array kParameters{&RnnCell::W_ih, &RnnCell::W_hh, &RnnCell::b};
 
+  /// The part of a step that reads only the input: x W_ih + b, for one step or all of them.
+  Var<S> project_input(const Weights& w, const Var<S>& x) const { return affine(x, w.W_ih, w.b); }
+  /// The rest of a step, from its input projection xp.
+  State<S> recur(const Weights& w, const Var<S>& xp, const State<S>& s) const;
+
  private:
   friend Base;
-  State<S> next_state(const Weights& w, const Var<S>& x, const State<S>& s) const {
-    return recur(w, affine(x, w.W_ih, w.b), s);
-  }
-  /// forward_sequence after its checks: one affine for every step's input projection, then
-  /// one rnn_sequence op when options.fused and the activation is tanh, else op by op.
-  SequenceResult<S> run_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0, Index steps,
-                                 const SequenceOptions& options) const;
-  /// One step's recurrence from its input projection xp = x W_ih + b (the part step() and
-  /// forward_sequence share).
-  State<S> recur(const Weights& w, const Var<S>& xp, const State<S>& s) const;
+  /// forward_sequence and forward_tokens: rnn_sequence(_gather) when fused and tanh, one tape entry for the whole
+  /// recurrence; nullopt otherwise (op by op).
+  std::optional<SequenceResult<S>> fused_sequence(const Weights& w, const Var<S>& xp, const State<S>& s0,
+                                                  const SequenceOptions& options) const;
+  std::optional<SequenceResult<S>> fused_tokens(const Weights& w, const Var<S>& table,
+                                                std::span<const std::int32_t> ids, const State<S>& s0,
+                                                const SequenceOptions& options) const;
 };
 
 extern template class RnnCell<float>;

@@ -3,15 +3,15 @@
 //
 //   auto r = lstm.forward_sequence(x_all, s0);   // r.outputs [T*B x H], r.final_state {h_T, c_T}
 //
-// The built-in cells make the input projection x_t W_ih + b of every step ONE affine op (a
-// single large GEMM forward and backward) and record the recurrence as one fused op
-// (rnn_sequence for tanh, lstm_sequence, gru_sequence in ops.h) with a hand-written backward.
-// A cell on the Cell base without its own run_sequence runs op by op.
+// A cell whose step is split into project_input and recur (cell.h; the built-in cells are)
+// makes the input projection of every step ONE op (a single large GEMM forward and backward);
+// the built-in cells then record the recurrence as one fused op (rnn_sequence for tanh,
+// lstm_sequence, gru_sequence in ops.h) with a hand-written backward.
 //
-// forward_tokens(embedding, ids, s0) of the built-in cells (and Stacked of them) is an
-// embedding followed by the cell, from token ids: the same values and gradients as
-// forward_sequence(gather_rows(embedding, ids), s0), with the embedding folded into the input
-// projection. One affine makes the table embedding W_ih + b [K x G]; the recurrence reads its
+// forward_tokens(embedding, ids, s0) of every cell (and Stacked of them) is an embedding
+// followed by the cell, from token ids: the same values and gradients as
+// forward_sequence(gather_rows(embedding, ids), s0). For a split cell the embedding is folded
+// into the input projection: project_input makes the table [K x G] and the recurrence reads its
 // rows by id (a fused *_sequence_gather op, or gather_rows and op by op). Cheaper whenever the
 // vocabulary K is below T*B. embedding [K x in] (e.g. an Embedding's table leaf); ids: T*B ids
 // in [0, K), time-major. The op-by-op

@@ -36,8 +36,8 @@
 
 namespace tapegrad::nn {
 
-/// A cell with forward_tokens (an embedding folded into its input projection): RnnCell,
-/// LstmCell, GruCell.
+/// A cell with forward_tokens: every cell on the nn::Cell base (the built-in ones fold the
+/// embedding into their input projection).
 template <class Cell>
 concept TokenCell = requires(const Cell& c, const typename Cell::Weights& w, const Var<typename Cell::Scalar>& e,
                              std::span<const std::int32_t> ids, const State<typename Cell::Scalar>& s0) {
@@ -206,8 +206,7 @@ class Stacked : public Module<typename Cell::Scalar> {
     TAPEGRAD_CHECK(o.num_layers == 1 || o.num_layers == n, ValueError,
                    "Stacked: num_layers is {} but hidden_sizes has {} entries", o.num_layers, n);
     TAPEGRAD_CHECK(o.cell.hidden_size == 0 || o.cell.hidden_size == o.hidden_sizes[0], ValueError,
-                   "Stacked: cell.hidden_size is {} but hidden_sizes[0] is {}", o.cell.hidden_size,
-                   o.hidden_sizes[0]);
+                   "Stacked: cell.hidden_size is {} but hidden_sizes[0] is {}", o.cell.hidden_size, o.hidden_sizes[0]);
     return o.hidden_sizes;
   }
   // forward_sequence / forward_tokens after layer 0 (first_layer(its s0) runs it): every later
