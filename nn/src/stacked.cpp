@@ -4,17 +4,10 @@
 
 namespace tapegrad::nn {
 
-template class Stacked<RnnCell<float>>;
-template class Stacked<RnnCell<double>>;
-template class Stacked<LstmCell<float>>;
-template class Stacked<LstmCell<double>>;
-template class Stacked<GruCell<float>>;
-template class Stacked<GruCell<double>>;
-template class Bidirectional<RnnCell<float>>;
-template class Bidirectional<RnnCell<double>>;
-template class Bidirectional<LstmCell<float>>;
-template class Bidirectional<LstmCell<double>>;
-template class Bidirectional<GruCell<float>>;
-template class Bidirectional<GruCell<double>>;
+#define TAPEGRAD_INSTANTIATE_LAYERS(Cell) \
+  template class Stacked<Cell>;           \
+  template class Bidirectional<Cell>;
+TAPEGRAD_FOR_EACH_BUILTIN_CELL(TAPEGRAD_INSTANTIATE_LAYERS)
+#undef TAPEGRAD_INSTANTIATE_LAYERS
 
 }  // namespace tapegrad::nn

@@ -3,6 +3,8 @@
 // an assertion throws.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
 
 #include <tapegrad/kernels/blas.h>  // kBlasProducts: whether the OpenBLAS route exists to test
@@ -31,6 +33,26 @@ class ProductSettingsScope {
     set_min_blas_work(s.min_blas);
   }
   ProductSettings before_;  // the values in effect when the scope began
+};
+
+/// A parameterized fixture whose tests run with two product threads and no work threshold, so
+/// each finished chunk's weight gradient runs on the other thread (Note [Overlapped chunk
+/// gradients]).
+template <class Param>
+class TwoThreadTest : public ::testing::TestWithParam<Param> {
+  const ProductSettingsScope settings_{{.threads = 2, .min_parallel = 0}};
+};
+
+/// The same with every product in OpenBLAS (Note [BLAS products]); skipped in a build without it.
+template <class Param>
+class TwoThreadBlasTest : public ::testing::TestWithParam<Param> {
+ protected:
+  void SetUp() override {
+    if (!kernels::kBlasProducts) GTEST_SKIP() << "built without TAPEGRAD_OPENBLAS";
+  }
+
+ private:
+  const ProductSettingsScope settings_{{.threads = 2, .min_parallel = 0, .min_blas = 0}};
 };
 
 }  // namespace tapegrad::test

@@ -82,57 +82,49 @@ void compare(const Case& d, double tol) {
   }
 }
 
-// The RNN: <seed, h> over h only (it has one output).
-template <class S>
-void compare_rnn(const Case& d, double tol) {
+// A one-output op (RNN, GRU: <seed, h> over h) against the op by op reference on gathered rows.
+// The inputs: the table [K x gates*H], h0, w_hh [H x gates*H], and for the GRU b_hh [1 x 3H];
+// `names` names them. Each path gets the inputs as Vars of its own tape.
+template <class S, class Op>
+void compare_one_output(const Case& d, double tol, Index gates, const std::vector<const char*>& names, Op op) {
   std::mt19937_64 rng(d.seed);
-  const Matrix<S> table = uniform<S>(d.k, d.h, rng);
-  const Matrix<S> h0 = uniform<S>(d.b, d.h, rng);
-  const Matrix<S> w = uniform<S>(d.h, d.h, rng, -0.8, 0.8);
+  std::vector<Matrix<S>> values = {uniform<S>(d.k, gates * d.h, rng), uniform<S>(d.b, d.h, rng),
+                                   uniform<S>(d.h, gates * d.h, rng, -0.8, 0.8)};
+  if (names.size() == 4) values.push_back(uniform<S>(1, gates * d.h, rng));
   const std::vector<std::int32_t> ids = random_ids(static_cast<std::size_t>(d.t * d.b), d.k, rng);
   const Matrix<S> seed = uniform<S>(d.t * d.b, d.h, rng);
-
-  Tape<S> ref;
-  const std::vector<Var<S>> rin = {ref.variable(table), ref.variable(h0), ref.variable(w)};
-  const Var<S> rh = rnn_unrolled(gather_rows(rin[0], ids), rin[1], rin[2]);
-  ref.backward(sum(mul(rh, ref.constant(seed))));
-
-  Tape<S> tape;
-  const std::vector<Var<S>> in = {tape.variable(table), tape.variable(h0), tape.variable(w)};
-  const Var<S> hs = rnn_sequence_gather(in[0], ids, in[1], in[2]);
-  EXPECT_LE(rel_diff(hs.value(), rh.value()), tol);
-  tape.backward(sum(mul(hs, tape.constant(seed))), BackwardOptions{.release = d.release});
-  const char* names[] = {"table", "h0", "w"};
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    EXPECT_LE(rel_diff(in[i].grad(), rin[i].grad()), tol) << names[i];
-  }
+  auto run = [&](Tape<S>& tape, bool fused, BackwardOptions options) {
+    std::vector<Var<S>> in;
+    for (const Matrix<S>& v : values) in.push_back(tape.variable(v));
+    const Var<S> hs = op(in, ids, fused);
+    tape.backward(sum(mul(hs, tape.constant(seed))), options);
+    std::vector<Matrix<S>> out = {hs.value()};
+    for (const Var<S>& v : in) out.push_back(v.grad());
+    return out;
+  };
+  Tape<S> ref, tape;
+  const std::vector<Matrix<S>> want = run(ref, false, {});
+  const std::vector<Matrix<S>> got = run(tape, true, BackwardOptions{.release = d.release});
+  EXPECT_LE(rel_diff(got[0], want[0]), tol) << "h";
+  for (std::size_t i = 0; i < names.size(); ++i) EXPECT_LE(rel_diff(got[i + 1], want[i + 1]), tol) << names[i];
 }
 
-// The GRU: <seed, h> over h (one output); the hidden bias b_hh is an input too.
+template <class S>
+void compare_rnn(const Case& d, double tol) {
+  compare_one_output<S>(d, tol, 1, {"table", "h0", "w"},
+                        [](const std::vector<Var<S>>& in, const std::vector<std::int32_t>& ids, bool fused) {
+                          return fused ? rnn_sequence_gather(in[0], ids, in[1], in[2])
+                                       : rnn_unrolled(gather_rows(in[0], ids), in[1], in[2]);
+                        });
+}
+
 template <class S>
 void compare_gru(const Case& d, double tol) {
-  std::mt19937_64 rng(d.seed);
-  const Matrix<S> table = uniform<S>(d.k, 3 * d.h, rng);
-  const Matrix<S> h0 = uniform<S>(d.b, d.h, rng);
-  const Matrix<S> w = uniform<S>(d.h, 3 * d.h, rng, -0.8, 0.8);
-  const Matrix<S> bias = uniform<S>(1, 3 * d.h, rng);
-  const std::vector<std::int32_t> ids = random_ids(static_cast<std::size_t>(d.t * d.b), d.k, rng);
-  const Matrix<S> seed = uniform<S>(d.t * d.b, d.h, rng);
-
-  Tape<S> ref;
-  const std::vector<Var<S>> rin = {ref.variable(table), ref.variable(h0), ref.variable(w), ref.variable(bias)};
-  const Var<S> rh = gru_unrolled(gather_rows(rin[0], ids), rin[1], rin[2], rin[3]);
-  ref.backward(sum(mul(rh, ref.constant(seed))));
-
-  Tape<S> tape;
-  const std::vector<Var<S>> in = {tape.variable(table), tape.variable(h0), tape.variable(w), tape.variable(bias)};
-  const Var<S> hs = gru_sequence_gather(in[0], ids, in[1], in[2], in[3]);
-  EXPECT_LE(rel_diff(hs.value(), rh.value()), tol);
-  tape.backward(sum(mul(hs, tape.constant(seed))), BackwardOptions{.release = d.release});
-  const char* names[] = {"table", "h0", "w_hh", "b_hh"};
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    EXPECT_LE(rel_diff(in[i].grad(), rin[i].grad()), tol) << names[i];
-  }
+  compare_one_output<S>(d, tol, 3, {"table", "h0", "w_hh", "b_hh"},
+                        [](const std::vector<Var<S>>& in, const std::vector<std::int32_t>& ids, bool fused) {
+                          return fused ? gru_sequence_gather(in[0], ids, in[1], in[2], in[3])
+                                       : gru_unrolled(gather_rows(in[0], ids), in[1], in[2], in[3]);
+                        });
 }
 
 std::string case_name(const ::testing::TestParamInfo<Case>& info) {
@@ -162,9 +154,7 @@ INSTANTIATE_TEST_SUITE_P(Cases, Gather, ::testing::ValuesIn(kCases), case_name);
 // Two threads, no work threshold: each finished chunk's table and weight gradients run on the
 // other thread (Note [Overlapped chunk gradients]); B = 16 and T = 40 give three chunks. Plain and
 // release sweeps (in a release sweep the LSTM's dA chunks live in the gates, not the scratch).
-class GatherOverlapped : public ::testing::TestWithParam<Case> {
-  const test::ProductSettingsScope settings_{{.threads = 2, .min_parallel = 0}};
-};
+class GatherOverlapped : public test::TwoThreadTest<Case> {};
 
 TEST_P(GatherOverlapped, LstmInDouble) { compare<double>(GetParam(), 1e-10); }
 TEST_P(GatherOverlapped, RnnInDouble) { compare_rnn<double>(GetParam(), 1e-10); }
@@ -174,15 +164,7 @@ const Case kOverlappedCases[] = {{40, 16, 3, 7, Reads::Both, false, 41}, {40, 16
 INSTANTIATE_TEST_SUITE_P(Cases, GatherOverlapped, ::testing::ValuesIn(kOverlappedCases), case_name);
 
 // The same with every product in OpenBLAS (Note [BLAS products]), chunk gradients included.
-class GatherOverlappedBlas : public ::testing::TestWithParam<Case> {
- protected:
-  void SetUp() override {
-    if (!kernels::kBlasProducts) GTEST_SKIP() << "built without TAPEGRAD_OPENBLAS";
-  }
-
- private:
-  const test::ProductSettingsScope settings_{{.threads = 2, .min_parallel = 0, .min_blas = 0}};
-};
+class GatherOverlappedBlas : public test::TwoThreadBlasTest<Case> {};
 
 TEST_P(GatherOverlappedBlas, LstmInDouble) { compare<double>(GetParam(), 1e-10); }
 TEST_P(GatherOverlappedBlas, RnnInDouble) { compare_rnn<double>(GetParam(), 1e-10); }

@@ -57,6 +57,18 @@ std::vector<Matrix<S>> grads_of(Tape<S>& tape, const Var<S>& y, const Matrix<S>&
 
 // Both paths on one tape from the same leaves; values and every input gradient must agree.
 template <class S>
+void expect_same_paths(Tape<S>& tape, const std::vector<Var<S>>& in, const Var<S>& fused, const Var<S>& unrolled,
+                       const Matrix<S>& seed, double tol) {
+  EXPECT_LE(rel_diff(fused.value(), unrolled.value()), tol);
+  const auto gf = grads_of(tape, fused, seed, in);
+  const auto gu = grads_of(tape, unrolled, seed, in);
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    EXPECT_GT(gu[i].norm(), 0) << "input " << i;
+    EXPECT_LE(rel_diff(gf[i], gu[i]), tol) << "input " << i;
+  }
+}
+
+template <class S>
 void compare_rnn(const Dims& d, double tol) {
   std::mt19937_64 rng(d.seed);
   Tape<S> tape;
@@ -65,14 +77,7 @@ void compare_rnn(const Dims& d, double tol) {
                                   tape.variable(uniform<S>(d.h, d.h, rng, -0.8, 0.8))};
   const Var<S> fused = rnn_sequence(in[0], in[1], in[2]);
   const Var<S> unrolled = rnn_unrolled(in[0], in[1], in[2]);
-  EXPECT_LE(rel_diff(fused.value(), unrolled.value()), tol);
-  const Matrix<S> seed = uniform<S>(d.t * d.b, d.h, rng);
-  const auto gf = grads_of(tape, fused, seed, in);
-  const auto gu = grads_of(tape, unrolled, seed, in);
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    EXPECT_GT(gu[i].norm(), 0) << "input " << i;
-    EXPECT_LE(rel_diff(gf[i], gu[i]), tol) << "input " << i;
-  }
+  expect_same_paths(tape, in, fused, unrolled, uniform<S>(d.t * d.b, d.h, rng), tol);
 }
 
 template <class S>
@@ -84,15 +89,9 @@ void compare_lstm(const Dims& d, double tol, bool c_only_seed = false) {
                                   tape.variable(uniform<S>(d.h, 4 * d.h, rng, -0.8, 0.8))};
   const Var<S> fused = lstm_joined(in[0], in[1], in[2], in[3]);
   const Var<S> unrolled = lstm_unrolled(in[0], in[1], in[2], in[3]);
-  EXPECT_LE(rel_diff(fused.value(), unrolled.value()), tol);
   Matrix<S> seed = uniform<S>(d.t * d.b, 2 * d.h, rng);
   if (c_only_seed) seed.leftCols(d.h).setZero();  // only dL/dc_t: h is reached through the gates
-  const auto gf = grads_of(tape, fused, seed, in);
-  const auto gu = grads_of(tape, unrolled, seed, in);
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    EXPECT_GT(gu[i].norm(), 0) << "input " << i;
-    EXPECT_LE(rel_diff(gf[i], gu[i]), tol) << "input " << i;
-  }
+  expect_same_paths(tape, in, fused, unrolled, seed, tol);
 }
 
 template <class S>
@@ -104,14 +103,7 @@ void compare_gru(const Dims& d, double tol) {
       tape.variable(uniform<S>(d.h, 3 * d.h, rng, -0.8, 0.8)), tape.variable(uniform<S>(1, 3 * d.h, rng))};
   const Var<S> fused = gru_sequence(in[0], in[1], in[2], in[3]);
   const Var<S> unrolled = gru_unrolled(in[0], in[1], in[2], in[3]);
-  EXPECT_LE(rel_diff(fused.value(), unrolled.value()), tol);
-  const Matrix<S> seed = uniform<S>(d.t * d.b, d.h, rng);
-  const auto gf = grads_of(tape, fused, seed, in);
-  const auto gu = grads_of(tape, unrolled, seed, in);
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    EXPECT_GT(gu[i].norm(), 0) << "input " << i;
-    EXPECT_LE(rel_diff(gf[i], gu[i]), tol) << "input " << i;
-  }
+  expect_same_paths(tape, in, fused, unrolled, uniform<S>(d.t * d.b, d.h, rng), tol);
 }
 
 class FusedVsUnrolled : public ::testing::TestWithParam<Dims> {};
@@ -130,9 +122,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, FusedVsUnrolled, ::testing::ValuesIn(kDims), di
 // weight gradient to the other thread (Note [Overlapped chunk gradients]); the chunks are then
 // half size (B = 16: 16 steps, B = 8: 32 steps), so T = 40 and 70 give three chunks each. Without
 // OpenMP the same comparisons run on one thread.
-class FusedVsUnrolledOverlapped : public ::testing::TestWithParam<Dims> {
-  const test::ProductSettingsScope settings_{{.threads = 2, .min_parallel = 0}};
-};
+class FusedVsUnrolledOverlapped : public test::TwoThreadTest<Dims> {};
 
 TEST_P(FusedVsUnrolledOverlapped, RnnDouble) { compare_rnn<double>(GetParam(), 1e-10); }
 TEST_P(FusedVsUnrolledOverlapped, LstmDouble) { compare_lstm<double>(GetParam(), 1e-10); }
@@ -149,15 +139,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, FusedVsUnrolledOverlapped, ::testing::ValuesIn(
 
 // The same with every product in OpenBLAS (Note [BLAS products]): its OpenMP variant then runs
 // the chunk gradients inside the overlap's parallel region, on one thread each.
-class FusedVsUnrolledOverlappedBlas : public ::testing::TestWithParam<Dims> {
- protected:
-  void SetUp() override {
-    if (!tapegrad::kernels::kBlasProducts) GTEST_SKIP() << "built without TAPEGRAD_OPENBLAS";
-  }
-
- private:
-  const test::ProductSettingsScope settings_{{.threads = 2, .min_parallel = 0, .min_blas = 0}};
-};
+class FusedVsUnrolledOverlappedBlas : public test::TwoThreadBlasTest<Dims> {};
 
 TEST_P(FusedVsUnrolledOverlappedBlas, RnnDouble) { compare_rnn<double>(GetParam(), 1e-10); }
 TEST_P(FusedVsUnrolledOverlappedBlas, LstmDouble) { compare_lstm<double>(GetParam(), 1e-10); }

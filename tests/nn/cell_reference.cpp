@@ -8,7 +8,27 @@ namespace {
 Mat sigmoid(const Mat& a) { return (1.0 / (1.0 + (-a.array()).exp())).matrix(); }
 Mat tanh_of(const Mat& a) { return a.array().tanh().matrix(); }
 
+Mat normal(Index rows, Index cols, std::mt19937_64& rng, double scale) {
+  std::normal_distribution<double> n(0.0, scale);
+  Mat m(rows, cols);
+  for (Index k = 0; k < m.size(); ++k) m.data()[k] = n(rng);
+  return m;
+}
+
 }  // namespace
+
+ReferenceProblem reference_problem(std::mt19937_64& rng, const std::vector<Shape>& param_shapes, Index batch,
+                                   Index input, Index hidden, std::size_t steps) {
+  ReferenceProblem p;
+  for (const Shape& s : param_shapes) p.params.push_back(normal(s.rows, s.cols, rng, 0.5));
+  for (std::size_t t = 0; t < steps; ++t) {
+    p.xs.push_back(normal(batch, input, rng, 1.0));
+    p.vs.push_back(normal(batch, hidden, rng, 1.0));
+  }
+  p.h0 = normal(batch, hidden, rng, 0.5);
+  p.c0 = normal(batch, hidden, rng, 0.5);
+  return p;
+}
 
 ReferenceRun lstm_reference(const std::vector<Mat>& params, const std::vector<Mat>& xs, const Mat& h0, const Mat& c0,
                             const std::vector<Mat>& vs) {

@@ -3,6 +3,7 @@
 // L = sum_t <v_t, h_t>. The tape's cells are checked against these to 1e-10 in float64.
 #pragma once
 
+#include <random>
 #include <vector>
 
 #include <tapegrad/tensor.h>
@@ -26,6 +27,16 @@ struct ReferenceRun {
   double loss = 0;
   ReferenceGrads grads;
 };
+
+/// A random problem for a reference: parameters of the given shapes (N(0, 0.25), so the gates
+/// stay away from saturation), T steps of inputs x_t [B x in] and loss weights v_t [B x H],
+/// and initial states h0, c0 (N(0, 0.25)).
+struct ReferenceProblem {
+  std::vector<Mat> params, xs, vs;
+  Mat h0, c0;
+};
+ReferenceProblem reference_problem(std::mt19937_64& rng, const std::vector<Shape>& param_shapes, Index batch,
+                                   Index input, Index hidden, std::size_t steps);
 
 /// LSTM with params {W_ih [in x 4H], W_hh [H x 4H], b [1 x 4H]}, gates i, f, g, o.
 ReferenceRun lstm_reference(const std::vector<Mat>& params, const std::vector<Mat>& xs, const Mat& h0, const Mat& c0,

@@ -9,6 +9,7 @@
 #include <tapegrad/nn/unroll.h>
 
 #include "cell_reference.h"
+#include "support/test_support.h"
 
 namespace tg = tapegrad;
 namespace nn = tapegrad::nn;
@@ -17,24 +18,10 @@ using tapegrad::test::Mat;
 
 namespace {
 
+using tapegrad::testing::expect_near;
+using tapegrad::testing::random_matrix;
+
 constexpr double kTol = 1e-10;
-
-Mat random_mat(Index r, Index c, std::mt19937_64& rng, double scale = 1.0) {
-  std::normal_distribution<double> d(0.0, scale);
-  Mat m(r, c);
-  for (Index i = 0; i < r; ++i) {
-    for (Index j = 0; j < c; ++j) m(i, j) = d(rng);
-  }
-  return m;
-}
-
-void expect_near(const Mat& got, const Mat& want, const std::string& what) {
-  ASSERT_EQ(got.rows(), want.rows()) << what;
-  ASSERT_EQ(got.cols(), want.cols()) << what;
-  const double err = (got - want).cwiseAbs().maxCoeff();
-  EXPECT_LE(err, kTol) << what << ": max abs error " << err;
-  EXPECT_GT(want.cwiseAbs().maxCoeff(), 1e-6) << what << ": reference is trivially zero";
-}
 
 // Runs `cell` over xs on a tape with the loss sum_t <v_t, h_t> and compares to ref.
 template <class Cell>
@@ -67,47 +54,31 @@ void compare(Cell& cell, const std::vector<Mat>& xs, const std::vector<Mat>& s0,
   if (state.size() == 2) expect_near(state.tensors[1].grad(), ref.grads.c0, "dL/dc0");
 }
 
+// The cell's parameters set to the problem's, in named_parameters() order.
+template <class Cell>
+void set_parameters(Cell& cell, const std::vector<Mat>& values) {
+  std::size_t k = 0;
+  for (const auto& [name, p] : cell.named_parameters()) p->value = values.at(k++);
+}
+
 TEST(CellReference, LstmMatchesHandDerivedForwardAndBackward) {
   std::mt19937_64 rng(11);
   const Index B = 3, in = 4, H = 5;
-  const std::size_t T = 6;
   nn::LstmCell<double> cell({.input_size = in, .hidden_size = H, .forget_bias = 1.0}, rng);
-  // Random weights of moderate size so every gate is away from saturation.
-  std::vector<Mat> params = {random_mat(in, 4 * H, rng, 0.5), random_mat(H, 4 * H, rng, 0.5),
-                             random_mat(1, 4 * H, rng, 0.5)};
-  cell.W_ih.value = params[0];
-  cell.W_hh.value = params[1];
-  cell.b.value = params[2];
-  std::vector<Mat> xs, vs;
-  for (std::size_t t = 0; t < T; ++t) {
-    xs.push_back(random_mat(B, in, rng));
-    vs.push_back(random_mat(B, H, rng));
-  }
-  const Mat h0 = random_mat(B, H, rng, 0.5);
-  const Mat c0 = random_mat(B, H, rng, 0.5);
-  const auto ref = tg::test::lstm_reference(params, xs, h0, c0, vs);
-  compare(cell, xs, {h0, c0}, vs, ref);
+  const tg::test::ReferenceProblem p =
+      tg::test::reference_problem(rng, {{in, 4 * H}, {H, 4 * H}, {1, 4 * H}}, B, in, H, 6);
+  set_parameters(cell, p.params);
+  compare(cell, p.xs, {p.h0, p.c0}, p.vs, tg::test::lstm_reference(p.params, p.xs, p.h0, p.c0, p.vs));
 }
 
 TEST(CellReference, GruMatchesHandDerivedForwardAndBackward) {
   std::mt19937_64 rng(12);
   const Index B = 3, in = 4, H = 5;
-  const std::size_t T = 6;
   nn::GruCell<double> cell({.input_size = in, .hidden_size = H}, rng);
-  std::vector<Mat> params = {random_mat(in, 3 * H, rng, 0.5), random_mat(H, 3 * H, rng, 0.5),
-                             random_mat(1, 3 * H, rng, 0.5), random_mat(1, 3 * H, rng, 0.5)};
-  cell.W_ih.value = params[0];
-  cell.W_hh.value = params[1];
-  cell.b_ih.value = params[2];
-  cell.b_hh.value = params[3];
-  std::vector<Mat> xs, vs;
-  for (std::size_t t = 0; t < T; ++t) {
-    xs.push_back(random_mat(B, in, rng));
-    vs.push_back(random_mat(B, H, rng));
-  }
-  const Mat h0 = random_mat(B, H, rng, 0.5);
-  const auto ref = tg::test::gru_reference(params, xs, h0, vs);
-  compare(cell, xs, {h0}, vs, ref);
+  const tg::test::ReferenceProblem p =
+      tg::test::reference_problem(rng, {{in, 3 * H}, {H, 3 * H}, {1, 3 * H}, {1, 3 * H}}, B, in, H, 6);
+  set_parameters(cell, p.params);
+  compare(cell, p.xs, {p.h0}, p.vs, tg::test::gru_reference(p.params, p.xs, p.h0, p.vs));
 }
 
 // A one-step closed form independent of both implementations: with all weights zero the

@@ -2,7 +2,9 @@
 // by finite differences (tapegrad::gradcheck, float64; how: cell_gradcheck.h).
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <random>
+#include <vector>
 
 #include <tapegrad/gradcheck.h>
 #include <tapegrad/nn/embedding.h>
@@ -28,50 +30,33 @@ using tapegrad::testing::random_matrix;
 
 namespace {
 
-TEST(CellsGradcheck, RnnCellTanh) {
-  std::mt19937_64 rng(1);
-  nn::RnnCell<double> cell({.input_size = 3, .hidden_size = 4}, rng);
-  gradcheck_cell(cell, 3);
+// Builds the cell from its options and seed, then gradchecks it over `steps` (and `lengths`).
+template <class Cell>
+void check_cell(const typename Cell::Options& options, std::uint64_t seed, std::size_t steps = 3,
+                const std::vector<std::int32_t>& lengths = {}) {
+  std::mt19937_64 rng(seed);
+  Cell cell(options, rng);
+  gradcheck_cell(cell, steps, lengths);
 }
 
+TEST(CellsGradcheck, RnnCellTanh) { check_cell<nn::RnnCell<double>>({.input_size = 3, .hidden_size = 4}, 1); }
 TEST(CellsGradcheck, RnnCellLogistic) {
-  std::mt19937_64 rng(2);
-  nn::RnnCell<double> cell({.input_size = 3, .hidden_size = 4, .activation = nn::Activation::Logistic}, rng);
-  gradcheck_cell(cell, 3);
+  check_cell<nn::RnnCell<double>>({.input_size = 3, .hidden_size = 4, .activation = nn::Activation::Logistic}, 2);
 }
-
 TEST(CellsGradcheck, RnnCellReluIdentityInit) {
-  std::mt19937_64 rng(3);
-  nn::RnnCell<double> cell({.input_size = 3,
-                            .hidden_size = 4,
-                            .activation = nn::Activation::Relu,
-                            .recurrent_init = nn::RecurrentInit::Identity},
-                           rng);
-  gradcheck_cell(cell, 3);
+  check_cell<nn::RnnCell<double>>({.input_size = 3,
+                                   .hidden_size = 4,
+                                   .activation = nn::Activation::Relu,
+                                   .recurrent_init = nn::RecurrentInit::Identity},
+                                  3);
 }
-
-TEST(CellsGradcheck, LstmCell) {
-  std::mt19937_64 rng(4);
-  nn::LstmCell<double> cell({.input_size = 3, .hidden_size = 4}, rng);
-  gradcheck_cell(cell, 3);
-}
-
-TEST(CellsGradcheck, GruCell) {
-  std::mt19937_64 rng(5);
-  nn::GruCell<double> cell({.input_size = 3, .hidden_size = 4}, rng);
-  gradcheck_cell(cell, 3);
-}
-
+TEST(CellsGradcheck, LstmCell) { check_cell<nn::LstmCell<double>>({.input_size = 3, .hidden_size = 4}, 4); }
+TEST(CellsGradcheck, GruCell) { check_cell<nn::GruCell<double>>({.input_size = 3, .hidden_size = 4}, 5); }
 TEST(CellsGradcheck, MaskedUnrollLstm) {
-  std::mt19937_64 rng(6);
-  nn::LstmCell<double> cell({.input_size = 2, .hidden_size = 3}, rng);
-  gradcheck_cell(cell, 4, {4, 1, 3});
+  check_cell<nn::LstmCell<double>>({.input_size = 2, .hidden_size = 3}, 6, 4, {4, 1, 3});
 }
-
 TEST(CellsGradcheck, MaskedUnrollGru) {
-  std::mt19937_64 rng(7);
-  nn::GruCell<double> cell({.input_size = 2, .hidden_size = 3}, rng);
-  gradcheck_cell(cell, 4, {2, 4, 1});
+  check_cell<nn::GruCell<double>>({.input_size = 2, .hidden_size = 3}, 7, 4, {2, 4, 1});
 }
 
 TEST(CellsGradcheck, StackedLstmTwoLayersNoDropout) {

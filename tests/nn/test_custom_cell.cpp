@@ -21,6 +21,7 @@ using example::IndRnnCell;
 using tapegrad::Index;
 using tapegrad::Tape;
 using tapegrad::testing::expect_error;
+using tapegrad::testing::expect_near;
 using tapegrad::testing::random_matrix;
 using Mat = tapegrad::Matrix<double>;
 using V = tapegrad::Var<double>;
@@ -165,13 +166,6 @@ SequenceRun run_sequence(C& cell, const Mat& x_all, const Mat& v, Index batch) {
   return out;
 }
 
-void expect_near(const Mat& got, const Mat& want, const char* what) {
-  ASSERT_EQ(got.rows(), want.rows()) << what;
-  ASSERT_EQ(got.cols(), want.cols()) << what;
-  EXPECT_GT(want.cwiseAbs().maxCoeff(), 0.0) << what;
-  EXPECT_LE((got - want).cwiseAbs().maxCoeff(), 1e-13) << what;
-}
-
 // The split step (project_input + recur) projects the inputs of all T steps in one op: the same
 // values and gradients as the whole step, with T - 1 fewer tape entries (one affine, not T).
 TEST(CustomCell, SplitStepProjectsAllStepsInOneOp) {
@@ -183,11 +177,11 @@ TEST(CustomCell, SplitStepProjectsAllStepsInOneOp) {
   const Mat x_all = random_matrix(T * B, in, rng), v = random_matrix(T * B, H, rng);
   const SequenceRun a = run_sequence(split, x_all, v, B);
   const SequenceRun b = run_sequence(whole, x_all, v, B);
-  expect_near(a.outputs, b.outputs, "outputs");
-  expect_near(a.dW, b.dW, "dW");
-  expect_near(a.du, b.du, "du");
-  expect_near(a.db, b.db, "db");
-  expect_near(a.dx, b.dx, "dx");
+  expect_near(a.outputs, b.outputs, "outputs", 1e-13);
+  expect_near(a.dW, b.dW, "dW", 1e-13);
+  expect_near(a.du, b.du, "du", 1e-13);
+  expect_near(a.db, b.db, "db", 1e-13);
+  expect_near(a.dx, b.dx, "dx", 1e-13);
   EXPECT_EQ(b.entries - a.entries, static_cast<std::size_t>(T - 1));
 }
 
@@ -214,10 +208,10 @@ TEST(CustomCell, ForwardTokensEqualsTheGatheredSequence) {
       Mat de_want = Mat::Zero(K, in);  // the gathered rows' gradient scatter-added by id
       for (std::size_t i = 0; i < ids.size(); ++i) de_want.row(ids[i]) += want.dx.row(static_cast<Index>(i));
       const std::string k = "K = " + std::to_string(K);
-      expect_near(r.outputs.value(), want.outputs, k.c_str());
-      expect_near(cell.W.grad, want.dW, k.c_str());
-      expect_near(cell.u.grad, want.du, k.c_str());
-      expect_near(e.grad(), de_want, k.c_str());
+      expect_near(r.outputs.value(), want.outputs, k + " outputs", 1e-13);
+      expect_near(cell.W.grad, want.dW, k + " dW", 1e-13);
+      expect_near(cell.u.grad, want.du, k + " du", 1e-13);
+      expect_near(e.grad(), de_want, k + " dE", 1e-13);
       cell.zero_grad();
     };
     tokens(split);

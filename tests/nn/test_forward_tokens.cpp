@@ -26,17 +26,13 @@ using Mat = tapegrad::Matrix<double>;
 
 namespace {
 
+using tapegrad::testing::expect_near;
+using tapegrad::testing::random_matrix;
+
 constexpr double kTol = 1e-10;
 constexpr Index kVocab = 5;
 
-Mat random_mat(Index r, Index c, std::mt19937_64& rng) { return tapegrad::testing::random_matrix(r, c, rng, 0.7); }
-
-void expect_near(const Mat& got, const Mat& want, const std::string& what) {
-  ASSERT_EQ(got.rows(), want.rows()) << what;
-  ASSERT_EQ(got.cols(), want.cols()) << what;
-  EXPECT_LE((got - want).cwiseAbs().maxCoeff(), kTol) << what;
-  EXPECT_GT(want.cwiseAbs().maxCoeff(), 1e-8) << what << ": reference is trivially zero";
-}
+Mat random_mat(Index r, Index c, std::mt19937_64& rng) { return random_matrix(r, c, rng, 0.7); }
 
 // A problem: embedding, time-major ids (every token used), initial state, and the loss weights
 // L = <V, outputs> + sum_k <U_k, final state tensor k>.
@@ -151,29 +147,28 @@ void check_cell(Cell& cell, std::size_t state_tensors, const std::string& name) 
   }
 }
 
+// check_cell on a cell built from its options and seed.
+template <class Cell>
+void check_new_cell(const typename Cell::Options& options, std::uint64_t seed, std::size_t state_tensors,
+                    const std::string& what) {
+  std::mt19937_64 rng(seed);
+  Cell cell(options, rng);
+  check_cell(cell, state_tensors, what);
+}
+
 TEST(ForwardTokens, TanhRnnMatchesSteppingOverTheEmbeddingRows) {
-  std::mt19937_64 rng(1);
-  nn::RnnCell<double> cell({.input_size = 3, .hidden_size = 4}, rng);
-  check_cell(cell, 1, "RnnCell tanh");
+  check_new_cell<nn::RnnCell<double>>({.input_size = 3, .hidden_size = 4}, 1, 1, "RnnCell tanh");
 }
-
 TEST(ForwardTokens, ReluRnnMatchesSteppingOverTheEmbeddingRows) {
-  std::mt19937_64 rng(2);
   // 8 units, so that some are live in every case (the check rejects an all-zero reference).
-  nn::RnnCell<double> cell({.input_size = 3, .hidden_size = 8, .activation = nn::Activation::Relu}, rng);
-  check_cell(cell, 1, "RnnCell relu");
+  check_new_cell<nn::RnnCell<double>>({.input_size = 3, .hidden_size = 8, .activation = nn::Activation::Relu}, 2, 1,
+                                      "RnnCell relu");
 }
-
 TEST(ForwardTokens, LstmMatchesSteppingOverTheEmbeddingRows) {
-  std::mt19937_64 rng(3);
-  nn::LstmCell<double> cell({.input_size = 3, .hidden_size = 4}, rng);
-  check_cell(cell, 2, "LstmCell");
+  check_new_cell<nn::LstmCell<double>>({.input_size = 3, .hidden_size = 4}, 3, 2, "LstmCell");
 }
-
 TEST(ForwardTokens, GruMatchesSteppingOverTheEmbeddingRows) {
-  std::mt19937_64 rng(6);
-  nn::GruCell<double> cell({.input_size = 3, .hidden_size = 4}, rng);
-  check_cell(cell, 1, "GruCell");
+  check_new_cell<nn::GruCell<double>>({.input_size = 3, .hidden_size = 4}, 6, 1, "GruCell");
 }
 
 // Layer 0 takes the tokens, layer 1 its outputs (no dropout): the whole stack against stepping.

@@ -85,13 +85,20 @@ TEST(Modules, StackedPerLayerSizes) {
   // Options that disagree with hidden_sizes.
   using GruStack = nn::Stacked<nn::GruCell<double>>;
   tapegrad::testing::expect_error<tg::ValueError>(
-      [&] { GruStack({.cell = {.input_size = 2}, .num_layers = 3, .hidden_sizes = {3, 3}}, rng); },
+      [&] {
+        GruStack({.cell = {.input_size = 2}, .num_layers = 3, .hidden_sizes = {3, 3}}, rng);
+      },
       {"num_layers is 3", "2 entries"});
   tapegrad::testing::expect_error<tg::ValueError>(
-      [&] { GruStack({.cell = {.input_size = 2, .hidden_size = 4}, .hidden_sizes = {3, 3}}, rng); },
+      [&] {
+        GruStack({.cell = {.input_size = 2, .hidden_size = 4}, .hidden_sizes = {3, 3}}, rng);
+      },
       {"cell.hidden_size is 4", "hidden_sizes[0] is 3"});
   tapegrad::testing::expect_error<tg::ValueError>(
-      [&] { GruStack({.cell = {.input_size = 2}, .hidden_sizes = {3, 0}}, rng); }, {"GruCell", "hidden_size (0)"});
+      [&] {
+        GruStack({.cell = {.input_size = 2}, .hidden_sizes = {3, 0}}, rng);
+      },
+      {"GruCell", "hidden_size (0)"});
 }
 
 TEST(Modules, InitialValues) {

@@ -18,6 +18,7 @@
 #include <tapegrad/nn/unroll.h>
 
 #include "cell_reference.h"
+#include "support/test_support.h"
 
 namespace tg = tapegrad;
 namespace nn = tapegrad::nn;
@@ -26,24 +27,10 @@ using tapegrad::test::Mat;
 
 namespace {
 
+using tapegrad::testing::expect_near;
+using tapegrad::testing::random_matrix;
+
 constexpr double kTol = 1e-10;
-
-Mat random_mat(Index r, Index c, std::mt19937_64& rng, double scale = 1.0) {
-  std::normal_distribution<double> d(0.0, scale);
-  Mat m(r, c);
-  for (Index i = 0; i < r; ++i) {
-    for (Index j = 0; j < c; ++j) m(i, j) = d(rng);
-  }
-  return m;
-}
-
-void expect_near(const Mat& got, const Mat& want, const std::string& what) {
-  ASSERT_EQ(got.rows(), want.rows()) << what;
-  ASSERT_EQ(got.cols(), want.cols()) << what;
-  const double err = (got - want).cwiseAbs().maxCoeff();
-  EXPECT_LE(err, kTol) << what << ": max abs error " << err;
-  EXPECT_GT(want.cwiseAbs().maxCoeff(), 1e-8) << what << ": reference is trivially zero";
-}
 
 // Rows t*B .. t*B+B-1 of the result are parts[t].
 Mat stack_rows(const std::vector<Mat>& parts) {
@@ -63,12 +50,12 @@ struct Problem {
 Problem make_problem(Index in, Index H, Index B, std::size_t T, std::size_t state_tensors, std::mt19937_64& rng) {
   Problem p;
   for (std::size_t t = 0; t < T; ++t) {
-    p.xs.push_back(random_mat(B, in, rng));
-    p.vs.push_back(random_mat(B, H, rng));
+    p.xs.push_back(random_matrix(B, in, rng));
+    p.vs.push_back(random_matrix(B, H, rng));
   }
   for (std::size_t k = 0; k < state_tensors; ++k) {
-    p.s0.push_back(random_mat(B, H, rng, 0.5));
-    p.us.push_back(random_mat(B, H, rng));
+    p.s0.push_back(random_matrix(B, H, rng, 0.5));
+    p.us.push_back(random_matrix(B, H, rng));
   }
   return p;
 }
@@ -249,19 +236,14 @@ TEST(Sequence, LstmSequenceMatchesPlainEigen) {
   const Index B = 3, in = 4, H = 5;
   const std::size_t T = 6;
   nn::LstmCell<double> cell({.input_size = in, .hidden_size = H}, rng);
-  const std::vector<Mat> params = {random_mat(in, 4 * H, rng, 0.5), random_mat(H, 4 * H, rng, 0.5),
-                                   random_mat(1, 4 * H, rng, 0.5)};
-  cell.W_ih.value = params[0];
-  cell.W_hh.value = params[1];
-  cell.b.value = params[2];
-  std::vector<Mat> xs, vs;
-  for (std::size_t t = 0; t < T; ++t) {
-    xs.push_back(random_mat(B, in, rng));
-    vs.push_back(random_mat(B, H, rng));
-  }
-  const Mat h0 = random_mat(B, H, rng, 0.5);
-  const Mat c0 = random_mat(B, H, rng, 0.5);
-  const auto ref = tg::test::lstm_reference(params, xs, h0, c0, vs);
+  const tg::test::ReferenceProblem p =
+      tg::test::reference_problem(rng, {{in, 4 * H}, {H, 4 * H}, {1, 4 * H}}, B, in, H, T);
+  cell.W_ih.value = p.params[0];
+  cell.W_hh.value = p.params[1];
+  cell.b.value = p.params[2];
+  const std::vector<Mat>&xs = p.xs, &vs = p.vs;
+  const Mat &h0 = p.h0, &c0 = p.c0;
+  const auto ref = tg::test::lstm_reference(p.params, xs, h0, c0, vs);
   for (bool fused : {true, false}) {
     const std::string what = fused ? "fused" : "unrolled";
     tg::Tape<double> tape;

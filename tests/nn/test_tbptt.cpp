@@ -56,6 +56,13 @@ struct RnnGrads {
   M W_ih, W_hh, b;
 };
 
+// One SGD update of the reference weights: w -= lr g.
+void sgd_update(RnnWeights& w, const RnnGrads& g, double lr) {
+  w.W_ih -= lr * g.W_ih;
+  w.W_hh -= lr * g.W_hh;
+  w.b -= lr * g.b;
+}
+
 M rnn_step(const RnnWeights& w, const M& x, const M& h) {
   M a = x * w.W_ih + h * w.W_hh;
   a.rowwise() += w.b.row(0);
@@ -160,6 +167,13 @@ void expect_near(const M& actual, const M& expected, double tol, const std::stri
   EXPECT_LE((actual - expected).cwiseAbs().maxCoeff(), tol * (1.0 + expected.cwiseAbs().maxCoeff())) << what;
 }
 
+// The cell's weights after training equal the reference's, updated by hand.
+void expect_weights(const RnnFixture& f, const RnnWeights& w) {
+  expect_near(f.cell.W_ih.value, w.W_ih, 1e-12, "W_ih after updates");
+  expect_near(f.cell.W_hh.value, w.W_hh, 1e-12, "W_hh after updates");
+  expect_near(f.cell.b.value, w.b, 1e-12, "b after updates");
+}
+
 void expect_grads(const RnnGrads& actual, const RnnGrads& expected, const std::string& what) {
   expect_near(actual.W_ih, expected.W_ih, 1e-12, what + " W_ih");
   expect_near(actual.W_hh, expected.W_hh, 1e-12, what + " W_hh");
@@ -255,13 +269,9 @@ TEST(Tbptt, ChunkedWithParameterUpdatesMatchesEigenSimulation) {
     }
     const RnnGrads g = rnn_window_grad(w, f.seq, begin, begin, end, h);
     h = hs.back();  // carried with the parameters this chunk ran with
-    w.W_ih -= lr * g.W_ih;
-    w.W_hh -= lr * g.W_hh;
-    w.b -= lr * g.b;
+    sgd_update(w, g, lr);
   }
-  expect_near(f.cell.W_ih.value, w.W_ih, 1e-12, "W_ih after updates");
-  expect_near(f.cell.W_hh.value, w.W_hh, 1e-12, "W_hh after updates");
-  expect_near(f.cell.b.value, w.b, 1e-12, "b after updates");
+  expect_weights(f, w);
   expect_near(report.final_state[0], h, 1e-12, "final state");
   EXPECT_NEAR(report.total_loss, loss, 1e-12);
   EXPECT_EQ(report.updates, 4);
@@ -338,13 +348,9 @@ TEST(Tbptt, OverlappingWithUpdatesReRecordsUnderCurrentParameters) {
     const RnnGrads g = rnn_window_grad(w, f.seq, begin, first, end, saved[static_cast<std::size_t>(begin)]);
     for (int t = begin; t < end; ++t) saved[static_cast<std::size_t>(t + 1)] = hs[static_cast<std::size_t>(t - begin)];
     last = hs.back();
-    w.W_ih -= lr * g.W_ih;
-    w.W_hh -= lr * g.W_hh;
-    w.b -= lr * g.b;
+    sgd_update(w, g, lr);
   }
-  expect_near(f.cell.W_hh.value, w.W_hh, 1e-12, "W_hh after updates");
-  expect_near(f.cell.W_ih.value, w.W_ih, 1e-12, "W_ih after updates");
-  expect_near(f.cell.b.value, w.b, 1e-12, "b after updates");
+  expect_weights(f, w);
   expect_near(report.final_state[0], last, 1e-12, "final state");
   EXPECT_EQ(report.updates, 5);
 }

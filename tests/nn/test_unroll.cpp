@@ -10,6 +10,8 @@
 #include <tapegrad/nn/stacked.h>
 #include <tapegrad/nn/unroll.h>
 
+#include "support/test_support.h"
+
 namespace tg = tapegrad;
 namespace nn = tapegrad::nn;
 using tapegrad::Index;
@@ -18,14 +20,8 @@ using V = tg::Var<double>;
 
 namespace {
 
-Mat random_mat(Index r, Index c, std::mt19937_64& rng) {
-  std::normal_distribution<double> d(0.0, 1.0);
-  Mat m(r, c);
-  for (Index i = 0; i < r; ++i) {
-    for (Index j = 0; j < c; ++j) m(i, j) = d(rng);
-  }
-  return m;
-}
+using tapegrad::testing::expect_near;
+using tapegrad::testing::random_matrix;
 
 // Row b of every state tensor after running sequence b alone (a batch of one) for n steps.
 template <class Cell>
@@ -51,7 +47,7 @@ void expect_final_state_matches_alone(Cell& cell, nn::Direction dir) {
   const Index B = 4;
   const std::size_t T = 5;
   std::vector<Mat> xs;
-  for (std::size_t t = 0; t < T; ++t) xs.push_back(random_mat(B, cell.input_size(), rng));
+  for (std::size_t t = 0; t < T; ++t) xs.push_back(random_matrix(B, cell.input_size(), rng));
   tg::Tape<double> tape;
   std::vector<V> vars;
   for (const Mat& x : xs) vars.push_back(tape.constant(x));
@@ -90,11 +86,11 @@ TEST(Unroll, PaddedInputsGetExactlyZeroGradient) {
   const std::size_t T = 4;
   tg::Tape<double> tape;
   std::vector<V> xs;
-  for (std::size_t t = 0; t < T; ++t) xs.push_back(tape.variable(random_mat(B, 3, rng)));
+  for (std::size_t t = 0; t < T; ++t) xs.push_back(tape.variable(random_matrix(B, 3, rng)));
   const nn::Unrolled<double> u = nn::many_to_many(cell, xs, cell.initial_state(tape, B), lengths);
   // A loss that reads every output, padded steps included, and the final state.
-  V loss = tg::sum(tg::mul(tape.constant(random_mat(B, 4, rng)), u.final_state.c()));
-  for (const V& y : u.outputs) loss = tg::add(loss, tg::sum(tg::mul(tape.constant(random_mat(B, 4, rng)), y)));
+  V loss = tg::sum(tg::mul(tape.constant(random_matrix(B, 4, rng)), u.final_state.c()));
+  for (const V& y : u.outputs) loss = tg::add(loss, tg::sum(tg::mul(tape.constant(random_matrix(B, 4, rng)), y)));
   tape.backward(loss);
   for (std::size_t t = 0; t < T; ++t) {
     for (Index b = 0; b < B; ++b) {
@@ -113,7 +109,7 @@ TEST(Unroll, ManyToOneAgreesWithManyToMany) {
   nn::GruCell<double> cell({.input_size = 2, .hidden_size = 3}, rng);
   tg::Tape<double> tape;
   std::vector<V> xs;
-  for (int t = 0; t < 5; ++t) xs.push_back(tape.constant(random_mat(2, 2, rng)));
+  for (int t = 0; t < 5; ++t) xs.push_back(tape.constant(random_matrix(2, 2, rng)));
   const nn::State<double> s0 = cell.initial_state(tape, 2);
   const nn::Unrolled<double> all = nn::many_to_many(cell, xs, s0);
   const nn::State<double> last = nn::many_to_one(cell, xs, s0);

@@ -1,5 +1,5 @@
-// Helpers shared by the test folders: checking an error's type and message, and seeded random
-// matrices. Header-only so every test binary stays independent of the others.
+// Helpers shared by the test folders: checking an error's type and message, comparing matrices,
+// and seeded random matrices. Header-only so every test binary stays independent of the others.
 #pragma once
 
 #include <random>
@@ -31,6 +31,17 @@ inline Matrix<double> random_matrix(Index r, Index c, std::mt19937_64& rng, doub
   Matrix<double> m(r, c);
   for (Index i = 0; i < m.size(); ++i) m.data()[i] = n(rng);
   return m;
+}
+
+/// got has want's shape and is within tol of it in every element; want must not be (nearly) all
+/// zero, since a comparison with a zero reference passes for the wrong reasons.
+inline void expect_near(const Matrix<double>& got, const Matrix<double>& want, const std::string& what,
+                        double tol = 1e-10) {
+  ASSERT_EQ(got.rows(), want.rows()) << what;
+  ASSERT_EQ(got.cols(), want.cols()) << what;
+  const double err = (got - want).cwiseAbs().maxCoeff();
+  EXPECT_LE(err, tol) << what << ": max abs error " << err;
+  EXPECT_GT(want.cwiseAbs().maxCoeff(), 1e-8) << what << ": reference is trivially zero";
 }
 
 }  // namespace tapegrad::testing

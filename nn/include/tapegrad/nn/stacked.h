@@ -329,17 +329,13 @@ class Bidirectional : public Module<typename Cell::Scalar> {
   Cell bwd_;
 };
 
-extern template class Stacked<RnnCell<float>>;
-extern template class Stacked<RnnCell<double>>;
-extern template class Stacked<LstmCell<float>>;
-extern template class Stacked<LstmCell<double>>;
-extern template class Stacked<GruCell<float>>;
-extern template class Stacked<GruCell<double>>;
-extern template class Bidirectional<RnnCell<float>>;
-extern template class Bidirectional<RnnCell<double>>;
-extern template class Bidirectional<LstmCell<float>>;
-extern template class Bidirectional<LstmCell<double>>;
-extern template class Bidirectional<GruCell<float>>;
-extern template class Bidirectional<GruCell<double>>;
+// The stacks of the built-in cells are compiled once, in nn/src/stacked.cpp.
+#define TAPEGRAD_FOR_EACH_BUILTIN_CELL(X) \
+  X(RnnCell<float>) X(RnnCell<double>) X(LstmCell<float>) X(LstmCell<double>) X(GruCell<float>) X(GruCell<double>)
+#define TAPEGRAD_EXTERN_LAYERS(Cell)    \
+  extern template class Stacked<Cell>; \
+  extern template class Bidirectional<Cell>;
+TAPEGRAD_FOR_EACH_BUILTIN_CELL(TAPEGRAD_EXTERN_LAYERS)
+#undef TAPEGRAD_EXTERN_LAYERS
 
 }  // namespace tapegrad::nn
