@@ -26,8 +26,7 @@ int main() {
   nn::RnnCell<float> cell(cell_options, rng);  // h' = tanh(x W_ih + h W_hh + b)
   nn::Linear<float> head({H, 1}, rng);         // y = h W + b
 
-  std::vector<Parameter<float>*> params = cell.parameters();
-  for (Parameter<float>* p : head.parameters()) params.push_back(p);
+  std::vector<Parameter<float>*> params = nn::parameters_of<float>({&cell, &head});
   nn::AdamOptions adam;
   adam.lr = 0.01;
   nn::Adam<float> opt(params, adam);

@@ -19,8 +19,7 @@ int main(int argc, char** argv) {
 
   nn::Stacked<example::IndRnnCell<float>> rnn({.cell = {.input_size = 1}, .hidden_sizes = {16, 8}}, rng);
   nn::Linear<float> head({.input_size = rnn.output_size(), .output_size = 1}, rng);
-  std::vector<Parameter<float>*> params = rnn.parameters();
-  for (Parameter<float>* p : head.parameters()) params.push_back(p);
+  std::vector<Parameter<float>*> params = nn::parameters_of<float>({&rnn, &head});
   nn::AdamOptions adam;
   adam.lr = 0.01;
   nn::Adam<float> opt(params, adam);

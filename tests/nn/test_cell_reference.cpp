@@ -19,7 +19,6 @@ using tapegrad::test::Mat;
 namespace {
 
 using tapegrad::testing::expect_near;
-using tapegrad::testing::random_matrix;
 
 constexpr double kTol = 1e-10;
 

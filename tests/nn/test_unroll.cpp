@@ -20,7 +20,6 @@ using V = tg::Var<double>;
 
 namespace {
 
-using tapegrad::testing::expect_near;
 using tapegrad::testing::random_matrix;
 
 // Row b of every state tensor after running sequence b alone (a batch of one) for n steps.

@@ -42,8 +42,7 @@ TrainingRun train(std::uint64_t seed) {
   std::mt19937_64 rng(seed);
   nn::LstmCell<S> lstm({.input_size = kVocab, .hidden_size = kHidden}, rng);
   nn::Linear<S> head({.input_size = kHidden, .output_size = kVocab}, rng);
-  std::vector<tg::Parameter<S>*> params = lstm.parameters();
-  for (auto* p : head.parameters()) params.push_back(p);
+  std::vector<tg::Parameter<S>*> params = nn::parameters_of<S>({&lstm, &head});
   nn::Adam<S> adam(params, {.lr = 0.05});
   nn::Clipper clip(nn::Clipper::Mode::GlobalNorm, 0.5);
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <random>
+#include <utility>
 
 #include <tapegrad/parameter.h>
 #include <tapegrad/tensor.h>
@@ -36,41 +37,21 @@ void identity(Matrix<S>& m, double scale = 1.0);
 template <class S>
 void constant(Matrix<S>& m, double value);
 
-// The same, writing into a Parameter's value (its gradient is reset to zeros of that shape).
-template <class S>
-void uniform(Parameter<S>& p, std::mt19937_64& rng, double lo, double hi) {
-  uniform(p.value, rng, lo, hi);
-  p.zero_grad();
-}
-template <class S>
-void normal(Parameter<S>& p, std::mt19937_64& rng, double mean, double std) {
-  normal(p.value, rng, mean, std);
-  p.zero_grad();
-}
-template <class S>
-void xavier_uniform(Parameter<S>& p, std::mt19937_64& rng, double gain = 1.0) {
-  xavier_uniform(p.value, rng, gain);
-  p.zero_grad();
-}
-template <class S>
-void xavier_normal(Parameter<S>& p, std::mt19937_64& rng, double gain = 1.0) {
-  xavier_normal(p.value, rng, gain);
-  p.zero_grad();
-}
-template <class S>
-void orthogonal(Parameter<S>& p, std::mt19937_64& rng, double gain = 1.0) {
-  orthogonal(p.value, rng, gain);
-  p.zero_grad();
-}
-template <class S>
-void identity(Parameter<S>& p, double scale = 1.0) {
-  identity(p.value, scale);
-  p.zero_grad();
-}
-template <class S>
-void constant(Parameter<S>& p, double value) {
-  constant(p.value, value);
-  p.zero_grad();
-}
+// Each initializer also writes into a Parameter's value, with the same arguments after it (its
+// gradient is reset to zeros of that shape): init::xavier_uniform(cell.W_ih, rng).
+#define TAPEGRAD_INIT_PARAMETER(name)           \
+  template <class S, class... Args>             \
+  void name(Parameter<S>& p, Args&&... args) {  \
+    name(p.value, std::forward<Args>(args)...); \
+    p.zero_grad();                              \
+  }
+TAPEGRAD_INIT_PARAMETER(uniform)
+TAPEGRAD_INIT_PARAMETER(normal)
+TAPEGRAD_INIT_PARAMETER(xavier_uniform)
+TAPEGRAD_INIT_PARAMETER(xavier_normal)
+TAPEGRAD_INIT_PARAMETER(orthogonal)
+TAPEGRAD_INIT_PARAMETER(identity)
+TAPEGRAD_INIT_PARAMETER(constant)
+#undef TAPEGRAD_INIT_PARAMETER
 
 }  // namespace tapegrad::nn::init

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <initializer_list>
 #include <string>
 #include <utility>
 #include <vector>
@@ -58,5 +59,16 @@ class Module {
     for (Parameter<S>* p : parameters()) p->zero_grad();
   }
 };
+
+/// The Parameters of several modules, in order: e.g. a recurrent layer and its head for one
+/// optimizer, nn::Adam<float> opt(nn::parameters_of<float>({&rnn, &head}), options).
+template <class S>
+std::vector<Parameter<S>*> parameters_of(std::initializer_list<Module<S>*> modules) {
+  std::vector<Parameter<S>*> out;
+  for (Module<S>* m : modules) {
+    for (Parameter<S>* p : m->parameters()) out.push_back(p);
+  }
+  return out;
+}
 
 }  // namespace tapegrad::nn
