@@ -16,6 +16,7 @@
 
 #include "corpus.h"
 #include "options.h"
+#include "output_paths.h"
 #include "train.h"
 
 int main(int argc, char** argv) {
@@ -27,6 +28,7 @@ int main(int argc, char** argv) {
     tapegrad::set_num_threads(o.threads);       // large GEMMs (the batched projections, the head) split
     tapegrad::keep_freed_memory();              // Eigen's per-product buffers reused, not page-faulted in again
     const auto path = o.data.empty() ? char_lm::default_data_path(argv[0]) : std::filesystem::path(o.data);
+    char_lm::check_outputs(o, path);  // before any training: a bad output fails now, not after the run
     const char_lm::Corpus corpus = char_lm::load_corpus(path, o.seq_len);
     if (o.cell == "rnn") return char_lm::train_and_sample<tapegrad::nn::RnnCell<float>>(o, corpus);
     if (o.cell == "gru") return char_lm::train_and_sample<tapegrad::nn::GruCell<float>>(o, corpus);

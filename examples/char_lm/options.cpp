@@ -6,6 +6,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "validators.h"
+
 namespace char_lm {
 
 namespace {
@@ -27,19 +29,6 @@ void check_combinations(const Options& o) {
   }
 }
 
-// A number in (lo, hi]: CLI::Range cannot exclude its lower end and prints 1e-7 as 0.000000.
-CLI::Validator above(double lo, double hi) {
-  return CLI::Validator(
-      [lo, hi](std::string& text) -> std::string {
-        double v = 0;
-        if (!CLI::detail::lexical_cast(text, v)) return "'" + text + "' is not a number";
-        if (!(v > lo && v <= hi))
-          return "must be > " + CLI::detail::to_string(lo) + " and <= " + CLI::detail::to_string(hi) + ", got " + text;
-        return {};
-      },
-      "NUMBER in (" + CLI::detail::to_string(lo) + ", " + CLI::detail::to_string(hi) + "]");
-}
-
 }  // namespace
 
 ParseResult parse_options(int argc, char** argv) {
@@ -57,34 +46,35 @@ ParseResult parse_options(int argc, char** argv) {
 
   app.add_option("--cell", o.cell, "Recurrent cell: rnn (tanh), lstm or gru")
       ->check(CLI::IsMember({"rnn", "lstm", "gru"}));
-  app.add_option("--layers", o.layers, "Stacked recurrent layers")->check(CLI::Range(1, 8));
-  app.add_option("--hidden", o.hidden, "Hidden units per layer")->check(CLI::Range(1, 4096));
-  app.add_option("--embed", o.embed, "Width of the character embedding")->check(CLI::Range(1, 4096));
+  app.add_option("--layers", o.layers, "Stacked recurrent layers")->check(whole_number(1, 8));
+  app.add_option("--hidden", o.hidden, "Hidden units per layer")->check(whole_number(1, 4096));
+  app.add_option("--embed", o.embed, "Width of the character embedding")->check(whole_number(1, 4096));
   app.add_option("--seq-len", o.seq_len, "Characters per training sequence (the state starts at zero for each)")
-      ->check(CLI::Range(2, 100000));
+      ->check(whole_number(2, 100000));
   auto* k1 = app.add_option("--k1", o.k1,
                             "Truncated BPTT: update every k1 steps (k1 = k2: disjoint chunks). "
                             "Default when neither --k1 nor --tau is given: --seq-len / 2")
-                 ->check(CLI::Range(1, 100000));
+                 ->check(whole_number(1, 100000));
   auto* k2 = app.add_option("--k2", o.k2,
                             "Truncated BPTT: each update back-propagates the last k1 losses through the last k2 "
                             "steps (k1 <= k2 <= --seq-len; default k1)")
-                 ->check(CLI::Range(1, 100000));
+                 ->check(whole_number(1, 100000));
   auto* tau = app.add_option("--tau", o.tau,
                              "Per-output window instead of --k1/--k2: each loss reaches back tau steps, one update "
                              "per sequence")
-                  ->check(CLI::Range(0, 100000));
+                  ->check(whole_number(0, 100000));
   tau->excludes(k1)->excludes(k2);
   for (CLI::Option* opt : {k1, k2, tau}) opt->default_str("");  // 'not given', not a value
   app.add_option("--clip", o.clip, "Global gradient-norm threshold (0 disables clipping; the norm is reported)")
-      ->check(CLI::Range(0.0, 1e6));
-  app.add_option("--lr", o.lr, "Learning rate")->check(above(0.0, 10.0));
+      ->check(real_in(0.0, 1e6));
+  app.add_option("--lr", o.lr, "Learning rate")->check(real_above(0.0, 10.0));
   app.add_option("--optimizer", o.optimizer, "Optimizer")->check(CLI::IsMember({"adam", "sgd"}));
   app.add_option("--steps", o.steps,
                  "Training steps in all (one step = one batch of --batch sequences of --seq-len characters); "
                  "with --resume, training continues up to this step")
-      ->check(CLI::Range(0, 10000000));
-  app.add_option("--seed", o.seed, "Seed of the initial weights, the batch order and the sampler");
+      ->check(whole_number(0, kMaxSteps));
+  app.add_option("--seed", o.seed, "Seed of the initial weights, the batch order and the sampler")
+      ->check(seed_number());
   app.add_option("--data", o.data,
                  "Training text (UTF-8 or ASCII; bytes are the tokens). Default: the bundled "
                  "data/tinyshakespeare.txt")
@@ -94,25 +84,25 @@ ParseResult parse_options(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_option("--save", o.save, "Where to write the checkpoint (default: <out>/char_lm.safetensors)");
   app.add_option("--sample", o.sample, "Characters to generate after training (0: none)")
-      ->check(CLI::Range(0, 1000000));
+      ->check(whole_number(0, 1000000));
   app.add_option("--temperature", o.temperature, "Sampling temperature (lower: more conservative)")
-      ->check(above(0.0, 100.0));
+      ->check(real_above(0.0, 100.0));
   app.add_option("--prime", o.prime, "Text the sample starts from (default: the first character of the data)");
   const int hw = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   app.add_option("--threads", o.threads,
                  "Threads: Eigen may split large matrix products over this many threads "
                  "(tapegrad::set_num_threads), and with 2 or more each validation pass runs on a worker thread "
                  "while the next steps train")
-      ->check(CLI::Range(1, std::max(hw, 64)));
+      ->check(whole_number(1, std::max(hw, 64)));
   app.add_flag("--per-step", o.per_step,
                "Record every time step as its own ops (nn::run_tbptt) also for chunked and full truncation, "
                "instead of each chunk as one whole-sequence forward: slower, but the recording a reader follows "
                "op by op (overlapping --k2 and --tau always run per step)");
-  app.add_option("--batch", o.batch, "Sequences per step")->check(CLI::Range(1, 4096));
+  app.add_option("--batch", o.batch, "Sequences per step")->check(whole_number(1, 4096));
   app.add_option("--eval-every", o.eval_every, "Validation loss on held-out text every N steps (0: only at the end)")
-      ->check(CLI::Range(0, 10000000));
+      ->check(whole_number(0, 10000000));
   app.add_option("--eval-batches", o.eval_batches, "Batches of held-out text per validation pass")
-      ->check(CLI::Range(1, 10000));
+      ->check(whole_number(1, 10000));
   app.add_option("--out", o.out,
                  "Output directory: checkpoint, gradient-flow picture (gradient_flow.svg) and its CSV "
                  "(gradient_flow.csv) of the last step");

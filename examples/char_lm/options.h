@@ -7,6 +7,9 @@
 
 namespace char_lm {
 
+/// The largest --steps (and the largest step a --resume checkpoint may be at).
+constexpr std::int64_t kMaxSteps = 10000000;
+
 /// Everything the command line can set. The defaults are the demo run (scripts/demo.sh).
 struct Options {
   std::string cell = "lstm";  ///< rnn | lstm | gru

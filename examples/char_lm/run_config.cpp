@@ -1,5 +1,7 @@
 #include "run_config.h"
 
+#include <algorithm>
+#include <limits>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -16,7 +18,7 @@ tapegrad::nn::TbpttConfig truncation(const Options& o) {
 }
 
 std::unique_ptr<tapegrad::nn::Optimizer<float>> make_optimizer(const Options& o,
-                                                               std::vector<tapegrad::Parameter<float>*> params) {
+                                                               tapegrad::nn::ParameterList<float> params) {
   if (o.optimizer == "sgd") {
     tapegrad::nn::SgdOptions so;
     so.lr = o.lr;
@@ -25,6 +27,21 @@ std::unique_ptr<tapegrad::nn::Optimizer<float>> make_optimizer(const Options& o,
   tapegrad::nn::AdamOptions ao;
   ao.lr = o.lr;
   return std::make_unique<tapegrad::nn::Adam<float>>(std::move(params), ao);
+}
+
+void check_resumed_counts(const Options& o, std::int64_t step, std::int64_t optimizer_steps) {
+  if (step < 0 || step > kMaxSteps) {
+    throw std::runtime_error(
+        fmt::format("--resume {}: the checkpoint is at step {}, outside [0, {}] (the range of --steps)", o.resume, step,
+                    kMaxSteps));
+  }
+  // Both factors are bounded by the option ranges, so the product cannot overflow.
+  const std::int64_t updates = std::max<std::int64_t>(0, o.steps - step) * o.seq_len;
+  if (optimizer_steps > std::numeric_limits<std::int64_t>::max() - updates) {
+    throw std::runtime_error(
+        fmt::format("--resume {}: the optimizer's step count {} leaves no room for this run's up to {} updates",
+                    o.resume, optimizer_steps, updates));
+  }
 }
 
 std::map<std::string, std::string> checkpoint_metadata(const Options& o, const Vocab& vocab) {

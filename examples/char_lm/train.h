@@ -43,7 +43,7 @@ int train_and_sample(const Options& o, const Corpus& corpus) {
   std::mt19937_64 init_rng(mix_seed(o.seed, 0, 0));  // stream 0: the initial weights
   Model<Cell> model({corpus.vocab.size(), o.embed, o.hidden, o.layers}, init_rng);
   const std::vector<tapegrad::Parameter<S>*> params = model.parameters();
-  std::unique_ptr<nn::Optimizer<S>> opt = make_optimizer(o, params);
+  std::unique_ptr<nn::Optimizer<S>> opt = make_optimizer(o, model.named_parameters());
   const nn::TbpttConfig config = truncation(o);
   config.validate();
   // Chunked and full truncation record each chunk as a few whole-sequence ops (chunks.h);
@@ -57,6 +57,7 @@ int train_and_sample(const Options& o, const Corpus& corpus) {
     check_resume_compatible(o.resume, o, corpus.vocab);
     start = nn::load_checkpoint<S>(o.resume, model, opt.get()).step;
     opt->set_learning_rate(o.lr);
+    check_resumed_counts(o, start, opt->step_count());
   }
   const std::filesystem::path out_dir(o.out);
   const std::filesystem::path ckpt(checkpoint_path(o));

@@ -6,19 +6,19 @@
 namespace tapegrad::nn {
 
 template <class S>
-Adagrad<S>::Adagrad(std::vector<Parameter<S>*> params, const AdagradOptions& options)
+Adagrad<S>::Adagrad(ParameterList<S> params, const AdagradOptions& options)
     : Optimizer<S>("adagrad", std::move(params), options.lr), o_(options) {
   detail::check_non_negative("adagrad", Adagrad::hyperparameters());
-  sum_ = &this->add_state("sum", static_cast<S>(o_.initial_accumulator_value));
+  sum_ = this->add_state("sum", static_cast<S>(o_.initial_accumulator_value));
 }
 
 template <class S>
-void Adagrad<S>::update(std::size_t i, Parameter<S>& p, std::int64_t t) {
+void Adagrad<S>::update(std::size_t i, const Parameter<S>& p, Matrix<S>& value, std::int64_t t) {
   const Matrix<S> g = this->l2_gradient(p, o_.weight_decay);
   const double clr = this->learning_rate() / (1 + static_cast<double>(t - 1) * o_.lr_decay);
-  Matrix<S>& s = (*sum_)[i];
-  s.array() += g.array().square();
-  p.value.array() -= static_cast<S>(clr) * g.array() / (s.array().sqrt() + static_cast<S>(o_.eps));
+  Matrix<S>& s = (*sum_.next)[i];
+  s.array() = (*sum_.now)[i].array() + g.array().square();
+  value.array() = p.value.array() - static_cast<S>(clr) * g.array() / (s.array().sqrt() + static_cast<S>(o_.eps));
 }
 
 template <class S>

@@ -47,7 +47,7 @@ std::vector<Target<S>> targets_of(const char* who, const NamedParameters<S>& par
     add(params[i].first, &params[i].second->value);
   }
   if (optimizer != nullptr) {
-    for (auto& [name, m] : optimizer->state_tensors()) add(kOptimPrefix + name, m);
+    for (auto& [name, m] : optimizer->state_tensors(params)) add(kOptimPrefix + name, m);  // keyed by model names
   }
   return out;
 }

@@ -6,25 +6,25 @@
 namespace tapegrad::nn {
 
 template <class S>
-Sgd<S>::Sgd(std::vector<Parameter<S>*> params, const SgdOptions& options)
+Sgd<S>::Sgd(ParameterList<S> params, const SgdOptions& options)
     : Optimizer<S>("sgd", std::move(params), options.lr), o_(options) {
   detail::check_non_negative("sgd", Sgd::hyperparameters());
   TAPEGRAD_CHECK(!o_.nesterov || (o_.momentum > 0 && o_.dampening == 0), ValueError,
                  "sgd: nesterov needs momentum > 0 and dampening == 0 (got momentum = {}, dampening = {})", o_.momentum,
                  o_.dampening);
-  if (o_.momentum != 0) momentum_ = &this->add_state("momentum");
+  if (o_.momentum != 0) momentum_ = this->add_state("momentum");
 }
 
 template <class S>
-void Sgd<S>::update(std::size_t i, Parameter<S>& p, std::int64_t t) {
+void Sgd<S>::update(std::size_t i, const Parameter<S>& p, Matrix<S>& value, std::int64_t t) {
   Matrix<S> g = this->l2_gradient(p, o_.weight_decay);
-  if (momentum_ != nullptr) {
+  if (momentum_.now != nullptr) {
     const S mu = static_cast<S>(o_.momentum);
-    Matrix<S>& b = (*momentum_)[i];
+    Matrix<S>& b = (*momentum_.next)[i];
     if (t == 1) {
       b = g;  // PyTorch starts the buffer at the first gradient, undamped
     } else {
-      b = mu * b + static_cast<S>(1 - o_.dampening) * g;
+      b = mu * (*momentum_.now)[i] + static_cast<S>(1 - o_.dampening) * g;
     }
     if (o_.nesterov) {
       g += mu * b;
@@ -32,7 +32,7 @@ void Sgd<S>::update(std::size_t i, Parameter<S>& p, std::int64_t t) {
       g = b;
     }
   }
-  p.value -= static_cast<S>(this->learning_rate()) * g;
+  value = p.value - static_cast<S>(this->learning_rate()) * g;
 }
 
 template <class S>

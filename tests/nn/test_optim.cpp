@@ -205,7 +205,7 @@ TEST(Adagrad, LrDecayInitialAccumulatorWeightDecay) {
   expect_close(got, want, 1e-14);
 }
 
-TEST(Optimizer, StateTensorsAreNamedByKindSlotAndIndex) {
+TEST(Optimizer, StateTensorsAreNamedByKindSlotAndParameterName) {
   Parameter<double> a(M::Zero(2, 2), "a"), b(M::Zero(1, 3), "b");
   Adam<double> adam({&a, &b}, {.amsgrad = true});
   std::vector<std::string> names;
@@ -214,12 +214,31 @@ TEST(Optimizer, StateTensorsAreNamedByKindSlotAndIndex) {
     ASSERT_NE(m, nullptr);
   }
   EXPECT_EQ(names,
-            (std::vector<std::string>{"adam.m.0", "adam.m.1", "adam.v.0", "adam.v.1", "adam.v_max.0", "adam.v_max.1"}));
+            (std::vector<std::string>{"adam.m.a", "adam.m.b", "adam.v.a", "adam.v.b", "adam.v_max.a", "adam.v_max.b"}));
   EXPECT_EQ(adam.state_tensors()[1].second->cols(), 3);
   EXPECT_TRUE(Sgd<double>({&a}).state_tensors().empty());  // no momentum, no state
-  EXPECT_EQ(Sgd<double>({&a}, {.momentum = 0.9}).state_tensors()[0].first, "sgd.momentum.0");
+  EXPECT_EQ(Sgd<double>({&a}, {.momentum = 0.9}).state_tensors()[0].first, "sgd.momentum.a");
   EXPECT_EQ(Rmsprop<double>({&a}, {.momentum = 0.9, .centered = true}).state_tensors().size(), 3u);
   EXPECT_NEAR(Adagrad<double>({&a}, {.initial_accumulator_value = 0.3}).state_tensors()[0].second->sum(), 1.2, 1e-15);
+}
+
+TEST(Optimizer, FullNamesComeFromNamedParametersOrTheModel) {
+  // Two parameters with the same short name, as two layers of a stacked cell have.
+  Parameter<double> w0(M::Zero(1, 1), "W"), w1(M::Zero(1, 1), "W");
+  const std::vector<std::pair<std::string, Parameter<double>*>> layers = {{"layers.0.W", &w0}, {"layers.1.W", &w1}};
+  Sgd<double> named(layers, {.momentum = 0.5});
+  EXPECT_EQ(named.parameter_names(), (std::vector<std::string>{"layers.0.W", "layers.1.W"}));
+  EXPECT_EQ(named.state_tensors()[1].first, "sgd.momentum.layers.1.W");
+  // Built from plain pointers: the model's names (looked up by address) win, in any order.
+  Sgd<double> plain({&w1, &w0}, {.momentum = 0.5});
+  const auto by_model = plain.state_tensors(layers);
+  EXPECT_EQ(by_model[0].first, "sgd.momentum.layers.1.W");
+  EXPECT_EQ(by_model[0].second, plain.state_tensors({{"x", &w0}, {"y", &w1}})[0].second);
+  // Without the model's names the short names collide, and an unnamed parameter has no key.
+  expect_error<ValueError>([&] { (void)plain.state_tensors(); }, {"sgd", "#0", "#1", "'W'", "named_parameters"});
+  Parameter<double> anon(M::Zero(1, 1));
+  Sgd<double> unnamed({&w0, &anon}, {.momentum = 0.5});
+  expect_error<ValueError>([&] { (void)unnamed.state_tensors(); }, {"sgd", "#1", "no name"});
 }
 
 TEST(Optimizer, ZeroGradLearningRateAndBadParameterLists) {

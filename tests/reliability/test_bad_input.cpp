@@ -418,7 +418,7 @@ std::vector<Row> rows() {
       {"ckpt_shape_mismatch", Kind::Checkpoint, {"head.b", "shape mismatch", "[1, 2]", "[1, 3]"}, [](Fixture& f) {
          f.load("shape", false);
        }});
-  r.push_back({"ckpt_optimizer_state_missing", Kind::Checkpoint, {"missing tensor", "optim.adam.m.0"}, [](Fixture& f) {
+  r.push_back({"ckpt_optimizer_state_missing", Kind::Checkpoint, {"missing tensor", "optim.adam.m.lstm.W_ih"}, [](Fixture& f) {
                  f.load("missing", true);
                }});
   r.push_back(
