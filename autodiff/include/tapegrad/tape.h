@@ -210,7 +210,10 @@ class Tape {
     ++s_.epoch;
   }
   /// Drops the whole record; buffers are kept, so the next step reuses them.
-  void clear() { rewind(Mark{}); }
+  void clear() {
+    s_.require_idle("clear");
+    rewind(Mark{});
+  }
 
   [[nodiscard]] std::size_t num_entries() const { return s_.entries.size(); }
   [[nodiscard]] std::size_t num_values() const { return s_.n_values; }
@@ -296,7 +299,7 @@ class Tape {
   void register_hook(const Var<S>& v, std::function<void(Tensor&)> fn) {
     s_.require_idle("register_hook");
     check(v, "register_hook", "v");
-    TAPEGRAD_CHECK(!consumed(v.id()), TapeError,
+    TAPEGRAD_CHECK(!s_.consumed(v.id()), TapeError,
                    "register_hook: node '{}' was already consumed by a later op; register hooks right after "
                    "the node is created, before any op reads it",
                    display_name(v.id()));
@@ -327,18 +330,6 @@ class Tape {
   [[noreturn, gnu::noinline, gnu::cold]] void fail_input(const Var<S>& v, const char* op, std::size_t index) const {
     check(v, op, fmt::format("input {}", index));
     throw TapeError(fmt::format("{}: input {} is not a live handle", op, index));  // not reached
-  }
-  // True if a live entry reads id. Scans only the entries recorded since id was created (hooks
-  // read no inputs and are registered right after their node, so this is usually none):
-  // recording an op does no bookkeeping for it, and an entry dropped by rewind() no longer counts.
-  [[nodiscard]] bool consumed(std::uint32_t id) const {
-    for (std::size_t i = s_.slots[id].info.created_at; i < s_.entries.size(); ++i) {
-      const detail::EntryLayout& at = s_.entries[i].at;
-      for (std::uint32_t k = 0; k < at.n_in; ++k) {
-        if (s_.input_id(at, k) == id) return true;
-      }
-    }
-    return false;
   }
   Var<S> make_leaf(const Tensor& value, bool requires_grad, const char* op) {
     s_.require_idle(op);

@@ -98,6 +98,7 @@ struct ParamLeaf {
 // What is running on a tape while user code is called back (TapeStore::busy): the tape then
 // refuses every call that would change its record (Note [Callback contract] in tape.h).
 inline constexpr const char* kBusySweep = "backward";
+inline constexpr const char* kBusyScopeError = "time_step";  // a scope closed out of order (time_scope.h)
 // Marks a store busy with `what` for the guard's lifetime (also when the guarded call throws).
 class BusyGuard {
  public:
@@ -128,6 +129,7 @@ struct TapeStore {
   const char* busy = nullptr;              // kBusySweep during a sweep, the op's name during its forward
   std::vector<std::uint64_t> open_scopes;  // the time-step scopes open now, innermost last
   std::uint64_t scope_serial = 0;
+  std::string scope_error;  // set with busy = kBusyScopeError, reported by the next changing call
 
   // A slot is created with its shape; its buffer is reused when the shape repeats.
   TAPEGRAD_HOT std::uint32_t new_slot(Index rows, Index cols, bool requires_grad, const char* op) {
@@ -205,6 +207,18 @@ struct TapeStore {
     return k == 0 ? at.out : aux_id(at, at.n_aux + k - 1);
   }
 
+  // True if a live entry reads id. Scans only the entries recorded since id was created (hooks
+  // read no inputs and are registered right after their node, so this is usually none):
+  // recording an op does no bookkeeping for it, and an entry dropped by rewind() no longer counts.
+  [[nodiscard]] bool consumed(std::uint32_t id) const {
+    for (std::size_t i = slots[id].info.created_at; i < entries.size(); ++i) {
+      const detail::EntryLayout& at = entries[i].at;
+      for (std::uint32_t k = 0; k < at.n_in; ++k) {
+        if (input_id(at, k) == id) return true;
+      }
+    }
+    return false;
+  }
   // True when the first m.values slots and m.entries entries are still those m was taken on:
   // the last kept slot is no newer than the mark, and the last kept entry (which references
   // the newest slots and args of any kept entry) reads only kept slots, args and ints.
@@ -249,7 +263,11 @@ struct TapeStore {
   }
 
   // The tape refuses `what` while user code runs inside a sweep or an op's forward.
-  [[noreturn, gnu::noinline, gnu::cold]] void fail_busy(std::string_view what) const {
+  [[noreturn, gnu::noinline, gnu::cold]] void fail_busy(std::string_view what) {
+    if (busy == kBusyScopeError) {  // reported once: the scopes are already repaired
+      busy = nullptr;
+      raise<TapeError>("{}: refused: {}", what, std::exchange(scope_error, {}));
+    }
     if (busy == kBusySweep)
       raise<TapeError>(
           "{}: refused during backward on this tape: hooks, observers and backward closures may read the tape "
@@ -261,7 +279,7 @@ struct TapeStore {
         "and may not record, clear, rewind or run backward on its own tape",
         what, busy);
   }
-  TAPEGRAD_HOT void require_idle(std::string_view what) const {
+  TAPEGRAD_HOT void require_idle(std::string_view what) {
     if (busy != nullptr) [[unlikely]]
       fail_busy(what);
   }
