@@ -296,6 +296,6 @@ TEST_P(BadEngineUse, TypedErrorNamingTheProblemAndNothingChanged) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Rows, BadEngineUse, ::testing::ValuesIn(rows()),
-                         [](const ::testing::TestParamInfo<Row>& info) { return std::string(info.param.name); });
+                         [](const ::testing::TestParamInfo<Row>& row) { return std::string(row.param.name); });
 
 }  // namespace

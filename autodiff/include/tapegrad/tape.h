@@ -14,12 +14,14 @@
 // 4. clear() and rewind() keep every buffer: the slot count drops, and recording the same
 //    shapes again reuses the same memory (no allocation in steady state). A release sweep
 //    trades that reuse for peak memory (detail/release.h).
-// 5. A Var is {tape, slot id, epoch}. Every slot remembers the epoch it was created in, and
-//    clear()/rewind() bump the epoch, so a handle to a discarded slot is detected, not read.
+// 5. A Var is {tape anchor, slot id, epoch}. Every slot remembers the epoch it was created in,
+//    and clear()/rewind() bump the epoch, so a handle to a discarded slot is detected, not read;
+//    the anchor outlives the tape (detail/tape_anchor.h), so a handle to a dead tape is too.
 // 6. Parameters enter as leaves holding a copy of their value; after a sweep, each
 //    parameter leaf that the sweep reached adds its gradient into Parameter::grad. That is
 //    how a weight shared across time steps gets the sum over every path, and why a sweep
-//    over a window (backward from a Mark) still reaches the parameters.
+//    over a window (backward from a Mark) still reaches the parameters. A parameter moved,
+//    destroyed or resized since it was recorded is refused before any grad changes (parameter.h).
 // 7. An op has one main output and may have extra outputs. The sweep runs the entry when any
 //    of its outputs was reached; the main output's gradient is then zero-filled if needed, an
 //    extra output's is read through OpCtx::gy_or_null.
