@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine_test_ops.h"
@@ -127,6 +128,27 @@ TEST(Lifetimes, VarOutlivingItsTapeIsATapeError) {
   expect_error<TapeError>([&] { (void)t_plus(z, y); }, "t_plus");
   next.backward(t_sum(t_scale(tanh(z), 3.0)));
   EXPECT_TRUE(z.grad().isApprox((3.0 * (1.0 - row(1, 1).array().tanh().square())).matrix(), 1e-14));
+}
+
+TEST(Lifetimes, TapesMadeAndDestroyedOnSeveralThreadsKeepTheirHandlesApart) {
+  // Tape anchors come from one process-wide pool; each thread's dead handles stay dead.
+  std::vector<int> failures(4, 0);
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < failures.size(); ++t) {
+    threads.emplace_back([&failures, t] {
+      Var<double> previous;
+      for (int i = 0; i < 200; ++i) {
+        Tape<double> tape;
+        const Var<double> x = tape.variable(row(0.1 * static_cast<double>(t), 0.5));
+        tape.backward(t_sum(t_times(x, x)));
+        if (x.grad() != 2.0 * row(0.1 * static_cast<double>(t), 0.5)) ++failures[t];
+        if (previous.valid()) ++failures[t];
+        previous = x;
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  for (const int f : failures) EXPECT_EQ(f, 0);
 }
 
 // ---- time-step scopes --------------------------------------------------------------------------
