@@ -3,9 +3,14 @@
 // to handles from a pool (shapes often mismatched, indices out of range, handles stale after
 // rewind/clear or from another tape), take marks, rewind, clear, register hooks (also on
 // consumed nodes, also hooks that produce NaN), toggle anomaly mode and run backward (loss or
-// seeded, from a mark, releasing windows). Every action may throw only tapegrad::Error; any other
-// exception, crash, sanitizer report or Eigen assertion is a finding. After a failed action the
-// tape must keep working, which later actions exercise.
+// seeded, from a mark, releasing windows). Callbacks break the contract (Note [Callback contract]
+// in tape.h): hooks that resize or replace their gradient, hooks and observers that clear, rewind,
+// record, register hooks, replace the observer or run backward on the tape being swept. Lifetimes
+// break too: parameters in a growing, shrinking or reassigned std::vector, parameters resized after
+// recording, Vars of a tape that is destroyed, time-step scopes closed in any order. Every action
+// may throw only tapegrad::Error; any other exception, crash, sanitizer report or Eigen assertion
+// is a finding, and so is a re-entrant call that the tape accepts. After a failed action the tape
+// must keep working, which later actions exercise.
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <cmath>
@@ -13,9 +18,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include <tapegrad/error.h>
+#include <tapegrad/instrument.h>
 #include <tapegrad/ops.h>
 #include <tapegrad/tape.h>
 
@@ -33,6 +40,9 @@ struct Program {
   tg::Parameter<S> param{M::Constant(2, 3, 0.5), "P"};
   std::vector<V> pool;
   std::vector<tg::Mark> marks;
+  std::vector<tg::Parameter<S>> params;                         // grows, shrinks and is reassigned: its elements move
+  std::unique_ptr<tg::Tape<S>> doomed;                          // destroyed while pool still holds its Vars
+  std::vector<std::unique_ptr<tg::Tape<S>::TimeScope>> scopes;  // closed in any order; before tape dies
 
   bool trace = std::getenv("TAPEGRAD_FUZZ_TRACE") != nullptr;  // prints each action (for replays)
 
@@ -90,6 +100,9 @@ struct Program {
         return V{};  // empty handle
       case 1:
         return other.constant(M::Ones(1, 1));  // wrong tape
+      case 2:
+        if (doomed) return doomed->variable(M::Ones(1, 1));  // a Var that will outlive its tape
+        [[fallthrough]];
       default:
         if (pool.empty()) return tape.variable(matrix(1, 1));
         return pool[in.ConsumeIntegralInRange<std::size_t>(0, pool.size() - 1)];
@@ -258,8 +271,129 @@ struct Program {
       case 2:
         v.register_hook([](M&) { throw tg::ValueError("hook refused the gradient"); });
         break;
+      case 3: {  // resizes or replaces its gradient: ShapeError after the hook, never a wrong read
+        const tg::Index r = dim(), c = dim();
+        const bool resize = in.ConsumeBool();
+        v.register_hook([r, c, resize](M& g) {
+          if (resize) {
+            g.resize(r, c);
+          } else {
+            g = M::Ones(r, c);
+          }
+        });
+        break;
+      }
+      case 4: {  // changes the tape it is swept on: must be refused
+        const int kind = in.ConsumeIntegralInRange<int>(0, kReentrantKinds - 1);
+        v.register_hook([this, kind](M&) { reenter(kind); });
+        break;
+      }
       default:
         v.register_hook({});  // an empty hook must be refused
+    }
+  }
+
+  // A call back into the tape from a hook or the observer while it is swept. The first kinds
+  // must always throw; the others may throw any tapegrad::Error (the op's own checks come first).
+  static constexpr int kReentrantKinds = 10;
+  [[noreturn]] static void accepted(const char* what) {
+    std::fprintf(stderr, "re-entrant %s was accepted during backward\n", what);
+    std::abort();
+  }
+  void reenter(int kind) {
+    switch (kind) {
+      case 0:
+        tape.clear();
+        accepted("clear");
+      case 1:
+        tape.rewind(tg::Mark{});
+        accepted("rewind");
+      case 2:
+        tape.set_observer({});
+        accepted("set_observer");
+      case 3:
+        tape.set_anomaly_mode(!tape.anomaly_mode());
+        accepted("set_anomaly_mode");
+      case 4:
+        (void)tape.constant(M::Ones(1, 1));
+        accepted("constant");
+      case 5:
+        (void)tape.leaf(param);
+        accepted("leaf");
+      case 6:
+        if (!pool.empty()) pool.back().register_hook([](M&) {});
+        break;
+      case 7:
+        if (!pool.empty()) tape.backward(pool.back(), M::Ones(pool.back().rows(), pool.back().cols()));
+        break;
+      case 8:
+        if (!pool.empty()) (void)tg::tanh(pool.back());
+        break;
+      default:
+        if (!pool.empty()) pool.back().set_name("late");
+        break;
+    }
+  }
+
+  void observe() {
+    switch (in.ConsumeIntegralInRange<int>(0, 3)) {
+      case 0:
+        tape.set_observer({});
+        break;
+      case 1:
+        tape.set_observer([](const tg::NodeEvent& e) {
+          if (e.inputs.size() > 64) std::abort();  // reads the event; no entry has that many inputs here
+        });
+        break;
+      default: {
+        const int kind = in.ConsumeIntegralInRange<int>(0, kReentrantKinds - 1);
+        tape.set_observer([this, kind](const tg::NodeEvent&) { reenter(kind); });
+      }
+    }
+  }
+
+  // Parameters that move, die, are replaced or resized while the tape refers to them.
+  void parameters() {
+    switch (in.ConsumeIntegralInRange<int>(0, 6)) {
+      case 0:
+      case 1:
+        if (params.size() < 16) params.emplace_back(matrix(dim(), dim()), "p");  // may reallocate
+        break;
+      case 2:
+        if (!params.empty()) keep(tape.leaf(params[in.ConsumeIntegralInRange<std::size_t>(0, params.size() - 1)]));
+        break;
+      case 3:
+        if (!params.empty())
+          params.erase(params.begin() + in.ConsumeIntegralInRange<std::size_t>(0, params.size() - 1));
+        break;
+      case 4:
+        if (!params.empty())
+          params[in.ConsumeIntegralInRange<std::size_t>(0, params.size() - 1)].value.resize(dim(), dim());
+        break;
+      case 5:
+        if (!params.empty()) params[0] = tg::Parameter<S>(matrix(dim(), dim()), "replaced");
+        break;
+      default:
+        if (!params.empty()) params[0].grad.resize(dim(), dim());  // a user's zero_grad of the wrong shape
+    }
+  }
+
+  // Time-step scopes opened and closed in any order; a tape whose Vars outlive it.
+  void scopes_and_tapes() {
+    switch (in.ConsumeIntegralInRange<int>(0, 3)) {
+      case 0:
+        if (scopes.size() < 8)
+          scopes.push_back(std::make_unique<tg::Tape<S>::TimeScope>(tape, in.ConsumeIntegralInRange(-1, 9)));
+        break;
+      case 1:
+        if (!scopes.empty())
+          scopes.erase(scopes.begin() + in.ConsumeIntegralInRange<std::size_t>(0, scopes.size() - 1));
+        break;
+      case 2:
+        if (!doomed) doomed = std::make_unique<tg::Tape<S>>();
+        break;
+      default:
+        doomed.reset();  // its Vars in the pool must now throw TapeError wherever they are used
     }
   }
 
@@ -290,7 +424,7 @@ struct Program {
   }
 
   void step() {
-    const int action = in.ConsumeIntegralInRange<int>(0, 17);
+    const int action = in.ConsumeIntegralInRange<int>(0, 20);
     if (trace)
       std::fprintf(stderr, "action %d (pool %zu, marks %zu, entries %zu)\n", action, pool.size(), marks.size(),
                    tape.num_entries());
@@ -340,6 +474,15 @@ struct Program {
         keep(unary(any()));
         break;
       }
+      case 17:
+        observe();
+        break;
+      case 18:
+        parameters();
+        break;
+      case 19:
+        scopes_and_tapes();
+        break;
       default:
         inspect(any());
         break;
@@ -360,7 +503,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       // The documented outcome of a misuse; the next actions check that the tape still works.
     }
   }
-  // Whatever happened, the tape can still record and differentiate a fresh computation.
+  // Whatever happened, the tape can still record and differentiate a fresh computation, once the
+  // scopes are closed (in order) and an error a scope left for the next call is reported.
+  while (!p.scopes.empty()) p.scopes.pop_back();
+  try {
+    p.tape.set_observer({});
+  } catch (const tg::TapeError&) {
+    p.tape.set_observer({});
+  }
   p.tape.set_anomaly_mode(false);
   const V x = p.tape.variable(M::Constant(2, 2, 0.5));
   const V loss = tg::sum(tg::tanh(x));

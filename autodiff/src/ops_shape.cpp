@@ -1,5 +1,6 @@
 // Shape and indexing ops: the gradient of each is the matching inverse placement (a slice of
 // the output gradient, a scatter-add, a reshape back).
+#include <tapegrad/detail/checked_size.h>
 #include <tapegrad/op.h>
 #include <tapegrad/ops.h>
 
@@ -18,7 +19,7 @@ Var<S> concat_cols(std::span<const Var<S>> parts) {
     TAPEGRAD_CHECK(parts[i].rows() == parts[0].rows(), ShapeError,
                    "concat_cols: part {} is {} but part 0 is {}; every part needs {} rows", i, parts[i].shape(),
                    parts[0].shape(), parts[0].rows());
-    cols += parts[i].cols();
+    cols = detail::checked_add("concat_cols", cols, parts[i].cols());
   }
   return apply<S>(
       {"concat_cols", {parts[0].rows(), cols}}, parts,
@@ -50,7 +51,7 @@ Var<S> concat_rows(std::span<const Var<S>> parts) {
     TAPEGRAD_CHECK(parts[i].cols() == parts[0].cols(), ShapeError,
                    "concat_rows: part {} is {} but part 0 is {}; every part needs {} columns", i, parts[i].shape(),
                    parts[0].shape(), parts[0].cols());
-    rows += parts[i].rows();
+    rows = detail::checked_add("concat_rows", rows, parts[i].rows());
   }
   return apply<S>(
       {"concat_rows", {rows, parts[0].cols()}}, parts,

@@ -51,7 +51,7 @@ template <class E, class... Args>
 
 /// Throws ErrorType with a formatted message when cond is false. Checks run before an op is
 /// recorded, so the error fires at the line that built the bad op.
-#define TAPEGRAD_CHECK(cond, ErrorType, ...)                      \
-  do {                                                            \
+#define TAPEGRAD_CHECK(cond, ErrorType, ...)                        \
+  do {                                                              \
     if (!(cond)) ::tapegrad::detail::raise<ErrorType>(__VA_ARGS__); \
   } while (false)

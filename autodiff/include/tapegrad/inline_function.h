@@ -20,8 +20,7 @@ class InlineFunction<R(Args...), Capacity> {
  public:
   InlineFunction() = default;
 
-  template <class F, class D = std::decay_t<F>,
-            class = std::enable_if_t<!std::is_same_v<D, InlineFunction>>>
+  template <class F, class D = std::decay_t<F>, class = std::enable_if_t<!std::is_same_v<D, InlineFunction>>>
   InlineFunction(F&& f) {  // NOLINT(google-explicit-constructor): a callable converts implicitly
     if constexpr (fits_inline<D>()) {
       ::new (static_cast<void*>(buffer_)) D(std::forward<F>(f));
@@ -60,8 +59,7 @@ class InlineFunction<R(Args...), Capacity> {
 
   template <class D>
   static constexpr bool fits_inline() {
-    return sizeof(D) <= Capacity && alignof(D) <= alignof(std::max_align_t) &&
-           std::is_nothrow_move_constructible_v<D>;
+    return sizeof(D) <= Capacity && alignof(D) <= alignof(std::max_align_t) && std::is_nothrow_move_constructible_v<D>;
   }
   template <class D>
   static void manage_inline(Op op, void* self, void* other) {

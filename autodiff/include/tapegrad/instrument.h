@@ -1,6 +1,8 @@
 // The instrumented sweep: the node observer (Tape::set_observer) and the backward half of
 // anomaly mode (Tape::set_anomaly_mode) as a runner that wraps another one (tape.h, invariant
-// 8). The sweep picks it only when an observer is set or anomaly mode is on.
+// 8). The sweep picks it only when an observer is set or anomaly mode is on. It also checks that
+// each entry left its inputs' gradients in their inputs' shapes (a user op's backward that
+// assigns a wrong shape to gx(i) throws ShapeError here, instead of corrupting later entries).
 #pragma once
 
 #include <cstdint>
@@ -62,6 +64,9 @@ class Instrumented {
         continue;
       }
       const Matrix<S>& g = s_.slots[in].grad;
+      if (shape_of(g) != shape) [[unlikely]]  // a user op's backward assigned a wrong shape to gx(k)
+        raise<ShapeError>("backward of op '{}' (node '{}') left the gradient of input {} as {} but the input is {}", op,
+                          s_.display_name(at.out), k, shape_of(g), shape);
       if (s_.anomaly && !g.allFinite()) {
         const std::span<const std::uint32_t> ins(s_.args.data() + at.args_begin, at.n_in);
         s_.raise_anomaly(fmt::format("backward gradient for input {}", k), at.out, g, ins);

@@ -20,6 +20,7 @@
 #include <span>
 #include <vector>
 
+#include <tapegrad/detail/checked_size.h>
 #include <tapegrad/tape.h>
 
 namespace tapegrad {
@@ -54,6 +55,7 @@ std::uint32_t record_op(const OpSpec& spec, std::span<const Var<S>> inputs, std:
   TAPEGRAD_CHECK(!inputs[0].empty(), TapeError, "{}: input 0 is an empty handle (default-constructed Var)", spec.name);
   Tape<S>& tape = inputs[0].tape();
   TapeStore<S>& s = TapeAccess::store(tape);
+  s.require_idle(spec.name);  // Note [Callback contract] in tape.h
   bool requires_grad = false;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     requires_grad = TapeAccess::checked_requires_grad(tape, inputs[i], spec.name, i) || requires_grad;
@@ -61,6 +63,9 @@ std::uint32_t record_op(const OpSpec& spec, std::span<const Var<S>> inputs, std:
   if (!extra_grad.empty()) requires_grad = std::ranges::any_of(extra_grad, [](std::uint8_t g) { return g != 0; });
   TAPEGRAD_CHECK(spec.out.rows >= 0 && spec.out.cols >= 0, ShapeError, "{}: negative output shape {}", spec.name,
                  spec.out);
+  check_tensor_size<S>(spec.name, "output", spec.out);
+  for (const Shape& a : spec.aux) check_tensor_size<S>(spec.name, "saved", a);
+  for (const Shape& e : extras) check_tensor_size<S>(spec.name, "output", e);
   const std::uint32_t out = s.new_slot(spec.out.rows, spec.out.cols, requires_grad, spec.name);
   const auto args_begin = static_cast<std::uint32_t>(s.args.size());
   for (const Var<S>& v : inputs) s.args.push_back(v.id());
@@ -79,7 +84,10 @@ std::uint32_t record_op(const OpSpec& spec, std::span<const Var<S>> inputs, std:
                        static_cast<std::uint16_t>(spec.aux.size()),
                        static_cast<std::uint16_t>(extras.size())};
   OpCtx<S> ctx(tape, at);
-  forward(ctx);
+  {
+    const BusyGuard busy(s.busy, spec.name);
+    forward(ctx);
+  }
   const std::span<const std::uint32_t> input_ids(s.args.data() + args_begin, at.n_in);
   s.check_recorded(out, input_ids);
   for (std::uint32_t k = 1; k <= at.n_extra; ++k) s.check_recorded(s.output_id(at, k), input_ids);

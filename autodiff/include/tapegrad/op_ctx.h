@@ -72,6 +72,19 @@ class OpCtx {
   TAPEGRAD_HOT detail::TapeStore<S>& store() const { return detail::TapeAccess::store(tape_); }
   TAPEGRAD_HOT detail::Slot<S>& slot(std::uint32_t id) const { return store().slots[id]; }
   Tensor& gy_mutable() { return slot(at_.out).grad; }
+  // After a hook ran on gy_mutable(): the gradient must still have its node's shape (Note
+  // [Callback contract] in tape.h). A wrong one is dropped (the node reads as not reached).
+  void check_hooked_gy() {
+    detail::Slot<S>& s = slot(at_.out);
+    if (s.grad.rows() == s.value.rows() && s.grad.cols() == s.value.cols()) [[likely]]
+      return;
+    const Shape got = shape_of(s.grad);
+    s.info.grad_stamp = 0;  // never a current stamp (TapeStore::next_stamp)
+    detail::raise<ShapeError>(
+        "hook on node '{}': the hook left the gradient as {} but the node is {}; a hook may change the "
+        "gradient's values, not its shape",
+        tape_.display_name(at_.out), got, shape_of(s.value));
+  }
 
   Tape<S>& tape_;
   detail::EntryLayout at_;

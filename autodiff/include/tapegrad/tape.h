@@ -14,18 +14,28 @@
 // 4. clear() and rewind() keep every buffer: the slot count drops, and recording the same
 //    shapes again reuses the same memory (no allocation in steady state). A release sweep
 //    trades that reuse for peak memory (detail/release.h).
-// 5. A Var is {tape, slot id, epoch}. Every slot remembers the epoch it was created in, and
-//    clear()/rewind() bump the epoch, so a handle to a discarded slot is detected, not read.
+// 5. A Var is {tape anchor, slot id, epoch}. Every slot remembers the epoch it was created in,
+//    and clear()/rewind() bump the epoch, so a handle to a discarded slot is detected, not read;
+//    the anchor outlives the tape (detail/tape_anchor.h), so a handle to a dead tape is too.
 // 6. Parameters enter as leaves holding a copy of their value; after a sweep, each
 //    parameter leaf that the sweep reached adds its gradient into Parameter::grad. That is
 //    how a weight shared across time steps gets the sum over every path, and why a sweep
-//    over a window (backward from a Mark) still reaches the parameters.
+//    over a window (backward from a Mark) still reaches the parameters. A parameter moved,
+//    destroyed or resized since it was recorded is refused before any grad changes (parameter.h).
 // 7. An op has one main output and may have extra outputs. The sweep runs the entry when any
 //    of its outputs was reached; the main output's gradient is then zero-filled if needed, an
 //    extra output's is read through OpCtx::gy_or_null.
 // 8. The sweep loop is a template over a per-entry runner chosen once per sweep. The plain
 //    runner only calls the closure; releasing (detail/release.h) and the observer and anomaly
 //    checks (instrument.h) are other runners, so the plain loop carries no special case.
+//
+// Note [Callback contract]
+// User code runs inside the engine in three places: an op's forward, a backward closure (hooks
+// are entries too) and the observer. While one runs the tape is busy (TapeStore::busy): it may
+// be read, and a hook may change the values of the gradient it is given, but every call that
+// changes the record (recording, leaf, clear, rewind, register_hook, set_observer, set_name,
+// set_anomaly_mode, backward) throws TapeError instead of invalidating the entries being run.
+// A hook's gradient is checked for its node's shape after every hook (ShapeError).
 // The engine knows nothing about ops or time: ops live in ops_*.cpp, truncation in window.h.
 #pragma once
 
@@ -35,7 +45,9 @@
 #include <string_view>
 #include <utility>
 
+#include <tapegrad/detail/tape_anchor.h>
 #include <tapegrad/detail/tape_store.h>
+#include <tapegrad/detail/time_scope.h>
 
 namespace tapegrad {
 
@@ -63,21 +75,24 @@ struct Mark {
 };
 
 /// A handle to one value recorded on a tape. Cheap to copy; invalid after clear()/rewind()
-/// drops its slot (using it then throws TapeError).
+/// drops its slot or the tape is destroyed (using it then throws TapeError).
 template <class S>
 class Var {
  public:
   using Scalar = S;
   Var() = default;
 
-  [[nodiscard]] Tape<S>& tape() const {
-    TAPEGRAD_CHECK(tape_ != nullptr, TapeError, "Var: empty handle (default-constructed) has no tape");
-    return *tape_;
+  [[nodiscard]] TAPEGRAD_HOT Tape<S>& tape() const {
+    if (anchor_ == nullptr || anchor_->tape == nullptr) [[unlikely]]
+      fail("tape");
+    return *tape_ptr();
   }
   [[nodiscard]] std::uint32_t id() const { return id_; }
-  [[nodiscard]] TAPEGRAD_HOT bool valid() const { return tape_ != nullptr && tape_->s_.live(id_, epoch_); }
+  [[nodiscard]] TAPEGRAD_HOT bool valid() const {
+    return anchor_ != nullptr && anchor_->tape != nullptr && tape_ptr()->s_.live(id_, epoch_);
+  }
   /// True for a default-constructed handle (no tape).
-  [[nodiscard]] bool empty() const { return tape_ == nullptr; }
+  [[nodiscard]] bool empty() const { return anchor_ == nullptr; }
   /// The forward value.
   [[nodiscard]] TAPEGRAD_HOT const Matrix<S>& value() const { return checked("value").s_.slots[id_].value; }
   /// dL/dv from the latest backward sweep (zeros where the sweep did not reach v).
@@ -87,7 +102,7 @@ class Var {
   [[nodiscard]] Index cols() const { return value().cols(); }
   /// The value of a 1x1 tensor.
   [[nodiscard]] S item() const {
-    TAPEGRAD_CHECK(value().size() == 1, ShapeError, "item: node '{}' is {}, not [1 x 1]", tape_->display_name(id_),
+    TAPEGRAD_CHECK(value().size() == 1, ShapeError, "item: node '{}' is {}, not [1 x 1]", tape().display_name(id_),
                    shape());
     return value()(0, 0);
   }
@@ -107,15 +122,16 @@ class Var {
 
  private:
   friend class Tape<S>;
-  Var(Tape<S>* tape, std::uint32_t id, std::uint32_t epoch) : tape_(tape), id_(id), epoch_(epoch) {}
-  // Throws TapeError for an empty or stale handle, naming the accessor; returns the tape.
+  Var(detail::TapeAnchor* anchor, std::uint32_t id, std::uint32_t epoch) : anchor_(anchor), id_(id), epoch_(epoch) {}
+  TAPEGRAD_HOT Tape<S>* tape_ptr() const { return static_cast<Tape<S>*>(anchor_->tape); }
+  // Throws TapeError for an empty, stale or orphaned handle, naming the accessor; returns the tape.
   TAPEGRAD_HOT Tape<S>& checked(const char* accessor) const {
     if (valid()) [[likely]]
-      return *tape_;
+      return *tape_ptr();
     fail(accessor);
   }
   [[noreturn, gnu::noinline, gnu::cold]] void fail(const char* accessor) const;
-  Tape<S>* tape_ = nullptr;
+  detail::TapeAnchor* anchor_ = nullptr;  // never freed (detail/tape_anchor.h): safe to read after the tape died
   std::uint32_t id_ = 0;
   std::uint32_t epoch_ = 0;
 };
@@ -138,9 +154,10 @@ class Tape {
   using Tensor = Matrix<S>;
   using Observer = std::function<void(const NodeEvent&)>;
 
-  Tape() = default;
+  Tape() : anchor_(detail::TapeAnchorPool::acquire(this)) { s_.epoch = anchor_->next_epoch; }
   Tape(const Tape&) = delete;
   Tape& operator=(const Tape&) = delete;
+  ~Tape() { detail::TapeAnchorPool::release(anchor_, s_.epoch + 1); }
 
   // ---- leaves -------------------------------------------------------------------------
   /// A value with no gradient (data, targets, a detached state).
@@ -150,12 +167,21 @@ class Tape {
   /// A parameter's value as a leaf; each sweep that reaches it adds to p.grad. The first call
   /// on a tape copies p.value; later calls (until clear/rewind drops that leaf) return the
   /// same leaf, so a cell can call leaf(W) at every step and W is recorded once.
+  /// A parameter resized since this tape recorded it throws ShapeError; one moved or destroyed
+  /// while the tape refers to it makes the next backward throw TapeError (parameter.h).
   Var<S> leaf(Parameter<S>& p) {
-    for (auto it = s_.params.rbegin(); it != s_.params.rend(); ++it) {
-      if (it->param == &p) return handle(it->id);
+    s_.require_idle("leaf");
+    const detail::ParamAnchor* anchor = detail::ParamAccess::peek(p);
+    for (auto it = s_.params.rbegin(); anchor != nullptr && it != s_.params.rend(); ++it) {
+      if (it->anchor.get() != anchor) continue;
+      TAPEGRAD_CHECK(shape_of(p.value) == shape_of(value(it->id)), ShapeError,
+                     "leaf: parameter '{}' is {} but was {} when this tape first recorded it; clear or rewind the "
+                     "tape after resizing a parameter",
+                     p.name, shape_of(p.value), shape_of(value(it->id)));
+      return handle(it->id);
     }
     Var<S> v = make_leaf(p.value, true, "parameter");
-    s_.params.push_back({v.id(), &p});
+    s_.params.push_back({v.id(), &p, detail::ParamAccess::anchor(p)});
     set_name(v.id(), p.name);
     return v;
   }
@@ -168,12 +194,13 @@ class Tape {
   /// Drops everything recorded after m; buffers are kept for reuse. A stale mark (part of the
   /// tape it points into was dropped by a later clear/rewind, or it is another tape's) throws.
   void rewind(const Mark& m) {
+    s_.require_idle("rewind");
     TAPEGRAD_CHECK(m.entries <= s_.entries.size() && m.values <= s_.n_values && m.args <= s_.args.size() &&
                        m.ints <= s_.ints.size() && m.params <= s_.params.size(),
                    TapeError,
                    "rewind: mark (entries {}, values {}) is past the end of the tape (entries {}, values {})",
                    m.entries, m.values, s_.entries.size(), s_.n_values);
-    TAPEGRAD_CHECK(is_prefix(m), TapeError,
+    TAPEGRAD_CHECK(s_.is_prefix(m), TapeError,
                    "rewind: mark (entries {}, values {}) is stale: the tape it points into was cut by a later clear() "
                    "or rewind() (or the mark belongs to another tape)",
                    m.entries, m.values);
@@ -185,7 +212,10 @@ class Tape {
     ++s_.epoch;
   }
   /// Drops the whole record; buffers are kept, so the next step reuses them.
-  void clear() { rewind(Mark{}); }
+  void clear() {
+    s_.require_idle("clear");
+    rewind(Mark{});
+  }
 
   [[nodiscard]] std::size_t num_entries() const { return s_.entries.size(); }
   [[nodiscard]] std::size_t num_values() const { return s_.n_values; }
@@ -208,28 +238,25 @@ class Tape {
   }
 
   // ---- time tags, names ------------------------------------------------------------------
-  /// Sets the time-step tag for every node recorded while the returned scope lives.
-  class [[nodiscard]] TimeScope {
-   public:
-    TimeScope(Tape& tape, int t) : tape_(&tape), previous_(tape.s_.current_time) { tape.s_.current_time = t; }
-    TimeScope(const TimeScope&) = delete;
-    TimeScope& operator=(const TimeScope&) = delete;
-    ~TimeScope() { tape_->s_.current_time = previous_; }
-
-   private:
-    Tape* tape_;
-    int previous_;
-  };
+  /// Sets the time-step tag for every node recorded while the returned scope lives. Scopes
+  /// close in reverse order of opening; one closed early throws TapeError (detail/time_scope.h).
+  using TimeScope = detail::TimeScope<S>;
   TimeScope time_step(int t) { return TimeScope(*this, t); }
   [[nodiscard]] int current_time() const { return s_.current_time; }
 
   // ---- inspection ------------------------------------------------------------------------
   /// Called for every entry a sweep runs (op, name, time tag, shapes, gradient norms).
   /// Costs one branch per sweep when unset.
-  void set_observer(Observer observer) { observer_ = std::move(observer); }
+  void set_observer(Observer observer) {
+    s_.require_idle("set_observer");
+    observer_ = std::move(observer);
+  }
   /// When on, the first NaN or Inf in a forward value or a backward gradient throws
   /// NumericError naming the op, its name, time tag and shapes.
-  void set_anomaly_mode(bool on) { s_.anomaly = on; }
+  void set_anomaly_mode(bool on) {
+    s_.require_idle("set_anomaly_mode");
+    s_.anomaly = on;
+  }
   [[nodiscard]] bool anomaly_mode() const { return s_.anomaly; }
   /// The options of the latest sweep; read inside a backward closure, those of the sweep running it
   /// (recompute() passes them on to its inner sweep).
@@ -249,6 +276,7 @@ class Tape {
   [[nodiscard]] bool requires_grad(std::uint32_t id) const { return s_.slots[id].info.requires_grad; }
   [[nodiscard]] const std::string& name_of(std::uint32_t id) const { return s_.name_of(id); }
   void set_name(std::uint32_t id, std::string_view name) {
+    s_.require_idle("set_name");
     if (s_.names.size() <= id) s_.names.resize(std::size_t{id} + 1);  // names are rare: grown on first use
     s_.names[id].assign(name);
     s_.slots[id].info.named = true;
@@ -260,23 +288,30 @@ class Tape {
 
   /// Throws TapeError unless v is a live handle on this tape; op and arg name the caller.
   void check(const Var<S>& v, std::string_view op, std::string_view arg) const {
-    TAPEGRAD_CHECK(v.tape_ != nullptr, TapeError, "{}: argument '{}' is an empty Var (default-constructed)", op, arg);
-    TAPEGRAD_CHECK(v.tape_ == this, TapeError, "{}: argument '{}' belongs to another tape", op, arg);
+    TAPEGRAD_CHECK(v.anchor_ != nullptr, TapeError, "{}: argument '{}' is an empty Var (default-constructed)", op, arg);
+    TAPEGRAD_CHECK(v.anchor_->tape != nullptr, TapeError,
+                   "{}: argument '{}' (node #{}) outlived its tape, which was destroyed", op, arg, v.id_);
+    TAPEGRAD_CHECK(v.anchor_ == anchor_, TapeError, "{}: argument '{}' belongs to another tape", op, arg);
     TAPEGRAD_CHECK(s_.live(v.id_, v.epoch_), TapeError,
                    "{}: argument '{}' (node #{}) was used after its tape was cleared or rewound", op, arg, v.id_);
   }
 
-  /// Registers fn to run on dL/dv when it is final (see Var::register_hook).
+  /// Registers fn to run on dL/dv when it is final (see Var::register_hook). fn may change the
+  /// gradient's values, not its shape (ShapeError after fn returns), and may not change the tape.
   void register_hook(const Var<S>& v, std::function<void(Tensor&)> fn) {
+    s_.require_idle("register_hook");
     check(v, "register_hook", "v");
-    TAPEGRAD_CHECK(!consumed(v.id()), TapeError,
+    TAPEGRAD_CHECK(!s_.consumed(v.id()), TapeError,
                    "register_hook: node '{}' was already consumed by a later op; register hooks right after "
                    "the node is created, before any op reads it",
                    display_name(v.id()));
     TAPEGRAD_CHECK(static_cast<bool>(fn), ValueError, "register_hook: the hook for '{}' is empty",
                    display_name(v.id()));
     const detail::EntryLayout at{v.id(), u32(s_.args.size()), u32(s_.ints.size()), 0, 0, 0, 0};
-    s_.entries.emplace_back("hook", at, [hook = std::move(fn)](OpCtx<S>& ctx) mutable { hook(ctx.gy_mutable()); });
+    s_.entries.emplace_back("hook", at, [hook = std::move(fn)](OpCtx<S>& ctx) mutable {
+      hook(ctx.gy_mutable());
+      ctx.check_hooked_gy();
+    });
   }
 
  private:
@@ -286,11 +321,11 @@ class Tape {
 
   static std::uint32_t u32(std::size_t n) { return static_cast<std::uint32_t>(n); }
 
-  Var<S> handle(std::uint32_t id) { return Var<S>(this, id, s_.slots[id].info.epoch); }
+  Var<S> handle(std::uint32_t id) { return Var<S>(anchor_, id, s_.slots[id].info.epoch); }
   // check() for input `index` of op, formatting the argument name only on failure (hot path);
   // returns whether the input requires a gradient.
   [[nodiscard]] TAPEGRAD_HOT bool checked_requires_grad(const Var<S>& v, const char* op, std::size_t index) const {
-    if (v.tape_ != this || !s_.live(v.id_, v.epoch_)) [[unlikely]]
+    if (v.anchor_ != anchor_ || !s_.live(v.id_, v.epoch_)) [[unlikely]]
       fail_input(v, op, index);
     return s_.slots[v.id_].info.requires_grad;
   }
@@ -298,46 +333,21 @@ class Tape {
     check(v, op, fmt::format("input {}", index));
     throw TapeError(fmt::format("{}: input {} is not a live handle", op, index));  // not reached
   }
-  // True if a live entry reads id. Scans only the entries recorded since id was created (hooks
-  // read no inputs and are registered right after their node, so this is usually none):
-  // recording an op does no bookkeeping for it, and an entry dropped by rewind() no longer counts.
-  [[nodiscard]] bool consumed(std::uint32_t id) const {
-    for (std::size_t i = s_.slots[id].info.created_at; i < s_.entries.size(); ++i) {
-      const detail::EntryLayout& at = s_.entries[i].at;
-      for (std::uint32_t k = 0; k < at.n_in; ++k) {
-        if (s_.input_id(at, k) == id) return true;
-      }
-    }
-    return false;
-  }
   Var<S> make_leaf(const Tensor& value, bool requires_grad, const char* op) {
+    s_.require_idle(op);
     const std::uint32_t id = s_.new_slot(value.rows(), value.cols(), requires_grad, op);
     s_.slots[id].value = value;  // slots never move, so value may itself be a slot of this tape
     s_.check_recorded(id, {});
     return handle(id);
   }
-  // True when the first m.values slots and m.entries entries are still those m was taken on:
-  // the last kept slot is no newer than the mark, and the last kept entry (which references
-  // the newest slots and args of any kept entry) reads only kept slots, args and ints.
-  [[nodiscard]] bool is_prefix(const Mark& m) const {
-    if (m.values > 0 && s_.slots[m.values - 1].info.epoch > m.epoch) return false;
-    if (m.entries > 0) {
-      const detail::EntryLayout& at = s_.entries[m.entries - 1].at;
-      const std::uint32_t n_args = std::uint32_t{at.n_in} + at.n_aux + at.n_extra;
-      if (at.out >= m.values || at.args_begin + n_args > m.args || at.ints_begin + at.n_ints > m.ints) return false;
-      for (std::uint32_t k = 0; k < n_args; ++k) {
-        if (s_.input_id(at, k) >= m.values) return false;
-      }
-    }
-    return m.params == 0 || s_.params[m.params - 1].id < m.values;
-  }
-
   // seed == nullptr seeds dL/dy with ones.
   void sweep(std::uint32_t seed_id, const Tensor* seed, const BackwardOptions& opts) {
+    s_.require_idle("backward");
     TAPEGRAD_CHECK(opts.from.entries <= s_.entries.size(), TapeError,
                    "backward: the mark (entry {}) is past the end of the tape ({} entries); was it rewound?",
                    opts.from.entries, s_.entries.size());
-    ++s_.stamp;
+    const detail::BusyGuard busy(s_.busy, detail::kBusySweep);  // Note [Callback contract]
+    s_.next_stamp();
     sweep_opts_ = opts;
     if (seed == nullptr) {
       s_.grad_slot(seed_id).setOnes();
@@ -356,12 +366,7 @@ class Tape {
     } else {
       run_entries(detail::Instrumented<S, detail::PlainRun<S>>(*this, observer_), opts);
     }
-    if (!opts.accumulate_parameters) return;
-    for (const detail::ParamLeaf<S>& p : s_.params) {
-      if (p.id >= s_.n_values || !s_.reached(p.id)) continue;
-      if (shape_of(p.param->grad) != shape_of(p.param->value)) p.param->zero_grad();
-      p.param->grad += s_.slots[p.id].grad;
-    }
+    if (opts.accumulate_parameters) s_.add_parameter_grads();
   }
   // The reverse sweep (invariants 1 and 7): run(i, entry) for every reached entry from the last
   // down to `from`.
@@ -376,6 +381,7 @@ class Tape {
     }
   }
 
+  detail::TapeAnchor* anchor_;  // where this tape's Vars find it (detail/tape_anchor.h)
   detail::TapeStore<S> s_;
   Observer observer_;
   BackwardOptions sweep_opts_{};
@@ -397,7 +403,10 @@ struct PlainRun {
 
 template <class S>
 void Var<S>::fail(const char* accessor) const {
-  TAPEGRAD_CHECK(tape_ != nullptr, TapeError, "Var::{}: empty handle (default-constructed Var) has no tape", accessor);
+  TAPEGRAD_CHECK(anchor_ != nullptr, TapeError, "Var::{}: empty handle (default-constructed Var) has no tape",
+                 accessor);
+  TAPEGRAD_CHECK(anchor_->tape != nullptr, TapeError,
+                 "Var::{}: the handle (node #{}) outlived its tape, which was destroyed", accessor, id_);
   throw TapeError(
       fmt::format("Var::{}: the handle (node #{}) was used after its tape was cleared or rewound", accessor, id_));
 }

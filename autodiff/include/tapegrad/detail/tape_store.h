@@ -7,8 +7,11 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
+#include <new>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -83,10 +86,29 @@ struct Entry {
   [[nodiscard]] bool is_hook() const { return at.n_in == 0; }
 };
 
+// A parameter recorded by Tape::leaf. The anchor tells whether `param` still is that parameter
+// (parameter.h) without dereferencing it: a moved or destroyed Parameter has retired it.
 template <class S>
 struct ParamLeaf {
-  std::uint32_t id;
-  Parameter<S>* param;
+  std::uint32_t id = 0;
+  Parameter<S>* param = nullptr;
+  std::shared_ptr<const ParamAnchor> anchor;
+};
+
+// What is running on a tape while user code is called back (TapeStore::busy): the tape then
+// refuses every call that would change its record (Note [Callback contract] in tape.h).
+inline constexpr const char* kBusySweep = "backward";
+inline constexpr const char* kBusyScopeError = "time_step";  // a scope closed out of order (time_scope.h)
+// Marks a store busy with `what` for the guard's lifetime (also when the guarded call throws).
+class BusyGuard {
+ public:
+  TAPEGRAD_HOT BusyGuard(const char*& busy, const char* what) : busy_(busy) { busy_ = what; }
+  BusyGuard(const BusyGuard&) = delete;
+  BusyGuard& operator=(const BusyGuard&) = delete;
+  TAPEGRAD_HOT ~BusyGuard() { busy_ = nullptr; }
+
+ private:
+  const char*& busy_;
 };
 
 template <class S>
@@ -103,7 +125,11 @@ struct TapeStore {
   std::uint32_t epoch = 1;
   std::uint32_t stamp = 1;
   int current_time = kNoTime;
-  bool anomaly = false;  // anomaly mode: values and gradients are checked for NaN/Inf
+  bool anomaly = false;                    // anomaly mode: values and gradients are checked for NaN/Inf
+  const char* busy = nullptr;              // kBusySweep during a sweep, the op's name during its forward
+  std::vector<std::uint64_t> open_scopes;  // the time-step scopes open now, innermost last
+  std::uint64_t scope_serial = 0;
+  std::string scope_error;  // set with busy = kBusyScopeError, reported by the next changing call
 
   // A slot is created with its shape; its buffer is reused when the shape repeats.
   TAPEGRAD_HOT std::uint32_t new_slot(Index rows, Index cols, bool requires_grad, const char* op) {
@@ -112,12 +138,28 @@ struct TapeStore {
       grow_slots(id);
     Slot<S>& slot = slots[id];
     // Only a changed shape touches Eigen (a resize to the same shape is a no-op, but a call).
-    if (slot.value.rows() != rows || slot.value.cols() != cols) slot.value.resize(rows, cols);
+    if (slot.value.rows() != rows || slot.value.cols() != cols) resize(slot.value, rows, cols, op);
     slot.info = SlotInfo{op, epoch, current_time, static_cast<std::uint32_t>(entries.size()), 0, requires_grad};
     n_values = id + 1;
     return id;
   }
   [[gnu::noinline]] void grow_slots(std::uint32_t id) { slots.grow_to(std::size_t{id} + 1); }
+  // A buffer that cannot be allocated is the caller's huge shape: a ShapeError naming the op.
+  [[gnu::noinline]] static void resize(Tensor& m, Index rows, Index cols, const char* op) {
+    try {
+      m.resize(rows, cols);
+    } catch (const std::bad_alloc&) {
+      raise<ShapeError>("{}: cannot allocate a [{} x {}] tensor", op, rows, cols);
+    }
+  }
+  // The next sweep's stamp; when the counter wraps, every slot is marked untouched again, so a
+  // slot last touched 2^32 sweeps ago never looks reached.
+  void next_stamp() {
+    if (++stamp != 0) [[likely]]
+      return;
+    for (std::size_t i = 0; i < slots.size(); ++i) slots[i].info.grad_stamp = 0;
+    stamp = 1;
+  }
 
   [[nodiscard]] TAPEGRAD_HOT bool live(std::uint32_t id, std::uint32_t handle_epoch) const {
     return id < n_values && slots[id].info.epoch == handle_epoch;
@@ -129,7 +171,7 @@ struct TapeStore {
     if (slot.info.grad_stamp != stamp) {
       Tensor& g = slot.grad;
       if (g.rows() != slot.value.rows() || g.cols() != slot.value.cols())
-        g.resize(slot.value.rows(), slot.value.cols());
+        resize(g, slot.value.rows(), slot.value.cols(), slot.info.producer_op);
       if (g.size() == 1) {
         g.data()[0] = S(0);
       } else {
@@ -163,6 +205,83 @@ struct TapeStore {
   // Output 0 is the main output, 1.. the extra outputs.
   [[nodiscard]] std::uint32_t output_id(const EntryLayout& at, std::size_t k) const {
     return k == 0 ? at.out : aux_id(at, at.n_aux + k - 1);
+  }
+
+  // True if a live entry reads id. Scans only the entries recorded since id was created (hooks
+  // read no inputs and are registered right after their node, so this is usually none):
+  // recording an op does no bookkeeping for it, and an entry dropped by rewind() no longer counts.
+  [[nodiscard]] bool consumed(std::uint32_t id) const {
+    for (std::size_t i = slots[id].info.created_at; i < entries.size(); ++i) {
+      const detail::EntryLayout& at = entries[i].at;
+      for (std::uint32_t k = 0; k < at.n_in; ++k) {
+        if (input_id(at, k) == id) return true;
+      }
+    }
+    return false;
+  }
+  // True when the first m.values slots and m.entries entries are still those m was taken on:
+  // the last kept slot is no newer than the mark, and the last kept entry (which references
+  // the newest slots and args of any kept entry) reads only kept slots, args and ints.
+  template <class Mark>
+  [[nodiscard]] bool is_prefix(const Mark& m) const {
+    if (m.values > 0 && slots[m.values - 1].info.epoch > m.epoch) return false;
+    if (m.entries > 0) {
+      const EntryLayout& at = entries[m.entries - 1].at;
+      const std::uint32_t n_args = std::uint32_t{at.n_in} + at.n_aux + at.n_extra;
+      if (at.out >= m.values || at.args_begin + n_args > m.args || at.ints_begin + at.n_ints > m.ints) return false;
+      for (std::uint32_t k = 0; k < n_args; ++k) {
+        if (input_id(at, k) >= m.values) return false;
+      }
+    }
+    return m.params == 0 || params[m.params - 1].id < m.values;
+  }
+
+  // After a sweep (invariant 6): adds each reached parameter leaf's gradient into its
+  // Parameter::grad. Every leaf is checked first, so an error leaves every Parameter::grad as it was.
+  void add_parameter_grads() const {
+    for (const ParamLeaf<S>& p : params) {
+      if (p.id >= n_values || !reached(p.id)) continue;
+      if (!p.anchor->alive) [[unlikely]]
+        raise<TapeError>(
+            "backward: parameter '{}' (node #{}) was moved, assigned over or destroyed after tape.leaf() recorded "
+            "it, so its gradient has nowhere to go; record a parameter once its owner stops moving (reserve a "
+            "vector of modules), or clear the tape after moving it",
+            display_name(p.id), p.id);
+      const Shape now = shape_of(p.param->value);
+      const Shape then = shape_of(slots[p.id].value);
+      if (now != then) [[unlikely]]
+        raise<ShapeError>(
+            "backward: parameter '{}' is {} but was {} when tape.leaf() recorded it; clear or rewind the tape "
+            "after resizing a parameter",
+            display_name(p.id), now, then);
+    }
+    for (const ParamLeaf<S>& p : params) {
+      if (p.id >= n_values || !reached(p.id)) continue;
+      if (shape_of(p.param->grad) != shape_of(p.param->value)) p.param->zero_grad();
+      p.param->grad += slots[p.id].grad;
+    }
+  }
+
+  // The tape refuses `what` while user code runs inside a sweep or an op's forward.
+  [[noreturn, gnu::noinline, gnu::cold]] void fail_busy(std::string_view what) {
+    if (busy == kBusyScopeError) {  // reported once: the scopes are already repaired
+      busy = nullptr;
+      raise<TapeError>("{}: refused: {}", what, std::exchange(scope_error, {}));
+    }
+    if (busy == kBusySweep)
+      raise<TapeError>(
+          "{}: refused during backward on this tape: hooks, observers and backward closures may read the tape "
+          "and change the gradient a hook is given, but not record, clear, rewind, add hooks, set the observer "
+          "or run backward on the tape being swept",
+          what);
+    raise<TapeError>(
+        "{}: refused inside the forward of op '{}' on this tape: a forward computes its outputs from its inputs "
+        "and may not record, clear, rewind or run backward on its own tape",
+        what, busy);
+  }
+  TAPEGRAD_HOT void require_idle(std::string_view what) {
+    if (busy != nullptr) [[unlikely]]
+      fail_busy(what);
   }
 
   [[nodiscard]] const std::string& name_of(std::uint32_t id) const {
