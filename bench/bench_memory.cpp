@@ -126,6 +126,7 @@ const char* mode_name(Mode mode) {
 // One training step; k is the recompute segment length (used in Mode::Recompute only).
 StepResult train_step(Tape<F>& tape, Model& m, const Tokens& tok, std::int64_t steps, Mode mode, std::int64_t k) {
   tape.clear();
+  const std::int64_t h = m.Whh.value.rows();
   const Var<F> h0 = tape.constant(Matrix<F>::Zero(kBatch, h));
   const Var<F> c0 = tape.constant(Matrix<F>::Zero(kBatch, h));
   Var<F> loss;
