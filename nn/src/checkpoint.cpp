@@ -89,7 +89,7 @@ bool parse_number(const std::string& s, T& out) {
 }
 
 // The header is JSON, whose strings are UTF-8: anything else is refused before encoding.
-void check_utf8(const std::filesystem::path& path, const char* what, const std::string& s) {
+void check_utf8(const std::filesystem::path& path, const std::string& what, const std::string& s) {
   const std::size_t at = detail::invalid_utf8_at(s);
   TAPEGRAD_CHECK(at == std::string::npos, ValueError,
                  "save_checkpoint '{}': {} '{}' is not valid UTF-8 (byte {}); names and metadata are JSON strings",
@@ -142,7 +142,7 @@ void save_checkpoint(const std::filesystem::path& path, const NamedParameters<S>
   std::map<std::string, std::string> meta;
   for (const auto& [key, value] : metadata) {
     check_utf8(path, "metadata key", key);
-    check_utf8(path, "metadata value of", value);
+    check_utf8(path, fmt::format("metadata value of key '{}':", detail::printable(key)), value);
     TAPEGRAD_CHECK(
         key != "step" && !has_prefix(key, kOptimPrefix), ValueError,
         "save_checkpoint: metadata key '{}' is reserved ('step' and 'optim.*' are written by the checkpoint)",

@@ -131,9 +131,11 @@ class HeaderHandler {
   }
   bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& e) {
     // The message quotes the last token, which can be long or hold any byte: made printable.
+    // "[json.exception.parse_error.101] parse error at line 1, column 25: " is noise here.
     std::string what = e.what();
-    if (what.size() > 200) what = what.substr(0, 200) + "...";
-    return stop(fmt::format("corrupt header: invalid JSON at byte {} of the header ({})", position, printable(what)));
+    if (const auto colon = what.find(": "); colon != std::string::npos) what.erase(0, colon + 2);
+    return stop(
+        fmt::format("corrupt header: invalid JSON at byte {} of the header: {}", position, printable(what, 240)));
   }
 
  private:
@@ -301,6 +303,12 @@ void parse_header(ParsedFile& out) {
   pread_all(out, header.data(), n, 8);
   if (n < 2 || header[0] != '{') fail(path, "corrupt header: it does not start with '{'");
   out.data_start = 8 + n;
+  // The parser stops at a NUL as if the input ended there: what follows would go unread.
+  // JSON allows no raw NUL anywhere (inside a string it must be escaped), so any is an error.
+  if (const void* nul = std::memchr(header.data(), 0, header.size()); nul != nullptr) {
+    fail(path, fmt::format("corrupt header: NUL byte at header byte {} (JSON allows none)",
+                           static_cast<const std::uint8_t*>(nul) - header.data()));
+  }
   HeaderHandler handler(out);
   const bool ok = json::sax_parse(header.begin(), header.end(), &handler, json::input_format_t::json, true);
   if (!ok) fail(path, handler.error.empty() ? "corrupt header" : handler.error);
@@ -358,11 +366,10 @@ std::size_t dtype_size(const std::string& dtype) {
   return it == sizes.end() ? 0 : it->second;
 }
 
-std::string printable(const std::string& s) {
-  constexpr std::size_t kMax = 80;
+std::string printable(const std::string& s, std::size_t max) {
   std::string out;
   for (std::size_t i = 0; i < s.size(); ++i) {
-    if (out.size() >= kMax) return out + fmt::format("... ({} bytes)", s.size());
+    if (out.size() >= max) return out + fmt::format("... ({} bytes)", s.size());
     const auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x20 && c < 0x7f && c != '\\') {
       out.push_back(static_cast<char>(c));

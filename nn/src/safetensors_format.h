@@ -68,8 +68,8 @@ ParsedFile parse_safetensors(const std::filesystem::path& path);
 /// Reads one tensor's bytes from the open file (refused, typed, if larger than physical memory).
 std::vector<std::uint8_t> read_tensor(const ParsedFile& file, const TensorEntry& e);
 
-/// `s` for an error message: printable ASCII kept, other bytes as \xNN, cut after 80 characters.
-std::string printable(const std::string& s);
+/// `s` for an error message: printable ASCII kept, other bytes as \xNN, cut after `max` characters.
+std::string printable(const std::string& s, std::size_t max = 80);
 
 /// The first byte offset where s is not valid UTF-8, or npos.
 std::size_t invalid_utf8_at(const std::string& s);
