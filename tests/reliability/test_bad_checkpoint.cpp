@@ -103,7 +103,7 @@ std::string encode(const nn::SafetensorsFile& f) {
     header += "\"__metadata__\":{";
     bool first = true;
     for (const auto& [k, v] : f.metadata) {
-      header += (first ? "\"" : ",\"") + k + "\":\"" + v + "\"";
+      header += fmt::format(R"({}"{}":"{}")", first ? "" : ",", k, v);
       first = false;
     }
     header += "}";
@@ -111,10 +111,13 @@ std::string encode(const nn::SafetensorsFile& f) {
   std::string data;
   for (const auto& [name, t] : f.tensors) {
     std::string shape;
-    for (const auto d : t.shape) shape += (shape.empty() ? "" : ",") + std::to_string(d);
-    header += (header.size() > 1 ? ",\"" : "\"") + name + "\":{\"dtype\":\"" + t.dtype + "\",\"shape\":[" + shape +
-              "],\"data_offsets\":[" + std::to_string(data.size()) + "," +
-              std::to_string(data.size() + t.bytes.size()) + "]}";
+    for (const auto d : t.shape) {
+      if (!shape.empty()) shape += ',';
+      shape += std::to_string(d);
+    }
+    header +=
+        fmt::format(R"({}"{}":{{"dtype":"{}","shape":[{}],"data_offsets":[{},{}]}})", header.size() > 1 ? "," : "",
+                    name, t.dtype, shape, data.size(), data.size() + t.bytes.size());
     data.append(t.bytes.begin(), t.bytes.end());
   }
   return safetensors_bytes(header + "}", data);
@@ -614,6 +617,8 @@ std::vector<std::string> files_in(const fs::path& dir) {
   return out;
 }
 
+TEST(BadCheckpointTable, CoversEveryDefectKind) { EXPECT_GE(rows().size(), 60U); }
+
 class BadCheckpoint : public ::testing::TestWithParam<Row> {};
 
 TEST_P(BadCheckpoint, TypedErrorNamingFileAndProblemLeavesEverythingUnchanged) {
@@ -659,6 +664,60 @@ TEST_P(BadCheckpoint, TypedErrorNamingFileAndProblemLeavesEverythingUnchanged) {
     nn::load_checkpoint<double>(path, f.named(), f.optimizer(row.opt));
   } catch (const tg::Error& e) {
     EXPECT_NE(std::string(e.what()).find(path.string()), std::string::npos) << e.what();
+  }
+}
+
+// What the format allows must still load: whitespace and newlines, any key and field order,
+// escapes, UTF-8 metadata, empty tensors of any rank. W = 1..6 and b = -1, -2 exactly.
+TEST(BadCheckpointAccepted, ValidVariantsLoadExactly) {
+  Fixture f;
+  std::string data;
+  for (const double v : {1.0, 2.0, 3.0, 4.0, 5.0, 6.0, -1.0, -2.0}) data.append(reinterpret_cast<const char*>(&v), 8);
+  const std::vector<std::string> headers = {
+      "{" + kWb + "}",
+      "{\n  \"b\" : { \"data_offsets\" : [48, 64], \"shape\" : [1, 2], \"dtype\" : \"F64\" },\n"
+      "  \"\\u0057\": {\"shape\":[3,2],\"dtype\":\"F\\u0036\\u0034\",\"data_offsets\":[0,48]},\n"
+      "  \"__metadata__\": {\"caf\\u00e9\": \"na\u00efve \\\" quote\", \"step\": \"12\"}\n}    ",
+      "{" + kWb + R"(,"e":{"dtype":"F32","shape":[0,5,0,7],"data_offsets":[64,64]}})"};
+  for (std::size_t k = 0; k < headers.size(); ++k) {
+    const fs::path p = f.dir / ("ok" + std::to_string(k) + ".safetensors");
+    write_bytes(p, safetensors_bytes(headers[k], data));
+    nn::LoadOptions o;
+    f.W.value.setZero();
+    f.b.value.setZero();
+    if (k == 2) {
+      const nn::SafetensorsFile file = nn::read_safetensors(p);
+      ASSERT_EQ(file.tensors.at("e").shape, (std::vector<std::int64_t>{0, 5, 0, 7}));
+      continue;
+    }
+    const nn::CheckpointInfo info = nn::load_checkpoint<double>(p, f.named(), nullptr, o);
+    EXPECT_EQ(f.W.value, (M(3, 2) << 1, 2, 3, 4, 5, 6).finished()) << headers[k];
+    EXPECT_EQ(f.b.value, (M(1, 2) << -1, -2).finished());
+    if (k == 1) {
+      EXPECT_EQ(info.step, 12);
+      EXPECT_EQ(info.metadata.at("caf\xc3\xa9"), "na\xc3\xafve \" quote");
+    }
+  }
+}
+
+// A valid header over a 1 TiB sparse file: inspecting it must not try to hold 1 TiB in memory.
+TEST(BadCheckpointAccepted, HugeSparseTensorIsRefusedNotAllocated) {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0 || static_cast<double>(pages) * static_cast<double>(page) >= 0x1p40) {
+    GTEST_SKIP() << "this machine has 1 TiB of memory or more";
+  }
+  Fixture f;
+  const fs::path p = f.dir / "huge.safetensors";
+  const std::string h = R"({"x":{"dtype":"U8","shape":[1099511627776],"data_offsets":[0,1099511627776]}})";
+  write_bytes(p, safetensors_bytes(h, ""));
+  fs::resize_file(p, 8 + h.size() + (std::uint64_t{1} << 40));
+  try {
+    (void)nn::read_safetensors(p);
+    ADD_FAILURE() << "read 1 TiB";
+  } catch (const tg::CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("larger than this machine's memory"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(p.string()), std::string::npos) << e.what();
   }
 }
 
