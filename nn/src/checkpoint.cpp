@@ -131,12 +131,9 @@ void check_state_values(const std::filesystem::path& path, const std::string& fi
   }
 }
 
-}  // namespace
-
 template <class S>
-void save_checkpoint(const std::filesystem::path& path, const NamedParameters<S>& params,
-                     std::type_identity_t<Optimizer<S>>* optimizer, std::int64_t step,
-                     const std::map<std::string, std::string>& metadata) {
+void save_checked(const std::filesystem::path& path, const NamedParameters<S>& params, Optimizer<S>* optimizer,
+                  std::int64_t step, const std::map<std::string, std::string>& metadata) {
   const std::vector<Target<S>> targets = targets_of<S>("save_checkpoint", params, optimizer);
   for (const Target<S>& t : targets) check_utf8(path, "tensor name", t.name);
   std::map<std::string, std::string> meta;
@@ -156,43 +153,39 @@ void save_checkpoint(const std::filesystem::path& path, const NamedParameters<S>
     meta["optim.lr"] = fmt::format("{}", optimizer->learning_rate());  // shortest exact round trip
     for (const auto& [name, value] : optimizer->hyperparameters()) meta["optim." + name] = fmt::format("{}", value);
   }
-  std::vector<std::uint8_t> bytes;
+  std::vector<std::vector<std::uint8_t>> buffers;
+  buffers.reserve(targets.size());
+  std::map<std::string, detail::EncodeTensor> tensors;
+  for (const Target<S>& t : targets) {
+    buffers.push_back(to_bytes(*t.tensor));
+    tensors[t.name] = {
+        dtype_of<S>(), {t.tensor->rows(), t.tensor->cols()}, buffers.back().data(), buffers.back().size()};
+  }
+  detail::write_atomically(path, detail::encode_safetensors(tensors, meta));
+}
+
+}  // namespace
+
+template <class S>
+void save_checkpoint(const std::filesystem::path& path, const NamedParameters<S>& params,
+                     std::type_identity_t<Optimizer<S>>* optimizer, std::int64_t step,
+                     const std::map<std::string, std::string>& metadata) {
+  // Memory and container-size failures become typed errors; nothing has been written then.
   try {
-    std::vector<std::vector<std::uint8_t>> buffers;
-    buffers.reserve(targets.size());
-    std::map<std::string, detail::EncodeTensor> tensors;
-    for (const Target<S>& t : targets) {
-      buffers.push_back(to_bytes(*t.tensor));
-      tensors[t.name] = {
-          dtype_of<S>(), {t.tensor->rows(), t.tensor->cols()}, buffers.back().data(), buffers.back().size()};
-    }
-    bytes = detail::encode_safetensors(tensors, meta);
+    save_checked<S>(path, params, optimizer, step, metadata);
   } catch (const std::bad_alloc&) {
     fail(path, "save failed: out of memory while encoding; the previous file (if any) is unchanged");
   } catch (const std::length_error&) {
     fail(path, "save failed: the checkpoint is too large to encode; the previous file (if any) is unchanged");
   }
-  detail::write_atomically(path, bytes);
 }
 
-template <class S>
-CheckpointInfo load_checked(const std::filesystem::path& path, const std::vector<Target<S>>& targets,
-                            Optimizer<S>* optimizer, const LoadOptions& options);
+namespace {
 
 template <class S>
-CheckpointInfo load_checkpoint(const std::filesystem::path& path, const NamedParameters<S>& params,
-                               std::type_identity_t<Optimizer<S>>* optimizer, const LoadOptions& options) {
-  const std::vector<Target<S>> targets = targets_of<S>("load_checkpoint", params, optimizer);
-  try {
-    return load_checked(path, targets, optimizer, options);
-  } catch (const std::bad_alloc&) {
-    fail(path, "out of memory while loading; the model and optimizer are unchanged");
-  }
-}
-
-template <class S>
-CheckpointInfo load_checked(const std::filesystem::path& path, const std::vector<Target<S>>& targets,
+CheckpointInfo load_checked(const std::filesystem::path& path, const NamedParameters<S>& params,
                             Optimizer<S>* optimizer, const LoadOptions& options) {
+  const std::vector<Target<S>> targets = targets_of<S>("load_checkpoint", params, optimizer);
   const detail::ParsedFile file = detail::parse_safetensors(path);
 
   // 1. Names: every target present, nothing else (bar ignored optimizer state).
@@ -278,6 +271,20 @@ CheckpointInfo load_checked(const std::filesystem::path& path, const std::vector
   for (std::size_t i = 0; i < targets.size(); ++i) from_bytes(data[i].data(), *targets[i].tensor);
   if (optimizer != nullptr) optimizer->restore_scalars(optim_step, optim_lr);
   return info;
+}
+
+}  // namespace
+
+template <class S>
+CheckpointInfo load_checkpoint(const std::filesystem::path& path, const NamedParameters<S>& params,
+                               std::type_identity_t<Optimizer<S>>* optimizer, const LoadOptions& options) {
+  try {
+    return load_checked<S>(path, params, optimizer, options);
+  } catch (const std::bad_alloc&) {
+    fail(path, "out of memory while loading; the model and optimizer are unchanged");
+  } catch (const std::length_error&) {
+    fail(path, "a size in the file is too large to hold; the model and optimizer are unchanged");
+  }
 }
 
 #define TAPEGRAD_NN_INSTANTIATE_CHECKPOINT(S)                                                         \
