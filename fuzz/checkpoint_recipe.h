@@ -20,15 +20,22 @@ class Choices {
   Choices(const std::uint8_t* data, std::size_t size) : p_(data), n_(size) {}
   std::uint8_t byte() { return i_ < n_ ? p_[i_++] : 0; }
   /// A number in [0, k).
-  std::size_t pick(std::size_t k) { return k == 0 ? 0 : byte() % k; }
-  /// True with probability about 1 / k (never once the input is used up).
-  bool one_in(std::size_t k) { return i_ < n_ && pick(k) == 0; }
+  std::size_t pick(std::size_t k) {
+    if (k <= 256) return k == 0 ? 0 : byte() % k;
+    const std::size_t hi = byte();
+    return ((hi << 8) | byte()) % k;
+  }
+  /// True with probability about 1 / (k * rarity) (never once the input is used up).
+  bool one_in(std::size_t k) { return i_ < n_ && pick(k * rarity_) == 0; }
+  /// Scales how rare every defect is: 1 puts one in most sites, 64 leaves most files valid.
+  void set_rarity(std::size_t r) { rarity_ = r; }
   [[nodiscard]] bool done() const { return i_ >= n_; }
 
  private:
   const std::uint8_t* p_;
   std::size_t n_;
   std::size_t i_ = 0;
+  std::size_t rarity_ = 1;
 };
 
 /// What kind of path the recipe asks the loader to open.
@@ -85,7 +92,8 @@ inline std::string number(Choices& c, std::uint64_t fit) {
 }
 
 inline std::string name(Choices& c, const std::string& valid, const std::string& previous) {
-  switch (c.pick(12)) {
+  if (!c.one_in(3)) return valid;
+  switch (c.pick(8)) {
     case 0:
       return previous;  // a duplicate
     case 1:
@@ -108,7 +116,7 @@ inline std::string name(Choices& c, const std::string& valid, const std::string&
 inline std::string dtype(Choices& c, const std::string& valid) {
   static const char* const odd[] = {"\"F32\"", "\"F64\"", "\"I32\"", "\"BOOL\"", "\"F8_E5M2\"", "\"U64\"",
                                     "\"F33\"", "\"\"",    "64",      "null",     "[\"F32\"]",   "{\"F32\":1}"};
-  return c.pick(6) == 0 ? odd[c.pick(sizeof odd / sizeof *odd)] : "\"" + valid + "\"";
+  return c.one_in(6) ? odd[c.pick(sizeof odd / sizeof *odd)] : "\"" + valid + "\"";
 }
 
 }  // namespace recipe_detail
@@ -125,11 +133,17 @@ struct RecipeTensor {
 /// `optimizer` is the kind whose state is present ("" for weights only).
 inline Recipe make_recipe(Choices& c, std::vector<RecipeTensor> tensors, const std::string& optimizer) {
   namespace d = recipe_detail;
+  static const std::size_t rarities[] = {1, 2, 4, 8, 16, 64};
+  c.set_rarity(rarities[c.pick(6)]);
   Recipe r;
   // Values: small by default, sometimes the ones an optimizer cannot use.
   static const double pokes[] = {-1.0, -1e-30, -0.0, 1e30, 1e300, __builtin_nan(""), __builtin_inf(), -__builtin_inf()};
   for (auto& t : tensors) {
-    for (auto& v : t.values) v = static_cast<double>(static_cast<int>(c.byte()) - 100) / 16.0;
+    // Second moments and accumulators are >= 0 in a file a real run wrote.
+    const bool nonnegative = t.name.find(".v.") != std::string::npos || t.name.find(".v_max.") != std::string::npos ||
+                             t.name.find("square_avg") != std::string::npos ||
+                             t.name.find(".sum.") != std::string::npos;
+    for (auto& v : t.values) v = static_cast<double>(static_cast<int>(c.byte()) - (nonnegative ? 0 : 100)) / 16.0;
     while (!t.values.empty() && c.one_in(6)) t.values[c.pick(t.values.size())] = pokes[c.pick(8)];
   }
   // The data section, in order, and each entry's fields.
@@ -199,7 +213,7 @@ inline Recipe make_recipe(Choices& c, std::vector<RecipeTensor> tensors, const s
     for (const auto& e : entries) header += (header.size() > 1 ? (c.one_in(10) ? " ,\n " : ",") : "") + e;
     header += "}";
   }
-  switch (c.pick(24)) {
+  switch (c.one_in(4) ? c.pick(4) : 4) {
     case 0:
       header += std::string(1 + c.pick(7), '\0');
       break;
@@ -216,7 +230,7 @@ inline Recipe make_recipe(Choices& c, std::vector<RecipeTensor> tensors, const s
       header.append((8 - header.size() % 8) % 8, ' ');
   }
   std::uint64_t length = header.size();
-  switch (c.pick(20)) {
+  switch (c.one_in(4) ? c.pick(4) : 4) {
     case 0:
       length += 1 + c.pick(16);
       break;
@@ -232,7 +246,7 @@ inline Recipe make_recipe(Choices& c, std::vector<RecipeTensor> tensors, const s
     default:
       break;
   }
-  switch (c.pick(16)) {
+  switch (c.one_in(6) ? c.pick(2) : 2) {
     case 0:
       data.resize(data.size() - std::min<std::size_t>(data.size(), 1 + c.pick(16)));
       break;

@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <type_traits>
 
 #include <tapegrad/error.h>
 
@@ -45,6 +46,19 @@ const fs::path& scratch_dir() {
   }();
   return dir;
 }
+
+// Outcome counts, printed at exit when TAPEGRAD_FUZZ_STATS is set (figures for the docs).
+struct Stats {
+  long inputs = 0, recipes = 0, loads = 0, typed = 0, accepted = 0, stepped = 0, saves = 0, saves_typed = 0;
+  ~Stats() {
+    if (std::getenv("TAPEGRAD_FUZZ_STATS") == nullptr) return;
+    std::fprintf(stderr,
+                 "fuzz_checkpoint stats: %ld inputs (%ld recipes), %ld loads: %ld typed errors, %ld accepted "
+                 "(%ld followed by an optimizer step); %ld saves, %ld typed errors\n",
+                 inputs, recipes, loads, typed, accepted, stepped, saves, saves_typed);
+  }
+};
+Stats stats;
 
 [[noreturn]] void finding(const char* what, const char* how) {
   std::fprintf(stderr, "fuzz_checkpoint: %s: %s\n", what, how);
@@ -76,24 +90,29 @@ bool moderate(const std::vector<tg::Matrix<S>>& tensors) {
 // One load: on a tapegrad::Error the model must be unchanged; on success with moderate values,
 // the next optimizer step must keep the weights finite.
 template <class S, class Load>
-void load_and_check(const char* what, tg::fuzz::SmallModel<S>& model, nn::Optimizer<S>* optimizer, Load&& load) {
+void load_and_check(const char* what, tg::fuzz::SmallModel<S>& model, std::type_identity_t<nn::Optimizer<S>>* optimizer,
+                    Load&& load) {
   const auto before = model.snapshot();
   const auto step_before = optimizer ? optimizer->step_count() : 0;
   const double lr_before = optimizer ? optimizer->learning_rate() : 0;
+  ++stats.loads;
   try {
     load();
   } catch (const tg::Error&) {
+    ++stats.typed;
     if (!same(before, model.snapshot()) ||
         (optimizer && (step_before != optimizer->step_count() || lr_before != optimizer->learning_rate()))) {
       finding(what, "threw but changed the model");
     }
     return;
   }
+  ++stats.accepted;
   // A learning rate above 1 may overflow any update; the API itself allows it, so no finding.
   if (optimizer == nullptr || !moderate(model.snapshot()) || !(optimizer->learning_rate() <= 1)) return;
   model.W.grad.setConstant(S(0.5));
   model.b.grad.setConstant(S(-0.25));
   optimizer->step();
+  ++stats.stepped;
   if (!model.W.value.allFinite() || !model.b.value.allFinite()) {
     finding(what, "accepted optimizer state whose next update makes the weights non-finite");
   }
@@ -170,9 +189,11 @@ void save_from_input(tg::fuzz::Choices& c, const fs::path& path) {
   for (std::size_t n = c.pick(8); n > 0; --n) key.push_back(static_cast<char>(c.byte()));
   for (std::size_t n = c.pick(16); n > 0; --n) value.push_back(static_cast<char>(c.byte()));
   tg::fuzz::SmallModel<float> m;
+  ++stats.saves;
   try {
     nn::save_checkpoint<float>(path, {{name, &m.W}}, nullptr, 1, {{key, value}});
   } catch (const tg::Error&) {
+    ++stats.saves_typed;
     return;
   }
   tg::fuzz::SmallModel<float> back;
@@ -188,6 +209,7 @@ void save_from_input(tg::fuzz::Choices& c, const fs::path& path) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const fs::path path = scratch_dir() / "input.safetensors";
+  ++stats.inputs;
   if (size == 0 || data[0] % 2 == 0) {
     tg::fuzz::Recipe raw;
     if (size > 0) raw.bytes.assign(reinterpret_cast<const char*>(data + 1), size - 1);
@@ -196,6 +218,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   tg::fuzz::Choices c(data + 1, size - 1);
+  ++stats.recipes;
   // Which valid contents the recipe starts from: float or double, with which optimizer's state.
   tg::fuzz::SmallModel<float> f;
   tg::fuzz::SmallModel<double> d;
