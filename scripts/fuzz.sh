@@ -44,7 +44,7 @@ for target in checkpoint graph; do
     "../../$work" "../../fuzz/corpus/$target") >"$log" 2>&1 || rc=$?
   grep -E "^(Done|stat::number_of_executed_units|stat::peak_rss_mb|fuzz_checkpoint stats)" "$log" || true
   if [ "$rc" -ne 0 ]; then
-    grep -E -A12 "ERROR|runtime error|Assertion|changed the model|what\(\)" "$log" | head -40 >&2 || true
+    grep -E -A12 "ERROR|runtime error|Assertion|fuzz_checkpoint:|what\(\)" "$log" | head -40 >&2 || true
     echo "=== fuzz $target: FAILED (exit $rc); full log $log; reproduce: build/fuzz/fuzz_$target build/fuzz/crash-*" >&2
     exit 1
   fi
