@@ -495,6 +495,15 @@ std::vector<Row> rows() {
                },
                Opt::Adam,
                true});
+  r.push_back({"kind_sparse_after_valid_file",
+               Kind::Checkpoint,
+               {"tensors cover 64 bytes", "holds 1099511627654"},
+               [](Fixture&, const fs::path& p) {
+                 write_bytes(p, safetensors_bytes("{" + kWb + "}", data64()));
+                 fs::resize_file(p, std::uint64_t{1} << 40);  // a valid file, then 1 TiB of holes
+               },
+               Opt::None,
+               true});
   r.push_back({"kind_sparse_huge_tensor",
                Kind::Checkpoint,
                {"tensor 'W'", "shape mismatch", "[68719476736, 2]"},
