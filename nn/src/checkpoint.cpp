@@ -125,7 +125,7 @@ void check_state_values(const std::filesystem::path& path, const std::string& fi
     if (!std::isfinite(v) || (nonnegative && v < 0)) {
       fail(path,
            fmt::format("tensor '{}': element #{} is {}, but optimizer state must be finite{}; the next update "
-                       "would turn the weights into NaN",
+                       "would make the weights NaN or infinite",
                        detail::printable(file_name), k, v, nonnegative ? " and >= 0 (a square root is taken)" : ""));
     }
   }
