@@ -261,7 +261,7 @@ CheckpointInfo load_checked(const std::filesystem::path& path, const NamedParame
   data.reserve(targets.size());
   for (const Target<S>& t : targets) data.push_back(detail::read_tensor(file, file.tensors.at(t.name)));
   if (optimizer != nullptr) {
-    const std::size_t first_state = targets.size() - optimizer->state_tensors().size();
+    const std::size_t first_state = targets.size() - optimizer->state_tensors(params).size();
     for (std::size_t i = first_state; i < targets.size(); ++i) {
       const std::string state_name = targets[i].name.substr(std::strlen(kOptimPrefix));
       check_state_values<S>(path, targets[i].name, is_nonnegative_slot(optimizer->kind(), state_name), data[i]);

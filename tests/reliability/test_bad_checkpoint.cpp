@@ -542,24 +542,24 @@ std::vector<Row> rows() {
                Opt::Rmsprop});
   r.push_back({"adam_negative_v",
                Kind::Checkpoint,
-               {"optim.adam.v.1", "element #1", "-1", ">= 0"},
-               damaged(Opt::Adam, [](auto& file) { poke(file, "optim.adam.v.1", 1, -1.0); })});
+               {"optim.adam.v.b", "element #1", "-1", ">= 0"},
+               damaged(Opt::Adam, [](auto& file) { poke(file, "optim.adam.v.b", 1, -1.0); })});
   r.push_back({"adam_nan_m",
                Kind::Checkpoint,
-               {"optim.adam.m.0", "element #4", "nan", "finite"},
-               damaged(Opt::Adam, [](auto& file) { poke(file, "optim.adam.m.0", 4, std::nan("")); })});
-  r.push_back({"adam_inf_v", Kind::Checkpoint, {"optim.adam.v.0", "inf", "finite"}, damaged(Opt::Adam, [](auto& file) {
-                 poke(file, "optim.adam.v.0", 0, std::numeric_limits<double>::infinity());
+               {"optim.adam.m.W", "element #4", "nan", "finite"},
+               damaged(Opt::Adam, [](auto& file) { poke(file, "optim.adam.m.W", 4, std::nan("")); })});
+  r.push_back({"adam_inf_v", Kind::Checkpoint, {"optim.adam.v.W", "inf", "finite"}, damaged(Opt::Adam, [](auto& file) {
+                 poke(file, "optim.adam.v.W", 0, std::numeric_limits<double>::infinity());
                })});
   r.push_back({"rmsprop_negative_square_avg",
                Kind::Checkpoint,
-               {"optim.rmsprop.square_avg.0", "-0.5", ">= 0"},
-               damaged(Opt::Rmsprop, [](auto& file) { poke(file, "optim.rmsprop.square_avg.0", 2, -0.5); }),
+               {"optim.rmsprop.square_avg.W", "-0.5", ">= 0"},
+               damaged(Opt::Rmsprop, [](auto& file) { poke(file, "optim.rmsprop.square_avg.W", 2, -0.5); }),
                Opt::Rmsprop});
   r.push_back({"adagrad_negative_sum",
                Kind::Checkpoint,
-               {"optim.adagrad.sum.1", "-2", ">= 0"},
-               damaged(Opt::Adagrad, [](auto& file) { poke(file, "optim.adagrad.sum.1", 0, -2.0); }),
+               {"optim.adagrad.sum.b", "-2", ">= 0"},
+               damaged(Opt::Adagrad, [](auto& file) { poke(file, "optim.adagrad.sum.b", 0, -2.0); }),
                Opt::Adagrad});
   // ---- saves: names and metadata must be UTF-8; a directory is no target
   const auto nothing = [](Fixture&, const fs::path&) {};
