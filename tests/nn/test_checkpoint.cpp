@@ -279,13 +279,20 @@ TEST_F(CheckpointTest, FailedSaveLeavesThePreviousFileIntact) {
   const Matrix<double> saved_w = m.w.value;
   m.w.value.setConstant(5);
 
-  // 1. The temp path is taken by a directory: creating the temp file fails.
-  const fs::path tmp = fmt::format("{}.tmp.{}", p.string(), ::getpid());
-  fs::create_directory(tmp);
-  expect_error<CheckpointError>([&] { save_checkpoint<double>(p, m.named(), &m.adam, 2); },
-                                {p.string(), "save failed", "unchanged"});
-  EXPECT_EQ(read_bytes(p), previous);
-  fs::remove(tmp);
+  // 1. The target is a directory: the rename fails, the directory and its contents stay.
+  const fs::path taken = dir_ / "taken.safetensors";
+  fs::create_directory(taken);
+  write_bytes(taken / "inside", "kept");
+  expect_error<CheckpointError>([&] { save_checkpoint<double>(taken, m.named(), &m.adam, 2); },
+                                {taken.string(), "save failed", "unchanged"});
+  EXPECT_EQ(read_bytes(taken / "inside"), "kept");
+  fs::remove_all(taken);
+  const auto only_the_checkpoint = [&] {
+    std::vector<fs::path> left;
+    for (const auto& e : fs::directory_iterator(dir_)) left.push_back(e.path());
+    return left == std::vector<fs::path>{p};
+  };
+  EXPECT_TRUE(only_the_checkpoint()) << "a failed save left a temp file";
 
   // 2. The write itself fails half-way (file size limit): the partial temp file is removed.
   Parameter<double> big(Matrix<double>::Ones(64, 64), "big");
@@ -309,7 +316,7 @@ TEST_F(CheckpointTest, FailedSaveLeavesThePreviousFileIntact) {
     sigaction(SIGXFSZ, &old, nullptr);
   }
   EXPECT_EQ(read_bytes(p), previous);
-  EXPECT_FALSE(fs::exists(tmp));
+  EXPECT_TRUE(only_the_checkpoint()) << "a failed write left its temp file";
 
   // 3. The directory does not exist.
   expect_error<CheckpointError>([&] { save_checkpoint<double>(dir_ / "missing" / "c.safetensors", m.named()); },

@@ -54,8 +54,8 @@ struct Model : nn::Module<double> {
 };
 
 using tapegrad::testing::read_bytes;
-using tapegrad::testing::write_bytes;
 using tapegrad::testing::safetensors_bytes;
+using tapegrad::testing::write_bytes;
 
 /// What every row gets: a tape, the model (non-zero values and gradients), an Adam optimizer
 /// over it, and a directory of checkpoint files (one valid, the others broken in one way each).

@@ -1,12 +1,20 @@
 // Inputs the fuzzers (fuzz/) found to break Tapegrad, kept as unit tests. The UB cases only
 // fail under UBSan (scripts/test.sh --sanitize); the values are checked in every build.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cstring>
+#include <filesystem>
 #include <limits>
+#include <string>
 
 #include <tapegrad/error.h>
+#include <tapegrad/nn/checkpoint.h>
+#include <tapegrad/nn/optim.h>
 #include <tapegrad/ops.h>
 #include <tapegrad/tape.h>
+
+#include "../support/file_bytes.h"
 
 namespace tg = tapegrad;
 using M = tg::Matrix<double>;
@@ -116,6 +124,71 @@ TEST(FuzzRegression, StaleMarkIsRefused) {
   tape.backward(tg::sum(tg::square(z)));
   EXPECT_DOUBLE_EQ(z.grad()(0, 0), 1.0);
   (void)y;
+}
+
+// ---- fuzz_checkpoint, run against the loader and saver before they were rewritten
+
+/// A scratch directory for one test's checkpoint files.
+struct ScratchDir {
+  std::filesystem::path path =
+      std::filesystem::temp_directory_path() / ("tapegrad_fuzz_regression_" + std::to_string(::getpid()));
+  ScratchDir() { std::filesystem::create_directories(path); }
+  ~ScratchDir() { std::filesystem::remove_all(path); }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+};
+
+// A tensor name or metadata that is not UTF-8 made the JSON encoder throw
+// nlohmann::json::type_error out of save_checkpoint (std::terminate in the fuzzer).
+TEST(FuzzRegression, CheckpointSaveOfNonUtf8NamesIsAValueError) {
+  ScratchDir dir;
+  const auto path = dir.path / "c.safetensors";
+  tg::Parameter<double> w(M::Ones(1, 2), "w");
+  EXPECT_THROW(tg::nn::save_checkpoint<double>(path, {{"W\x85", &w}}), tg::ValueError);
+  EXPECT_THROW(tg::nn::save_checkpoint<double>(path, {{"w", &w}}, nullptr, 0, {{"k\xe5", "v"}}), tg::ValueError);
+  EXPECT_THROW(tg::nn::save_checkpoint<double>(path, {{"w", &w}}, nullptr, 0, {{"k", "\xff"}}), tg::ValueError);
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path)) << "a refused save left a temp file";
+}
+
+// A path that is a 1 TiB sparse file was read whole into memory (an allocation of 1 TiB:
+// std::bad_alloc, or the sanitizer's out-of-memory abort); now the header is checked first.
+TEST(FuzzRegression, CheckpointTerabyteSparseFileIsRefusedUnread) {
+  ScratchDir dir;
+  const auto path = dir.path / "sparse.safetensors";
+  tapegrad::testing::write_bytes(path, tapegrad::testing::safetensors_bytes("{}", ""));
+  std::filesystem::resize_file(path, std::uint64_t{1} << 40);
+  tg::Parameter<double> w(M::Ones(1, 2), "w");
+  EXPECT_THROW(tg::nn::load_checkpoint<double>(path, {{"w", &w}}), tg::CheckpointError);
+  EXPECT_THROW((void)tg::nn::read_safetensors(path), tg::CheckpointError);
+  EXPECT_EQ(w.value, M::Ones(1, 2));
+}
+
+// A negative Adagrad accumulator was accepted; the next step took its square root and turned
+// the weights into NaN.
+TEST(FuzzRegression, CheckpointNegativeAdagradAccumulatorIsRefused) {
+  ScratchDir dir;
+  const auto path = dir.path / "adagrad.safetensors";
+  tg::Parameter<double> w(M::Ones(1, 2), "w");
+  tg::nn::Adagrad<double> adagrad({&w});
+  tg::nn::save_checkpoint<double>(path, {{"w", &w}}, &adagrad, 1);
+  // Data is in name order, so 'optim.adagrad.sum.w' (two zeros) comes first, right after the header.
+  std::string bytes = tapegrad::testing::read_bytes(path);
+  std::uint64_t header = 0;
+  for (int i = 7; i >= 0; --i) header = (header << 8) | static_cast<unsigned char>(bytes[static_cast<std::size_t>(i)]);
+  const std::size_t at = 8 + static_cast<std::size_t>(header);
+  ASSERT_EQ(bytes.compare(at, 16, std::string(16, '\0')), 0);
+  const double minus_one = -1.0;
+  std::memcpy(bytes.data() + at + 8, &minus_one, sizeof minus_one);
+  tapegrad::testing::write_bytes(path, bytes);
+  w.value.setConstant(3.0);
+  try {
+    tg::nn::load_checkpoint<double>(path, {{"w", &w}}, &adagrad);
+    ADD_FAILURE() << "a negative accumulator was accepted";
+  } catch (const tg::CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("optim.adagrad.sum.w"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(w.value, M::Constant(1, 2, 3.0));
 }
 
 }  // namespace

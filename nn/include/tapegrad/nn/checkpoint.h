@@ -1,8 +1,9 @@
 // Checkpoints in the safetensors format (readable by Python's safetensors.numpy.load_file):
 // an 8-byte little-endian header length N, N bytes of JSON describing each tensor (dtype,
 // shape, byte range) plus string metadata, then the raw little-endian row-major tensor data.
-// Saving is atomic (temp file, fsync, rename); loading validates the whole file against the
-// model before it changes anything.
+// Saving is atomic and exclusive (a new randomly named temp file, fsync, rename), so concurrent
+// savers and planted symlinks cannot damage it; loading validates the whole file against the
+// model, and the optimizer state against what its next update needs, before it changes anything.
 #pragma once
 
 #include <cstdint>
@@ -36,7 +37,8 @@ struct SafetensorsFile {
   std::map<std::string, std::string> metadata;
 };
 
-/// Reads and validates any safetensors file (for inspection). Errors -> CheckpointError.
+/// Reads and validates any safetensors file (for inspection). Errors -> CheckpointError, also
+/// for a tensor larger than the machine's memory.
 SafetensorsFile read_safetensors(const std::filesystem::path& path);
 
 /// What a loaded checkpoint carried besides the tensors.
@@ -54,17 +56,19 @@ struct LoadOptions {
 
 /// Writes params (and the optimizer's state tensors under "optim.<name>", its kind, step count,
 /// learning rate and hyperparameters as "optim.*" metadata), the step counter as "step", and
-/// `metadata` (keys "step" and "optim.*" are reserved -> ValueError). Atomic: the file at path
-/// is either the old one or the complete new one. I/O failure -> CheckpointError.
+/// `metadata` (keys "step" and "optim.*" are reserved, names and metadata must be UTF-8 ->
+/// ValueError). Atomic: the file at path is either the old one or one complete new one, also
+/// with threads or processes saving to it at once. I/O failure -> CheckpointError.
 template <class S>
 void save_checkpoint(const std::filesystem::path& path, const NamedParameters<S>& params,
                      std::type_identity_t<Optimizer<S>>* optimizer = nullptr, std::int64_t step = 0,
                      const std::map<std::string, std::string>& metadata = {});
 
 /// Reads the checkpoint at path into params (and the optimizer). Everything is validated first:
-/// file size, header, every expected name present and no other, dtype matching S, shapes,
-/// offsets; any problem -> CheckpointError naming the file, the tensor and expected vs found,
-/// with params and optimizer unchanged.
+/// file kind and size, header, every expected name present and no other, dtype matching S,
+/// shapes, offsets, and optimizer state the next update can use (step count <= 2^53, finite
+/// values, second moments >= 0); any problem -> CheckpointError naming the file, the tensor and
+/// expected vs found, with params and optimizer unchanged.
 template <class S>
 CheckpointInfo load_checkpoint(const std::filesystem::path& path, const NamedParameters<S>& params,
                                std::type_identity_t<Optimizer<S>>* optimizer = nullptr,

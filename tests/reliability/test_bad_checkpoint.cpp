@@ -1,0 +1,736 @@
+// The bad-checkpoint table: one row per kind of defect a checkpoint file (or a save) can have,
+// with the bytes, the tapegrad::Error subtype it must raise and words its message must contain.
+// After every failed load the model's values and gradients and the state, step count and
+// learning rate of three optimizers are bit-for-bit as before, and the file is unchanged.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <tapegrad/error.h>
+#include <tapegrad/nn/checkpoint.h>
+#include <tapegrad/nn/optim.h>
+
+#include "../support/file_bytes.h"
+
+namespace tg = tapegrad;
+namespace nn = tapegrad::nn;
+namespace fs = std::filesystem;
+using M = tg::Matrix<double>;
+using tapegrad::testing::read_bytes;
+using tapegrad::testing::safetensors_bytes;
+using tapegrad::testing::write_bytes;
+
+namespace {
+
+enum class Opt { None, Adam, Rmsprop, Adagrad };
+
+/// W [3 x 2], b [1 x 2] and three optimizers over them, each stepped twice (non-zero state).
+struct Fixture {
+  tg::Parameter<double> W{M::Constant(3, 2, 0.25), "W"};
+  tg::Parameter<double> b{M::Constant(1, 2, -0.5), "b"};
+  nn::Adam<double> adam{{&W, &b}};
+  nn::Rmsprop<double> rmsprop{{&W, &b}};
+  nn::Adagrad<double> adagrad{{&W, &b}};
+  fs::path dir;
+
+  Fixture() {
+    dir = fs::temp_directory_path() / ("tapegrad_bad_ckpt_" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    for (int i = 0; i < 2; ++i) {
+      W.grad.setConstant(0.5 + i);
+      b.grad.setConstant(-1.0);
+      adam.step();
+      rmsprop.step();
+      adagrad.step();
+    }
+    W.grad.setConstant(3.0);
+    b.grad.setConstant(4.0);
+  }
+  ~Fixture() { fs::remove_all(dir); }
+  Fixture(const Fixture&) = delete;
+  Fixture& operator=(const Fixture&) = delete;
+
+  nn::NamedParameters<double> named() { return {{"W", &W}, {"b", &b}}; }
+  nn::Optimizer<double>* optimizer(Opt o) {
+    switch (o) {
+      case Opt::Adam:
+        return &adam;
+      case Opt::Rmsprop:
+        return &rmsprop;
+      case Opt::Adagrad:
+        return &adagrad;
+      case Opt::None:
+        break;
+    }
+    return nullptr;
+  }
+  /// Everything a load may write, as raw bytes (so a NaN counts as a change too).
+  std::string snapshot() {
+    std::string out;
+    const auto add = [&](const M& m) {
+      out += std::to_string(m.rows()) + "x" + std::to_string(m.cols()) + ":";
+      out.append(reinterpret_cast<const char*>(m.data()), sizeof(double) * static_cast<std::size_t>(m.size()));
+    };
+    add(W.value);
+    add(b.value);
+    add(W.grad);
+    add(b.grad);
+    for (nn::Optimizer<double>* o : {optimizer(Opt::Adam), optimizer(Opt::Rmsprop), optimizer(Opt::Adagrad)}) {
+      for (auto& [name, m] : o->state_tensors()) add(*m);
+      out += std::to_string(o->step_count()) + "/" + std::to_string(o->learning_rate());
+    }
+    return out;
+  }
+};
+
+/// A checkpoint as data, re-encoded by hand (the test's own writer, independent of the library's).
+std::string encode(const nn::SafetensorsFile& f) {
+  std::string header = "{";
+  if (!f.metadata.empty()) {
+    header += "\"__metadata__\":{";
+    bool first = true;
+    for (const auto& [k, v] : f.metadata) {
+      header += fmt::format(R"({}"{}":"{}")", first ? "" : ",", k, v);
+      first = false;
+    }
+    header += "}";
+  }
+  std::string data;
+  for (const auto& [name, t] : f.tensors) {
+    std::string shape;
+    for (const auto d : t.shape) {
+      if (!shape.empty()) shape += ',';
+      shape += std::to_string(d);
+    }
+    header +=
+        fmt::format(R"({}"{}":{{"dtype":"{}","shape":[{}],"data_offsets":[{},{}]}})", header.size() > 1 ? "," : "",
+                    name, t.dtype, shape, data.size(), data.size() + t.bytes.size());
+    data.append(t.bytes.begin(), t.bytes.end());
+  }
+  return safetensors_bytes(header + "}", data);
+}
+
+/// 48 + 16 bytes of data for W [3 x 2] and b [1 x 2] in F64.
+const std::string kWb = R"("W":{"dtype":"F64","shape":[3,2],"data_offsets":[0,48]},)"
+                        R"("b":{"dtype":"F64","shape":[1,2],"data_offsets":[48,64]})";
+std::string data64() { return std::string(64, '\0'); }
+std::string nested(const std::string& open, const std::string& close, int depth) {
+  std::string s;
+  s.reserve(static_cast<std::size_t>(depth) * (open.size() + close.size()));
+  for (int i = 0; i < depth; ++i) s += open;
+  for (int i = 0; i < depth; ++i) s += close;
+  return s;
+}
+
+enum class Kind { Checkpoint, Value };
+
+struct Row {
+  std::string name;
+  Kind kind;
+  std::vector<std::string> words;
+  /// Writes the bad file at path (given the fixture, for files derived from a good save).
+  std::function<void(Fixture&, const fs::path&)> make;
+  Opt opt = Opt::Adam;
+  bool inspect = false;  ///< also through read_safetensors (no model): must fail the same way
+  /// A save row: make() prepares, save() must fail, leaving an existing file as it was.
+  std::function<void(Fixture&, const fs::path&)> save = nullptr;
+};
+
+/// A good save of the fixture with `opt`, as data to be damaged.
+nn::SafetensorsFile good(Fixture& f, Opt opt, const fs::path& path) {
+  nn::save_checkpoint<double>(path, f.named(), f.optimizer(opt), 5);
+  return nn::read_safetensors(path);
+}
+
+/// Sets element k of tensor `name` (F64) to v.
+void poke(nn::SafetensorsFile& file, const std::string& name, std::size_t k, double v) {
+  std::memcpy(file.tensors.at(name).bytes.data() + k * sizeof(double), &v, sizeof v);
+}
+
+std::vector<Row> rows() {
+  std::vector<Row> r;
+  const auto bytes = [](std::string header, std::string data = data64()) {
+    return [header = std::move(header), data = std::move(data)](Fixture&, const fs::path& p) {
+      write_bytes(p, safetensors_bytes(header, data));
+    };
+  };
+  // ---- nesting: refused at the first level the format does not have, never recursed into
+  r.push_back(
+      {"nest_header_array", Kind::Checkpoint, {"corrupt header"}, bytes(nested("[", "]", 100000)), Opt::Adam, true});
+  r.push_back({"nest_object_deep",
+               Kind::Checkpoint,
+               {"tensor 'a'", "unexpected header field 'a'"},
+               bytes("{" + nested("\"a\":{", "}", 100000) + "}"),
+               Opt::Adam,
+               true});
+  r.push_back({"nest_in_shape",
+               Kind::Checkpoint,
+               {"tensor 'W'", "dimension #0", "nests at most 3"},
+               bytes(R"({"W":{"dtype":"F64","shape":)" + nested("[", "]", 100000) + R"(,"data_offsets":[0,48]}})"),
+               Opt::Adam,
+               true});
+  r.push_back({"nest_in_offsets",
+               Kind::Checkpoint,
+               {"tensor 'W'", "data_offsets", "nests at most 3"},
+               bytes(R"({"W":{"dtype":"F64","shape":[3,2],"data_offsets":)" + nested("[", "]", 100000) + "}}"),
+               Opt::Adam,
+               true});
+  r.push_back({"nest_in_metadata",
+               Kind::Checkpoint,
+               {"metadata 'a'", "an array", "not a string"},
+               bytes(R"({"__metadata__":{"a":)" + nested("[", "]", 100000) + "}}"),
+               Opt::Adam,
+               true});
+  r.push_back({"nest_in_dtype",
+               Kind::Checkpoint,
+               {"tensor 'W'", "'dtype' is an object"},
+               bytes(R"({"W":{"dtype":)" + nested("{\"x\":", "}", 100000) + "}}"),
+               Opt::Adam,
+               true});
+  // ---- size caps before parsing
+  r.push_back({"header_over_cap",
+               Kind::Checkpoint,
+               {"header length 100000001", "exceeds the limit"},
+               [](Fixture&, const fs::path& p) {
+                 std::string head(8, '\0');
+                 const std::uint64_t n = 100'000'001;
+                 for (int i = 0; i < 8; ++i) head[static_cast<std::size_t>(i)] = static_cast<char>(n >> (8 * i));
+                 write_bytes(p, head + "{");
+                 fs::resize_file(p, 8 + n);  // sparse: the cap fires before anything is read
+               },
+               Opt::Adam,
+               true});
+  r.push_back(
+      {"header_past_end",
+       Kind::Checkpoint,
+       {"header length", "larger than"},
+       [](Fixture&, const fs::path& p) { write_bytes(p, std::string("\xff\xff\xff\xff\xff\xff\xff\xff{}", 10)); },
+       Opt::Adam,
+       true});
+  r.push_back({"empty_file",
+               Kind::Checkpoint,
+               {"0 bytes", "truncated"},
+               [](Fixture&, const fs::path& p) { write_bytes(p, ""); },
+               Opt::Adam,
+               true});
+  // ---- duplicate keys (the format forbids them; a JSON parser would keep one silently)
+  r.push_back({"dup_tensor",
+               Kind::Checkpoint,
+               {"name 'W' appears twice"},
+               bytes("{" + kWb + R"(,"W":{"dtype":"F64","shape":[3,2],"data_offsets":[0,48]}})"),
+               Opt::Adam,
+               true});
+  r.push_back({"dup_tensor_escaped",
+               Kind::Checkpoint,
+               {"name 'W' appears twice"},
+               bytes("{" + kWb + R"(,"\u0057":{"dtype":"F64","shape":[3,2],"data_offsets":[0,48]}})"),
+               Opt::Adam,
+               true});
+  r.push_back({"dup_field",
+               Kind::Checkpoint,
+               {"tensor 'W'", "field 'dtype' appears twice"},
+               bytes(R"({"W":{"dtype":"F64","dtype":"F32","shape":[3,2],"data_offsets":[0,48]}})"),
+               Opt::Adam,
+               true});
+  r.push_back({"dup_offsets_field",
+               Kind::Checkpoint,
+               {"tensor 'b'", "field 'data_offsets' appears twice"},
+               bytes(R"({"b":{"dtype":"F64","shape":[1,2],"data_offsets":[0,16],"data_offsets":[48,64]}})"),
+               Opt::Adam,
+               true});
+  r.push_back({"dup_metadata_key",
+               Kind::Checkpoint,
+               {"metadata key 'step' appears twice"},
+               bytes(R"({"__metadata__":{"step":"1","step":"2"},)" + kWb + "}"),
+               Opt::Adam,
+               true});
+  r.push_back({"dup_metadata_object",
+               Kind::Checkpoint,
+               {"name '__metadata__' appears twice"},
+               bytes(R"({"__metadata__":{},"__metadata__":{"step":"2"},)" + kWb + "}"),
+               Opt::Adam,
+               true});
+  // ---- shapes: checked arithmetic, dimensions printed as given
+  r.push_back({"shape_dim_u64_max",
+               Kind::Checkpoint,
+               {"tensor 'W'", "18446744073709551615", "larger than 2^63-1"},
+               bytes(R"({"W":{"dtype":"F64","shape":[0,18446744073709551615],"data_offsets":[0,0]}})"),
+               Opt::Adam,
+               true});
+  r.push_back({"shape_dim_past_u64",
+               Kind::Checkpoint,
+               {"tensor 'W'", "18446744073709551616", "non-negative integer"},
+               bytes(R"({"W":{"dtype":"F64","shape":[18446744073709551616,2],"data_offsets":[0,48]}})"),
+               Opt::Adam,
+               true});
+  r.push_back({"shape_product_overflow",
+               Kind::Checkpoint,
+               {"tensor 'W'", "[4294967296, 4294967296]", "too large"},
+               bytes(R"({"W":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,48]}})"),
+               Opt::Adam,
+               true});
+  r.push_back({"shape_bytes_overflow",
+               Kind::Checkpoint,
+               {"tensor 'W'", "[1152921504606846976]", "too large"},
+               bytes(R"({"W":{"dtype":"F64","shape":[1152921504606846976],"data_offsets":[0,48]}})"),
+               Opt::Adam,
+               true});
+  r.push_back({"shape_negative",
+               Kind::Checkpoint,
+               {"tensor 'W'", "-3", "negative"},
+               bytes(R"({"W":{"dtype":"F64","shape":[-3,2],"data_offsets":[0,48]}})"),
+               Opt::Adam,
+               true});
+  r.push_back({"shape_float",
+               Kind::Checkpoint,
+               {"tensor 'W'", "1.5", "non-integer"},
+               bytes(R"({"W":{"dtype":"F64","shape":[1.5,2],"data_offsets":[0,48]}})"),
+               Opt::Adam,
+               true});
+  r.push_back({"shape_rank_65",
+               Kind::Checkpoint,
+               {"tensor 'W'", "more than 64 dimensions"},
+               bytes(R"({"W":{"dtype":"F64","shape":[)" + nested("1,", "", 64) + R"(1],"data_offsets":[0,8]}})",
+                     std::string(8, '\0')),
+               Opt::Adam,
+               true});
+  r.push_back({"shape_not_array",
+               Kind::Checkpoint,
+               {"tensor 'W'", "'shape' is", "expected an array"},
+               bytes(R"({"W":{"dtype":"F64","shape":"3x2","data_offsets":[0,48]}})"),
+               Opt::Adam,
+               true});
+  r.push_back({"shape_missing",
+               Kind::Checkpoint,
+               {"tensor 'W'", "no 'shape'"},
+               bytes(R"({"W":{"dtype":"F64","data_offsets":[0,48]}})", std::string(48, '\0')),
+               Opt::Adam,
+               true});
+  r.push_back({"shape_mismatch",
+               Kind::Checkpoint,
+               {"tensor 'W'", "shape mismatch", "[3, 2]", "[2, 3]"},
+               bytes(R"({"W":{"dtype":"F64","shape":[2,3],"data_offsets":[0,48]},)"
+                     R"("b":{"dtype":"F64","shape":[1,2],"data_offsets":[48,64]}})"),
+               Opt::None});
+  // ---- offsets and data layout
+  r.push_back({"offsets_backwards",
+               Kind::Checkpoint,
+               {"tensor 'W'", "[48, 0]", "backwards"},
+               bytes(R"({"W":{"dtype":"F64","shape":[3,2],"data_offsets":[48,0]}})"),
+               Opt::Adam,
+               true});
+  r.push_back(
+      {"offsets_past_end",
+       Kind::Checkpoint,
+       {"tensor 'b'", "out of range", "64 bytes"},
+       bytes(R"({"W":{"dtype":"F64","shape":[3,2],"data_offsets":[0,48]},)"
+             R"("b":{"dtype":"F64","shape":[1,2],"data_offsets":[18446744073709551599,18446744073709551615]}})"),
+       Opt::Adam,
+       true});
+  r.push_back({"offsets_three",
+               Kind::Checkpoint,
+               {"tensor 'W'", "more than two"},
+               bytes(R"({"W":{"dtype":"F64","shape":[3,2],"data_offsets":[0,48,64]}})"),
+               Opt::Adam,
+               true});
+  r.push_back({"offsets_one",
+               Kind::Checkpoint,
+               {"tensor 'W'", "no 'data_offsets' pair"},
+               bytes(R"({"W":{"dtype":"F64","shape":[3,2],"data_offsets":[0]}})"),
+               Opt::Adam,
+               true});
+  r.push_back({"offsets_negative",
+               Kind::Checkpoint,
+               {"tensor 'W'", "data_offsets hold -48"},
+               bytes(R"({"W":{"dtype":"F64","shape":[3,2],"data_offsets":[-48,0]}})"),
+               Opt::Adam,
+               true});
+  r.push_back({"offsets_wrong_size",
+               Kind::Checkpoint,
+               {"tensor 'W'", "hold 40 bytes", "needs 48"},
+               bytes(R"({"W":{"dtype":"F64","shape":[3,2],"data_offsets":[0,40]}})"),
+               Opt::Adam,
+               true});
+  r.push_back({"tensors_overlap",
+               Kind::Checkpoint,
+               {"'W' and 'b' overlap"},
+               bytes(R"({"W":{"dtype":"F64","shape":[3,2],"data_offsets":[0,48]},)"
+                     R"("b":{"dtype":"F64","shape":[1,2],"data_offsets":[40,56]}})"),
+               Opt::Adam,
+               true});
+  r.push_back({"data_gap",
+               Kind::Checkpoint,
+               {"bytes [0, 16)", "belong to no tensor"},
+               bytes(R"({"b":{"dtype":"F64","shape":[1,2],"data_offsets":[16,32]}})", std::string(32, '\0')),
+               Opt::Adam,
+               true});
+  r.push_back({"data_left_over",
+               Kind::Checkpoint,
+               {"tensors cover 64 bytes", "holds 72"},
+               bytes("{" + kWb + "}", std::string(72, '\0')),
+               Opt::Adam,
+               true});
+  r.push_back({"data_short",
+               Kind::Checkpoint,
+               {"tensor 'b'", "out of range", "63 bytes", "truncated"},
+               bytes("{" + kWb + "}", std::string(63, '\0')),
+               Opt::Adam,
+               true});
+  // ---- dtypes and entry fields
+  r.push_back({"dtype_unknown",
+               Kind::Checkpoint,
+               {"tensor 'W'", "unknown dtype 'F33'"},
+               bytes(R"({"W":{"dtype":"F33","shape":[3,2],"data_offsets":[0,48]}})"),
+               Opt::Adam,
+               true});
+  r.push_back({"dtype_number",
+               Kind::Checkpoint,
+               {"tensor 'W'", "'dtype' is 64"},
+               bytes(R"({"W":{"dtype":64,"shape":[3,2],"data_offsets":[0,48]}})"),
+               Opt::Adam,
+               true});
+  r.push_back({"dtype_mismatch",
+               Kind::Checkpoint,
+               {"tensor 'W'", "dtype mismatch", "expected F64", "found I64"},
+               bytes(R"({"W":{"dtype":"I64","shape":[3,2],"data_offsets":[0,48]},)"
+                     R"("b":{"dtype":"F64","shape":[1,2],"data_offsets":[48,64]}})"),
+               Opt::None});
+  r.push_back({"entry_extra_field",
+               Kind::Checkpoint,
+               {"tensor 'W'", "unexpected header field 'stride'"},
+               bytes(R"({"W":{"dtype":"F64","stride":1,"shape":[3,2],"data_offsets":[0,48]}})"),
+               Opt::Adam,
+               true});
+  r.push_back({"entry_not_object",
+               Kind::Checkpoint,
+               {"tensor 'W'", "header entry is an array"},
+               bytes(R"({"W":[1,2]})", ""),
+               Opt::Adam,
+               true});
+  r.push_back({"metadata_not_object",
+               Kind::Checkpoint,
+               {"__metadata__ is a string"},
+               bytes(R"({"__metadata__":"x"})", ""),
+               Opt::Adam,
+               true});
+  r.push_back({"metadata_number",
+               Kind::Checkpoint,
+               {"metadata 'step'", "an integer", "not a string"},
+               bytes(R"({"__metadata__":{"step":5}})", ""),
+               Opt::Adam,
+               true});
+  // ---- JSON syntax and encoding
+  r.push_back({"json_truncated",
+               Kind::Checkpoint,
+               {"corrupt header", "invalid JSON at byte 25", "missing closing quote"},
+               bytes(R"({"W":{"dtype":"F64","sha)", ""),
+               Opt::Adam,
+               true});
+  r.push_back({"json_trailing",
+               Kind::Checkpoint,
+               {"corrupt header", "invalid JSON at byte 116", "expected end of input"},
+               bytes("{" + kWb + "} x"),
+               Opt::Adam,
+               true});
+  r.push_back(
+      {"json_not_utf8",
+       Kind::Checkpoint,
+       {"invalid JSON at byte 4", "ill-formed UTF-8"},
+       bytes("{\"W\xff\xfe\":{\"dtype\":\"F64\",\"shape\":[3,2],\"data_offsets\":[0,48]}}", std::string(48, '\0')),
+       Opt::Adam,
+       true});
+  r.push_back(
+      {"json_not_object_start", Kind::Checkpoint, {"does not start with '{'"}, bytes(" {}", ""), Opt::Adam, true});
+  r.push_back({"json_nul_padding",
+               Kind::Checkpoint,
+               {"corrupt header", "NUL byte at header byte 114"},
+               bytes("{" + kWb + std::string("}\0\0\0", 4)),
+               Opt::Adam,
+               true});
+  // ---- names in messages: long or binary names are cut and escaped
+  r.push_back({"long_binary_name",
+               Kind::Checkpoint,
+               {"extra tensor", "\\x01", "(10001 bytes)"},
+               bytes("{" + kWb + R"(,"\u0001)" + std::string(10000, 'A') +
+                     R"(":{"dtype":"U8","shape":[0],"data_offsets":[64,64]}})"),
+               Opt::None});
+  // ---- wrong kinds of file
+  r.push_back({"kind_directory",
+               Kind::Checkpoint,
+               {"is a directory"},
+               [](Fixture&, const fs::path& p) { fs::create_directory(p); },
+               Opt::Adam,
+               true});
+  r.push_back({"kind_fifo",
+               Kind::Checkpoint,
+               {"not a regular file"},
+               [](Fixture&, const fs::path& p) { ASSERT_EQ(::mkfifo(p.c_str(), 0600), 0); },
+               Opt::Adam,
+               true});
+  r.push_back({"kind_missing",
+               Kind::Checkpoint,
+               {"cannot open", "No such file"},
+               [](Fixture&, const fs::path&) {},
+               Opt::Adam,
+               true});
+  r.push_back({"kind_sparse_zeros",
+               Kind::Checkpoint,
+               {"does not start with '{'"},
+               [](Fixture&, const fs::path& p) {
+                 write_bytes(p, "");
+                 fs::resize_file(p, std::uint64_t{1} << 40);  // 1 TiB of holes
+               },
+               Opt::Adam,
+               true});
+  r.push_back({"kind_sparse_after_valid_file",
+               Kind::Checkpoint,
+               {"tensors cover 64 bytes", "holds 1099511627654"},
+               [](Fixture&, const fs::path& p) {
+                 write_bytes(p, safetensors_bytes("{" + kWb + "}", data64()));
+                 fs::resize_file(p, std::uint64_t{1} << 40);  // a valid file, then 1 TiB of holes
+               },
+               Opt::None,
+               true});
+  r.push_back({"kind_sparse_huge_tensor",
+               Kind::Checkpoint,
+               {"tensor 'W'", "shape mismatch", "[68719476736, 2]"},
+               [](Fixture&, const fs::path& p) {
+                 const std::string h =
+                     R"({"W":{"dtype":"F64","shape":[68719476736,2],"data_offsets":[0,1099511627776]},)"
+                     R"("b":{"dtype":"F64","shape":[1,2],"data_offsets":[1099511627776,1099511627792]}})";
+                 write_bytes(p, safetensors_bytes(h, ""));
+                 fs::resize_file(p, 8 + h.size() + (std::uint64_t{1} << 40) + 16);
+               },
+               Opt::None});
+  // ---- values the optimizer would use: the next update must stay defined
+  const auto damaged = [](Opt opt, std::function<void(nn::SafetensorsFile&)> damage) {
+    return [opt, damage = std::move(damage)](Fixture& f, const fs::path& p) {
+      nn::SafetensorsFile file = good(f, opt, p);
+      damage(file);
+      write_bytes(p, encode(file));
+    };
+  };
+  r.push_back({"optim_step_int64_max",
+               Kind::Checkpoint,
+               {"optim.step", "9223372036854775807", "2^53"},
+               damaged(Opt::Adam, [](auto& file) { file.metadata["optim.step"] = "9223372036854775807"; })});
+  r.push_back({"optim_step_past_2_53",
+               Kind::Checkpoint,
+               {"optim.step", "9007199254740993"},
+               damaged(Opt::Adagrad, [](auto& file) { file.metadata["optim.step"] = "9007199254740993"; }),
+               Opt::Adagrad});
+  r.push_back({"optim_step_negative", Kind::Checkpoint, {"optim.step", "-1"}, damaged(Opt::Adam, [](auto& file) {
+                 file.metadata["optim.step"] = "-1";
+               })});
+  r.push_back({"optim_lr_nan",
+               Kind::Checkpoint,
+               {"optim.lr", "nan"},
+               damaged(Opt::Rmsprop, [](auto& file) { file.metadata["optim.lr"] = "nan"; }),
+               Opt::Rmsprop});
+  r.push_back({"adam_negative_v",
+               Kind::Checkpoint,
+               {"optim.adam.v.b", "element #1", "-1", ">= 0"},
+               damaged(Opt::Adam, [](auto& file) { poke(file, "optim.adam.v.b", 1, -1.0); })});
+  r.push_back({"adam_nan_m",
+               Kind::Checkpoint,
+               {"optim.adam.m.W", "element #4", "nan", "finite"},
+               damaged(Opt::Adam, [](auto& file) { poke(file, "optim.adam.m.W", 4, std::nan("")); })});
+  r.push_back({"adam_inf_v", Kind::Checkpoint, {"optim.adam.v.W", "inf", "finite"}, damaged(Opt::Adam, [](auto& file) {
+                 poke(file, "optim.adam.v.W", 0, std::numeric_limits<double>::infinity());
+               })});
+  r.push_back({"rmsprop_negative_square_avg",
+               Kind::Checkpoint,
+               {"optim.rmsprop.square_avg.W", "-0.5", ">= 0"},
+               damaged(Opt::Rmsprop, [](auto& file) { poke(file, "optim.rmsprop.square_avg.W", 2, -0.5); }),
+               Opt::Rmsprop});
+  r.push_back({"adagrad_negative_sum",
+               Kind::Checkpoint,
+               {"optim.adagrad.sum.b", "-2", ">= 0"},
+               damaged(Opt::Adagrad, [](auto& file) { poke(file, "optim.adagrad.sum.b", 0, -2.0); }),
+               Opt::Adagrad});
+  // ---- saves: names and metadata must be UTF-8; a directory is no target
+  const auto nothing = [](Fixture&, const fs::path&) {};
+  const auto save_row = [&](std::string name, Kind kind, std::vector<std::string> words,
+                            std::function<void(Fixture&, const fs::path&)> call,
+                            std::function<void(Fixture&, const fs::path&)> setup = nullptr) {
+    Row row{std::move(name), kind, std::move(words), setup ? setup : nothing, Opt::None};
+    row.save = std::move(call);
+    r.push_back(std::move(row));
+  };
+  save_row("save_name_not_utf8", Kind::Value, {"tensor name", "W\\xff", "not valid UTF-8"},
+           [](Fixture& f, const fs::path& p) {
+             nn::save_checkpoint<double>(p, {{"W\xff", &f.W}});
+           });
+  save_row("save_name_overlong_utf8", Kind::Value, {"tensor name", "\\xc0\\xaf", "not valid UTF-8"},
+           [](Fixture& f, const fs::path& p) {
+             nn::save_checkpoint<double>(p, {{"\xc0\xaf", &f.W}});
+           });
+  save_row("save_metadata_key_not_utf8", Kind::Value, {"metadata key", "\\xed\\xa0\\x80", "not valid UTF-8"},
+           [](Fixture& f, const fs::path& p) {
+             nn::save_checkpoint<double>(p, f.named(), nullptr, 0, {{"\xed\xa0\x80", "surrogate"}});
+           });
+  save_row("save_metadata_value_not_utf8", Kind::Value, {"metadata value of key 'run'", "run\\x80", "not valid UTF-8"},
+           [](Fixture& f, const fs::path& p) {
+             nn::save_checkpoint<double>(p, f.named(), nullptr, 0, {{"run", "run\x80"}});
+           });
+  save_row("save_name_truncated_utf8", Kind::Value, {"tensor name", "\\xe2\\x82", "not valid UTF-8"},
+           [](Fixture& f, const fs::path& p) {
+             nn::save_checkpoint<double>(p, {{"\xe2\x82", &f.W}});
+           });
+  save_row(
+      "save_onto_directory", Kind::Checkpoint, {"save failed", "cannot rename", "unchanged"},
+      [](Fixture& f, const fs::path& p) { nn::save_checkpoint<double>(p, f.named()); },
+      [](Fixture&, const fs::path& p) {
+        fs::create_directory(p);
+        write_bytes(p / "inside", "kept");
+      });
+  return r;
+}
+
+bool is(Kind k, const tg::Error& e) {
+  return k == Kind::Checkpoint ? dynamic_cast<const tg::CheckpointError*>(&e) != nullptr
+                               : dynamic_cast<const tg::ValueError*>(&e) != nullptr;
+}
+
+void expect_typed(const Row& row, const std::function<void()>& call, const char* how) {
+  try {
+    call();
+    ADD_FAILURE() << row.name << " (" << how << "): no error";
+  } catch (const tg::Error& e) {
+    const std::string msg = e.what();
+    if (std::getenv("TAPEGRAD_SHOW_ERRORS") != nullptr)
+      std::printf("%s (%s): %s\n", row.name.c_str(), how, msg.c_str());
+    EXPECT_TRUE(is(row.kind, e)) << row.name << " (" << how << "): wrong error type: " << msg;
+    for (const auto& w : row.words) EXPECT_NE(msg.find(w), std::string::npos) << "'" << w << "' not in: " << msg;
+    EXPECT_LT(msg.size(), 2000U) << "a message that long quotes the input instead of naming the problem";
+  }
+}
+
+std::vector<std::string> files_in(const fs::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(BadCheckpointTable, CoversEveryDefectKind) { EXPECT_GE(rows().size(), 60U); }
+
+class BadCheckpoint : public ::testing::TestWithParam<Row> {};
+
+TEST_P(BadCheckpoint, TypedErrorNamingFileAndProblemLeavesEverythingUnchanged) {
+  const Row& row = GetParam();
+  Fixture f;
+  const fs::path path = f.dir / (row.name + ".safetensors");
+  row.make(f, path);
+  if (row.save) {
+    // The path holds a good checkpoint (or what make() put there); the failed save keeps it.
+    if (!fs::exists(path)) nn::save_checkpoint<double>(path, f.named(), &f.adam, 1);
+    const std::string before = f.snapshot();
+    const auto listing = files_in(f.dir);
+    const std::string old_file = fs::is_regular_file(path) ? read_bytes(path) : read_bytes(path / "inside");
+    expect_typed(
+        row, [&] { row.save(f, path); }, "save");
+    EXPECT_EQ(f.snapshot(), before);
+    EXPECT_EQ(files_in(f.dir), listing) << "a failed save left a file behind";
+    EXPECT_EQ(fs::is_regular_file(path) ? read_bytes(path) : read_bytes(path / "inside"), old_file);
+    try {
+      row.save(f, path);
+    } catch (const tg::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(path.string()), std::string::npos) << e.what();
+    }
+    return;
+  }
+  const bool regular = fs::is_regular_file(path);
+  const std::string file_before = regular && fs::file_size(path) < (1U << 20) ? read_bytes(path) : "";
+  const std::string before = f.snapshot();
+  expect_typed(
+      row, [&] { nn::load_checkpoint<double>(path, f.named(), f.optimizer(row.opt)); }, "load");
+  EXPECT_EQ(f.snapshot(), before) << row.name << ": a failed load changed the model or an optimizer";
+  expect_typed(
+      row, [&] { nn::load_checkpoint<double>(path, f.named(), f.optimizer(row.opt)); }, "load again");
+  if (row.inspect)
+    expect_typed(
+        row, [&] { (void)nn::read_safetensors(path); }, "read_safetensors");
+  EXPECT_EQ(f.snapshot(), before);
+  if (!file_before.empty()) {
+    EXPECT_EQ(read_bytes(path), file_before) << "loading changed the file";
+  }
+  // The file name is in the message of every load error (the row's words name the problem).
+  try {
+    nn::load_checkpoint<double>(path, f.named(), f.optimizer(row.opt));
+  } catch (const tg::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(path.string()), std::string::npos) << e.what();
+  }
+}
+
+// What the format allows must still load: whitespace and newlines, any key and field order,
+// escapes, UTF-8 metadata, empty tensors of any rank. W = 1..6 and b = -1, -2 exactly.
+TEST(BadCheckpointAccepted, ValidVariantsLoadExactly) {
+  Fixture f;
+  std::string data;
+  for (const double v : {1.0, 2.0, 3.0, 4.0, 5.0, 6.0, -1.0, -2.0}) data.append(reinterpret_cast<const char*>(&v), 8);
+  const std::vector<std::string> headers = {
+      "{" + kWb + "}",
+      "{\n  \"b\" : { \"data_offsets\" : [48, 64], \"shape\" : [1, 2], \"dtype\" : \"F64\" },\n"
+      "  \"\\u0057\": {\"shape\":[3,2],\"dtype\":\"F\\u0036\\u0034\",\"data_offsets\":[0,48]},\n"
+      "  \"__metadata__\": {\"caf\\u00e9\": \"na\u00efve \\\" quote\", \"step\": \"12\"}\n}    ",
+      "{" + kWb + R"(,"e":{"dtype":"F32","shape":[0,5,0,7],"data_offsets":[64,64]}})"};
+  for (std::size_t k = 0; k < headers.size(); ++k) {
+    const fs::path p = f.dir / ("ok" + std::to_string(k) + ".safetensors");
+    write_bytes(p, safetensors_bytes(headers[k], data));
+    nn::LoadOptions o;
+    f.W.value.setZero();
+    f.b.value.setZero();
+    if (k == 2) {
+      const nn::SafetensorsFile file = nn::read_safetensors(p);
+      ASSERT_EQ(file.tensors.at("e").shape, (std::vector<std::int64_t>{0, 5, 0, 7}));
+      continue;
+    }
+    const nn::CheckpointInfo info = nn::load_checkpoint<double>(p, f.named(), nullptr, o);
+    EXPECT_EQ(f.W.value, (M(3, 2) << 1, 2, 3, 4, 5, 6).finished()) << headers[k];
+    EXPECT_EQ(f.b.value, (M(1, 2) << -1, -2).finished());
+    if (k == 1) {
+      EXPECT_EQ(info.step, 12);
+      EXPECT_EQ(info.metadata.at("caf\xc3\xa9"), "na\xc3\xafve \" quote");
+    }
+  }
+}
+
+// A valid header over a 1 TiB sparse file: inspecting it must not try to hold 1 TiB in memory.
+TEST(BadCheckpointAccepted, HugeSparseTensorIsRefusedNotAllocated) {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0 || static_cast<double>(pages) * static_cast<double>(page) >= 0x1p40) {
+    GTEST_SKIP() << "this machine has 1 TiB of memory or more";
+  }
+  Fixture f;
+  const fs::path p = f.dir / "huge.safetensors";
+  const std::string h = R"({"x":{"dtype":"U8","shape":[1099511627776],"data_offsets":[0,1099511627776]}})";
+  write_bytes(p, safetensors_bytes(h, ""));
+  fs::resize_file(p, 8 + h.size() + (std::uint64_t{1} << 40));
+  try {
+    (void)nn::read_safetensors(p);
+    ADD_FAILURE() << "read 1 TiB";
+  } catch (const tg::CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("larger than this machine's memory"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(p.string()), std::string::npos) << e.what();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, BadCheckpoint, ::testing::ValuesIn(rows()),
+                         [](const ::testing::TestParamInfo<Row>& row) { return row.param.name; });
+
+}  // namespace
