@@ -9,18 +9,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 CXX_FUZZ=${CXX_FUZZ:-clang++-14}
-if ! command -v "$CXX_FUZZ" >/dev/null 2>&1 ||
-  ! ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "fuzz.sh: needs clang-14 and libclang-rt-14-dev; run:" >&2
-    echo "  sudo apt-get install -y --no-install-recommends clang-14 libclang-rt-14-dev" >&2
-    exit 1
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update
-  apt-get install -y --no-install-recommends clang-14 libclang-rt-14-dev
-fi
-./scripts/install-deps.sh
+# clang-14 with its libFuzzer runtime (libclang-rt-14-dev) beside the project's packages.
+./scripts/install-deps.sh clang-14 libclang-rt-14-dev
 
 declare -A default_runs=([checkpoint]=8000 [graph]=20000)
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Tapegrad needs to build, test and benchmark. Idempotent: a machine
-# that already has every package makes no apt call at all. Without root, prints the command to run.
+# Installs the Debian packages Tapegrad needs to build, test and benchmark, plus any packages
+# named as arguments (scripts/fuzz.sh adds clang's). Idempotent: a machine that already has every
+# package makes no apt call at all. Without root, prints the command to run.
 set -euo pipefail
 
 # libopenblas-openmp-dev: the openmp and peers presets (TAPEGRAD_OPENBLAS) link its OpenMP variant;
 # installing it leaves the system's libblas.so.3 choice as it was.
 PACKAGES=(build-essential cmake libeigen3-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
-  nlohmann-json3-dev libopenblas-openmp-dev)
+  nlohmann-json3-dev libopenblas-openmp-dev "$@")
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
