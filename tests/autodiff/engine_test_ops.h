@@ -13,6 +13,12 @@ namespace tapegrad::testing {
 
 /// A [1 x 1] tensor holding v.
 inline Matrix<double> scalar(double v) { return Matrix<double>::Constant(1, 1, v); }
+/// The [1 x 2] row (a, b).
+inline Matrix<double> row(double a, double b) {
+  Matrix<double> m(1, 2);
+  m << a, b;
+  return m;
+}
 
 /// The message of the E that f throws (a test failure, and "", if it throws none).
 template <class E, class F>

@@ -18,12 +18,6 @@ using M = Matrix<double>;
 
 namespace {
 
-M row(double a, double b) {
-  M m(1, 2);
-  m << a, b;
-  return m;
-}
-
 // d/dx sum(3 tanh(x)) = 3 (1 - tanh(x)^2), elementwise.
 M reference_grad(const M& x) { return (3.0 * (1.0 - x.array().tanh().square())).matrix(); }
 

@@ -14,16 +14,6 @@ using namespace tapegrad;
 using namespace tapegrad::testing;
 using M = Matrix<double>;
 
-namespace {
-
-M row(double a, double b) {
-  M m(1, 2);
-  m << a, b;
-  return m;
-}
-
-}  // namespace
-
 // ---- tensor hooks -----------------------------------------------------------------------------
 
 TEST(Hooks, FireOncePerSweepWithTheFinalGradientAfterAllConsumers) {

@@ -17,16 +17,6 @@ using namespace tapegrad;
 using namespace tapegrad::testing;
 using M = Matrix<double>;
 
-namespace {
-
-M row(double a, double b) {
-  M m(1, 2);
-  m << a, b;
-  return m;
-}
-
-}  // namespace
-
 // ---- parameters -----------------------------------------------------------------------------
 
 TEST(Lifetimes, ParameterMovedByAGrowingVectorIsATapeErrorAndNoGradientIsLost) {

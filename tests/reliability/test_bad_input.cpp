@@ -30,6 +30,7 @@
 #include <tapegrad/window.h>
 
 #include "../support/file_bytes.h"
+#include "../support/test_support.h"
 
 namespace tg = tapegrad;
 namespace nn = tapegrad::nn;
@@ -123,31 +124,9 @@ struct Fixture {
   }
 };
 
-enum class Kind { Shape, Value, Tape, Numeric, Checkpoint };
-
-const char* kind_name(Kind k) {
-  // In the order of Kind's enumerators.
-  static constexpr std::array<const char*, 5> kNames{"ShapeError", "ValueError", "TapeError", "NumericError",
-                                                     "CheckpointError"};
-  const auto i = static_cast<std::size_t>(k);
-  return i < kNames.size() ? kNames[i] : "?";
-}
-
-bool is_kind(const tg::Error& e, Kind k) {
-  switch (k) {
-    case Kind::Shape:
-      return dynamic_cast<const tg::ShapeError*>(&e) != nullptr;
-    case Kind::Value:
-      return dynamic_cast<const tg::ValueError*>(&e) != nullptr;
-    case Kind::Tape:
-      return dynamic_cast<const tg::TapeError*>(&e) != nullptr;
-    case Kind::Numeric:
-      return dynamic_cast<const tg::NumericError*>(&e) != nullptr;
-    case Kind::Checkpoint:
-      return dynamic_cast<const tg::CheckpointError*>(&e) != nullptr;
-  }
-  return false;
-}
+using Kind = tg::testing::ErrorKind;
+using tg::testing::is_kind;
+using tg::testing::kind_name;
 
 struct Row {
   const char* name;
@@ -418,9 +397,10 @@ std::vector<Row> rows() {
       {"ckpt_shape_mismatch", Kind::Checkpoint, {"head.b", "shape mismatch", "[1, 2]", "[1, 3]"}, [](Fixture& f) {
          f.load("shape", false);
        }});
-  r.push_back({"ckpt_optimizer_state_missing", Kind::Checkpoint, {"missing tensor", "optim.adam.m.lstm.W_ih"}, [](Fixture& f) {
-                 f.load("missing", true);
-               }});
+  r.push_back(
+      {"ckpt_optimizer_state_missing", Kind::Checkpoint, {"missing tensor", "optim.adam.m.lstm.W_ih"}, [](Fixture& f) {
+         f.load("missing", true);
+       }});
   r.push_back(
       {"ckpt_no_file", Kind::Checkpoint, {"nope.safetensors", "cannot open"}, [](Fixture& f) { f.load("nope"); }});
   r.push_back({"ckpt_step_not_integer", Kind::Checkpoint, {"metadata 'step'", "twelve"}, [](Fixture& f) {

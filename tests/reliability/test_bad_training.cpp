@@ -25,6 +25,8 @@
 #include <tapegrad/nn/linear.h>
 #include <tapegrad/nn/optim.h>
 
+#include "../support/test_support.h"
+
 namespace tg = tapegrad;
 namespace nn = tapegrad::nn;
 namespace fs = std::filesystem;
@@ -168,21 +170,8 @@ void expect_same(const Snapshot& a, const Snapshot& b, const std::string& row) {
   EXPECT_EQ(a.files, b.files) << row << ": the checkpoint files changed";
 }
 
-enum class Kind { Shape, Value, Numeric, Checkpoint };
-
-bool is_kind(const tg::Error& e, Kind k) {
-  switch (k) {
-    case Kind::Shape:
-      return dynamic_cast<const tg::ShapeError*>(&e) != nullptr;
-    case Kind::Value:
-      return dynamic_cast<const tg::ValueError*>(&e) != nullptr;
-    case Kind::Numeric:
-      return dynamic_cast<const tg::NumericError*>(&e) != nullptr;
-    case Kind::Checkpoint:
-      return dynamic_cast<const tg::CheckpointError*>(&e) != nullptr;
-  }
-  return false;
-}
+using Kind = tg::testing::ErrorKind;
+using tg::testing::is_kind;
 
 struct Row {
   const char* name;

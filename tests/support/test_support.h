@@ -2,12 +2,15 @@
 // and seeded random matrices. Header-only so every test binary stays independent of the others.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <random>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include <tapegrad/error.h>
 #include <tapegrad/tensor.h>
 
 namespace tapegrad::testing {
@@ -31,6 +34,32 @@ inline Matrix<double> random_matrix(Index r, Index c, std::mt19937_64& rng, doub
   Matrix<double> m(r, c);
   for (Index i = 0; i < m.size(); ++i) m.data()[i] = n(rng);
   return m;
+}
+
+/// The tapegrad::Error subtypes a bad-input table row may expect.
+enum class ErrorKind { Shape, Value, Tape, Numeric, Checkpoint };
+
+inline const char* kind_name(ErrorKind k) {
+  static constexpr std::array<const char*, 5> kNames{"ShapeError", "ValueError", "TapeError", "NumericError",
+                                                     "CheckpointError"};
+  return kNames.at(static_cast<std::size_t>(k));
+}
+
+/// Whether e is of the subtype k names.
+inline bool is_kind(const Error& e, ErrorKind k) {
+  switch (k) {
+    case ErrorKind::Shape:
+      return dynamic_cast<const ShapeError*>(&e) != nullptr;
+    case ErrorKind::Value:
+      return dynamic_cast<const ValueError*>(&e) != nullptr;
+    case ErrorKind::Tape:
+      return dynamic_cast<const TapeError*>(&e) != nullptr;
+    case ErrorKind::Numeric:
+      return dynamic_cast<const NumericError*>(&e) != nullptr;
+    case ErrorKind::Checkpoint:
+      return dynamic_cast<const CheckpointError*>(&e) != nullptr;
+  }
+  return false;
 }
 
 /// got has want's shape and is within tol of it in every element; want must not be (nearly) all
