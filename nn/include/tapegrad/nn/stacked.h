@@ -332,7 +332,7 @@ class Bidirectional : public Module<typename Cell::Scalar> {
 // The stacks of the built-in cells are compiled once, in nn/src/stacked.cpp.
 #define TAPEGRAD_FOR_EACH_BUILTIN_CELL(X) \
   X(RnnCell<float>) X(RnnCell<double>) X(LstmCell<float>) X(LstmCell<double>) X(GruCell<float>) X(GruCell<double>)
-#define TAPEGRAD_EXTERN_LAYERS(Cell)    \
+#define TAPEGRAD_EXTERN_LAYERS(Cell)   \
   extern template class Stacked<Cell>; \
   extern template class Bidirectional<Cell>;
 TAPEGRAD_FOR_EACH_BUILTIN_CELL(TAPEGRAD_EXTERN_LAYERS)
