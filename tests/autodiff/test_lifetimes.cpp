@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <tapegrad/tapegrad.h>
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -139,6 +140,41 @@ TEST(Lifetimes, TapesMadeAndDestroyedOnSeveralThreadsKeepTheirHandlesApart) {
   }
   for (std::thread& th : threads) th.join();
   for (const int f : failures) EXPECT_EQ(f, 0);
+}
+
+TEST(Lifetimes, AHandleOfADeadTapeDoesNotReadTheTapeThatNowHasItsAnchor) {
+  // The dead tape's anchor goes back to the shared pool and the next tape made anywhere takes it
+  // (the pool hands out the latest one released). The old handle, read here while another thread
+  // records on that new tape, must see "destroyed" from the anchor alone: ThreadSanitizer and
+  // AddressSanitizer report any read of the other thread's tape.
+  Var<double> orphan;
+  {
+    Tape<double> tape;
+    orphan = tape.variable(row(1.0, 2.0));
+  }
+  std::atomic<bool> started{false};
+  std::atomic<bool> done{false};
+  std::thread other([&] {
+    Tape<double> tape;
+    started = true;
+    for (int i = 0; i < 2000; ++i) {
+      const Var<double> x = tape.variable(row(0.5, static_cast<double>(i)));
+      (void)t_sum(t_times(x, x));  // grows the tape's slots while the orphan is read
+    }
+    done = true;
+  });
+  while (!started) std::this_thread::yield();
+  int valid_reads = 0;
+  int reads = 0;
+  do {
+    ++reads;
+    if (orphan.valid()) ++valid_reads;
+  } while (!done);
+  other.join();
+  EXPECT_GT(reads, 0);
+  EXPECT_EQ(valid_reads, 0);
+  const std::string msg = message_of<TapeError>([&] { (void)orphan.value(); });
+  expect_contains(msg, "outlived its tape");
 }
 
 // ---- time-step scopes --------------------------------------------------------------------------

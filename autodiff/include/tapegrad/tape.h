@@ -83,13 +83,15 @@ class Var {
   Var() = default;
 
   [[nodiscard]] TAPEGRAD_HOT Tape<S>& tape() const {
-    if (anchor_ == nullptr || anchor_->tape == nullptr) [[unlikely]]
+    Tape<S>* t = tape_ptr();
+    if (t == nullptr) [[unlikely]]
       fail("tape");
-    return *tape_ptr();
+    return *t;
   }
   [[nodiscard]] std::uint32_t id() const { return id_; }
   [[nodiscard]] TAPEGRAD_HOT bool valid() const {
-    return anchor_ != nullptr && anchor_->tape != nullptr && tape_ptr()->s_.live(id_, epoch_);
+    const Tape<S>* t = tape_ptr();
+    return t != nullptr && t->s_.live(id_, epoch_);
   }
   /// True for a default-constructed handle (no tape).
   [[nodiscard]] bool empty() const { return anchor_ == nullptr; }
@@ -123,11 +125,15 @@ class Var {
  private:
   friend class Tape<S>;
   Var(detail::TapeAnchor* anchor, std::uint32_t id, std::uint32_t epoch) : anchor_(anchor), id_(id), epoch_(epoch) {}
-  TAPEGRAD_HOT Tape<S>* tape_ptr() const { return static_cast<Tape<S>*>(anchor_->tape); }
+  // The live tape that made this handle, or null (empty handle, or its tape was destroyed).
+  TAPEGRAD_HOT Tape<S>* tape_ptr() const {
+    return anchor_ == nullptr ? nullptr : static_cast<Tape<S>*>(anchor_->tape_for(epoch_));
+  }
   // Throws TapeError for an empty, stale or orphaned handle, naming the accessor; returns the tape.
   TAPEGRAD_HOT Tape<S>& checked(const char* accessor) const {
-    if (valid()) [[likely]]
-      return *tape_ptr();
+    Tape<S>* t = tape_ptr();
+    if (t != nullptr && t->s_.live(id_, epoch_)) [[likely]]
+      return *t;
     fail(accessor);
   }
   [[noreturn, gnu::noinline, gnu::cold]] void fail(const char* accessor) const;
@@ -154,7 +160,7 @@ class Tape {
   using Tensor = Matrix<S>;
   using Observer = std::function<void(const NodeEvent&)>;
 
-  Tape() : anchor_(detail::TapeAnchorPool::acquire(this)) { s_.epoch = anchor_->next_epoch; }
+  Tape() : anchor_(detail::TapeAnchorPool::acquire(this)) { s_.epoch = anchor_->first_epoch(); }
   Tape(const Tape&) = delete;
   Tape& operator=(const Tape&) = delete;
   ~Tape() { detail::TapeAnchorPool::release(anchor_, s_.epoch + 1); }
@@ -289,7 +295,7 @@ class Tape {
   /// Throws TapeError unless v is a live handle on this tape; op and arg name the caller.
   void check(const Var<S>& v, std::string_view op, std::string_view arg) const {
     TAPEGRAD_CHECK(v.anchor_ != nullptr, TapeError, "{}: argument '{}' is an empty Var (default-constructed)", op, arg);
-    TAPEGRAD_CHECK(v.anchor_->tape != nullptr, TapeError,
+    TAPEGRAD_CHECK(v.anchor_->tape_for(v.epoch_) != nullptr, TapeError,
                    "{}: argument '{}' (node #{}) outlived its tape, which was destroyed", op, arg, v.id_);
     TAPEGRAD_CHECK(v.anchor_ == anchor_, TapeError, "{}: argument '{}' belongs to another tape", op, arg);
     TAPEGRAD_CHECK(s_.live(v.id_, v.epoch_), TapeError,
@@ -405,7 +411,7 @@ template <class S>
 void Var<S>::fail(const char* accessor) const {
   TAPEGRAD_CHECK(anchor_ != nullptr, TapeError, "Var::{}: empty handle (default-constructed Var) has no tape",
                  accessor);
-  TAPEGRAD_CHECK(anchor_->tape != nullptr, TapeError,
+  TAPEGRAD_CHECK(anchor_->tape_for(epoch_) != nullptr, TapeError,
                  "Var::{}: the handle (node #{}) outlived its tape, which was destroyed", accessor, id_);
   throw TapeError(
       fmt::format("Var::{}: the handle (node #{}) was used after its tape was cleared or rewound", accessor, id_));
