@@ -9,11 +9,9 @@
 #include <tapegrad/nn/unroll.h>
 
 #include "cell_reference.h"
+#include "support/test_names.h"
 #include "support/test_support.h"
 
-namespace tg = tapegrad;
-namespace nn = tapegrad::nn;
-using tapegrad::Index;
 using tapegrad::test::Mat;
 
 namespace {

@@ -16,11 +16,9 @@
 #include <tapegrad/nn/unroll.h>
 
 #include "cell_gradcheck.h"
+#include "support/test_names.h"
 #include "support/test_support.h"
 
-namespace tg = tapegrad;
-namespace nn = tapegrad::nn;
-using tapegrad::Index;
 using Mat = tg::Matrix<double>;
 using V = tg::Var<double>;
 using tapegrad::test::gradcheck_cell;

@@ -16,11 +16,11 @@
 #include <tapegrad/nn/optim.h>
 
 #include "support/file_bytes.h"
+#include "support/test_names.h"
 #include "support/test_support.h"
 
 using namespace tapegrad;
 using namespace tapegrad::nn;
-namespace fs = std::filesystem;
 
 namespace {
 

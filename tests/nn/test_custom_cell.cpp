@@ -14,11 +14,10 @@
 
 #include "../../examples/indrnn/indrnn_cell.h"
 #include "cell_gradcheck.h"
+#include "support/test_names.h"
 #include "support/test_support.h"
 
-namespace nn = tapegrad::nn;
 using example::IndRnnCell;
-using tapegrad::Index;
 using tapegrad::Tape;
 using tapegrad::testing::expect_error;
 using tapegrad::testing::expect_near;

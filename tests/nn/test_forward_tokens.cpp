@@ -17,11 +17,9 @@
 #include <tapegrad/nn/stacked.h>
 #include <tapegrad/nn/unroll.h>
 
+#include "support/test_names.h"
 #include "support/test_support.h"
 
-namespace tg = tapegrad;
-namespace nn = tapegrad::nn;
-using tapegrad::Index;
 using Mat = tapegrad::Matrix<double>;
 
 namespace {

@@ -8,10 +8,9 @@
 
 #include <tapegrad/error.h>
 #include <tapegrad/nn/init.h>
+#include "support/test_names.h"
 
-namespace tg = tapegrad;
 namespace init = tapegrad::nn::init;
-using tapegrad::Index;
 using Mat = tg::Matrix<double>;
 
 namespace {

@@ -14,11 +14,9 @@
 #include <tapegrad/nn/stacked.h>
 
 #include "cell_gradcheck.h"
+#include "support/test_names.h"
 #include "support/test_support.h"
 
-namespace tg = tapegrad;
-namespace nn = tapegrad::nn;
-using tapegrad::Index;
 using Mat = tg::Matrix<double>;
 using V = tg::Var<double>;
 

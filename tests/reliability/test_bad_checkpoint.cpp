@@ -23,10 +23,8 @@
 #include <tapegrad/nn/optim.h>
 
 #include "../support/file_bytes.h"
+#include "../support/test_names.h"
 
-namespace tg = tapegrad;
-namespace nn = tapegrad::nn;
-namespace fs = std::filesystem;
 using M = tg::Matrix<double>;
 using tapegrad::testing::read_bytes;
 using tapegrad::testing::safetensors_bytes;

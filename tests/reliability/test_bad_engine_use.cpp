@@ -17,8 +17,8 @@
 #include <tapegrad/op.h>
 #include <tapegrad/ops.h>
 #include <tapegrad/tape.h>
+#include "../support/test_names.h"
 
-namespace tg = tapegrad;
 using M = tg::Matrix<double>;
 using V = tg::Var<double>;
 

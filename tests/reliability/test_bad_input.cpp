@@ -30,11 +30,9 @@
 #include <tapegrad/window.h>
 
 #include "../support/file_bytes.h"
+#include "../support/test_names.h"
 #include "../support/test_support.h"
 
-namespace tg = tapegrad;
-namespace nn = tapegrad::nn;
-namespace fs = std::filesystem;
 using M = tg::Matrix<double>;
 using V = tg::Var<double>;
 

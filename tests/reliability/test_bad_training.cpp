@@ -25,11 +25,9 @@
 #include <tapegrad/nn/linear.h>
 #include <tapegrad/nn/optim.h>
 
+#include "../support/test_names.h"
 #include "../support/test_support.h"
 
-namespace tg = tapegrad;
-namespace nn = tapegrad::nn;
-namespace fs = std::filesystem;
 using M = tg::Matrix<double>;
 
 namespace {

@@ -17,10 +17,8 @@
 
 #include <tapegrad/error.h>
 #include <tapegrad/nn/checkpoint.h>
+#include "../support/test_names.h"
 
-namespace tg = tapegrad;
-namespace nn = tapegrad::nn;
-namespace fs = std::filesystem;
 using M = tg::Matrix<float>;
 
 namespace {

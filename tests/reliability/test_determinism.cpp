@@ -17,9 +17,8 @@
 #include <tapegrad/nn/lstm_cell.h>
 #include <tapegrad/nn/optim.h>
 #include <tapegrad/nn/tbptt.h>
+#include "../support/test_names.h"
 
-namespace tg = tapegrad;
-namespace nn = tapegrad::nn;
 using S = float;
 using M = tg::Matrix<S>;
 

@@ -15,8 +15,8 @@
 #include <tapegrad/tape.h>
 
 #include "../support/file_bytes.h"
+#include "../support/test_names.h"
 
-namespace tg = tapegrad;
 using M = tg::Matrix<double>;
 using V = tg::Var<double>;
 
