@@ -23,57 +23,51 @@ Matrix<S> uniform(Index rows, Index cols, std::mt19937_64& rng, double lo = -1, 
   return m;
 }
 
+// Runs step(xp_t) for each step t (the b rows of xp at t) and stacks what it returns by rows.
+template <class S, class Step>
+Var<S> each_step(const Var<S>& xp, Index b, Step&& step) {
+  std::vector<Var<S>> outs;
+  for (Index t = 0; t * b < xp.rows(); ++t) outs.push_back(step(slice_rows(xp, t * b, b)));
+  return concat_rows<S>(outs);
+}
+
 // h_t = tanh(xp_t + h_{t-1} w), unrolled with slice_rows / matmul / add / tanh, stacked by rows.
 template <class S>
 Var<S> rnn_unrolled(const Var<S>& xp, const Var<S>& h0, const Var<S>& w) {
-  const Index b = h0.rows();
-  std::vector<Var<S>> outs;
   Var<S> h = h0;
-  for (Index t = 0; t * b < xp.rows(); ++t) {
-    h = tanh(add(slice_rows(xp, t * b, b), matmul(h, w)));
-    outs.push_back(h);
-  }
-  return concat_rows<S>(outs);
+  return each_step(xp, h0.rows(), [&](const Var<S>& xt) { return h = tanh(add(xt, matmul(h, w))); });
 }
 
 // The LSTM (gates i, f, g, o) unrolled with the core ops; each step's rows are [h_t | c_t].
 template <class S>
 Var<S> lstm_unrolled(const Var<S>& xp, const Var<S>& h0, const Var<S>& c0, const Var<S>& w) {
-  const Index b = h0.rows();
   const Index n = h0.cols();
-  std::vector<Var<S>> outs;
   Var<S> h = h0;
   Var<S> c = c0;
-  for (Index t = 0; t * b < xp.rows(); ++t) {
-    const Var<S> a = add(slice_rows(xp, t * b, b), matmul(h, w));
+  return each_step(xp, h0.rows(), [&](const Var<S>& xt) {
+    const Var<S> a = add(xt, matmul(h, w));
     const Var<S> i = sigmoid(slice_cols(a, 0, n));
     const Var<S> f = sigmoid(slice_cols(a, n, n));
     const Var<S> g = tanh(slice_cols(a, 2 * n, n));
     const Var<S> o = sigmoid(slice_cols(a, 3 * n, n));
     c = add(mul(f, c), mul(i, g));
     h = mul(o, tanh(c));
-    outs.push_back(concat_cols<S>({h, c}));
-  }
-  return concat_rows<S>(outs);
+    return concat_cols<S>({h, c});
+  });
 }
 
 // PyTorch's GRU unrolled as nn::GruCell writes it: gh = affine(h, w, b), gates r, z, n.
 template <class S>
 Var<S> gru_unrolled(const Var<S>& xp, const Var<S>& h0, const Var<S>& w, const Var<S>& bias) {
-  const Index b = h0.rows();
   const Index n = h0.cols();
-  std::vector<Var<S>> outs;
   Var<S> h = h0;
-  for (Index t = 0; t * b < xp.rows(); ++t) {
-    const Var<S> gi = slice_rows(xp, t * b, b);
+  return each_step(xp, h0.rows(), [&](const Var<S>& gi) {
     const Var<S> gh = affine(h, w, bias);
     const Var<S> r = sigmoid(add(slice_cols(gi, 0, n), slice_cols(gh, 0, n)));
     const Var<S> z = sigmoid(add(slice_cols(gi, n, n), slice_cols(gh, n, n)));
     const Var<S> c = tanh(add(slice_cols(gi, 2 * n, n), mul(r, slice_cols(gh, 2 * n, n))));
-    h = add(mul(add_scalar(neg(z), S(1)), c), mul(z, h));
-    outs.push_back(h);
-  }
-  return concat_rows<S>(outs);
+    return h = add(mul(add_scalar(neg(z), S(1)), c), mul(z, h));
+  });
 }
 
 // max |a - b| / (1 + |b|) over the elements.
