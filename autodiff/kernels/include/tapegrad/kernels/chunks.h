@@ -152,6 +152,10 @@ struct BackwardSetup {
         n_steps(seq_rows / nb),
         step_wt(w, true, nb),
         plan(plan_chunks(scratch_steps, n_steps, step_wt.one_thread(), product_work(nb, nh, w.cols()))) {}
+  /// The scratch rows of the n steps of the chunk starting at step t0.
+  auto chunk_rows(Matrix<S>& scratch, Index t0, Index n) const {
+    return scratch.middleRows(plan.first_row(t0, nb), n * nb);
+  }
   Index nb;
   Index nh;
   Index n_steps;

@@ -62,15 +62,11 @@ void gru_backward_steps(OpCtx<S>& c, InputGrad input_grad) {
   const Index nh = setup.nh;
   const bool want_h0 = c.needs_grad(1);
   const bool want_input = c.needs_grad(0);
-  // The dgh rows of the chunk starting at step t0.
-  const auto chunk_rows = [&dgh, &setup, nb](Index t0, Index n) {
-    return dgh.middleRows(setup.plan.first_row(t0, nb), n * nb);
-  };
   carry.setZero();
   walk_back_in_chunks(
       setup.plan, setup.n_steps,
       [&](Index t, Index t0) {
-        auto dgt = chunk_rows(t0, t - t0 + 1).bottomRows(nb);
+        auto dgt = setup.chunk_rows(dgh, t0, t - t0 + 1).bottomRows(nb);
         for (Index r = 0; r < nb; ++r) {
           const S* a = saved.row(t * nb + r).data();
           const ConstRowArray<S> rg(a, nh), z(a + nh, nh), n(a + 2 * nh, nh), ghn(a + 3 * nh, nh);
@@ -90,7 +86,7 @@ void gru_backward_steps(OpCtx<S>& c, InputGrad input_grad) {
       },
       // A complete chunk's dgh rows feed dW_hh and db_hh in one go.
       [&](Index t0, Index n) {
-        const auto dg_chunk = chunk_rows(t0, n);
+        const auto dg_chunk = setup.chunk_rows(dgh, t0, n);
         const auto prev = [&y](Index first, Index count) { return y.middleRows(first, count); };
         if (c.needs_grad(2)) add_weight_grad(c.gx(2), x0, prev, dg_chunk, t0, n, nb);
         if (c.needs_grad(3)) c.gx(3) += dg_chunk.colwise().sum();

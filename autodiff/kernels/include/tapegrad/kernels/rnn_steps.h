@@ -39,22 +39,18 @@ void rnn_backward_steps(OpCtx<S>& c, InputGrad input_grad) {
   const BackwardSetup<S> setup(x0, c.x(2), y.rows(), da.rows() / x0.rows());
   const Index nb = setup.nb;
   const bool want_h0 = c.needs_grad(1);
-  // The dA rows of the chunk starting at step t0.
-  const auto chunk_rows = [&da, &setup, nb](Index t0, Index n) {
-    return da.middleRows(setup.plan.first_row(t0, nb), n * nb);
-  };
   carry.setZero();
   walk_back_in_chunks(
       setup.plan, setup.n_steps,
       [&](Index t, Index t0) {
-        auto dat = chunk_rows(t0, t - t0 + 1).bottomRows(nb);
+        auto dat = setup.chunk_rows(da, t0, t - t0 + 1).bottomRows(nb);
         dat.array() =
             (gy.middleRows(t * nb, nb).array() + carry.array()) * (S(1) - y.middleRows(t * nb, nb).array().square());
         if (t > 0 || want_h0) setup.step_wt.product(carry, dat, Assign);
       },
       // A complete chunk's dA rows feed the input gradient and dW in one go.
       [&](Index t0, Index n) {
-        const auto da_chunk = chunk_rows(t0, n);
+        const auto da_chunk = setup.chunk_rows(da, t0, n);
         if (c.needs_grad(0)) input_grad(t0 * nb, da_chunk);
         const auto prev = [&y](Index first, Index count) { return y.middleRows(first, count); };
         if (c.needs_grad(2)) add_weight_grad(c.gx(2), x0, prev, da_chunk, t0, n, nb);
