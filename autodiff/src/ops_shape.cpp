@@ -10,68 +10,71 @@
 
 namespace tapegrad {
 
-// y = [x_0 x_1 ...] side by side;  dx_i = the columns of g that x_i produced
-template <class S>
-Var<S> concat_cols(std::span<const Var<S>> parts) {
-  TAPEGRAD_CHECK(!parts.empty(), ValueError, "concat_cols: needs at least one part");
-  Index cols = 0;
-  for (std::size_t i = 0; i < parts.size(); ++i) {
-    TAPEGRAD_CHECK(parts[i].rows() == parts[0].rows(), ShapeError,
-                   "concat_cols: part {} is {} but part 0 is {}; every part needs {} rows", i, parts[i].shape(),
-                   parts[0].shape(), parts[0].rows());
-    cols = detail::checked_add("concat_cols", cols, parts[i].cols());
+namespace {
+
+// Rows: parts stacked top to bottom (concat_rows); Cols: side by side (concat_cols).
+enum class JoinAxis { Rows, Cols };
+
+template <JoinAxis A, class M>
+auto part_block(M& m, Index at, Index n) {
+  if constexpr (A == JoinAxis::Rows) {
+    return m.middleRows(at, n);
+  } else {
+    return m.middleCols(at, n);
   }
+}
+
+template <JoinAxis A, class M>
+Index along(const M& m) {
+  return A == JoinAxis::Rows ? m.rows() : m.cols();
+}
+
+// y = the parts joined along A;  dx_i = the block of g that x_i produced
+template <JoinAxis A, class S>
+Var<S> join_parts(const char* op, std::span<const Var<S>> parts) {
+  constexpr JoinAxis kOther = A == JoinAxis::Rows ? JoinAxis::Cols : JoinAxis::Rows;
+  TAPEGRAD_CHECK(!parts.empty(), ValueError, "{}: needs at least one part", op);
+  Index total = 0;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    TAPEGRAD_CHECK(along<kOther>(parts[i]) == along<kOther>(parts[0]), ShapeError,
+                   "{}: part {} is {} but part 0 is {}; every part needs {} {}", op, i, parts[i].shape(),
+                   parts[0].shape(), along<kOther>(parts[0]), A == JoinAxis::Rows ? "columns" : "rows");
+    total = detail::checked_add(op, total, along<A>(parts[i]));
+  }
+  const Shape out = A == JoinAxis::Rows ? Shape{total, parts[0].cols()} : Shape{parts[0].rows(), total};
   return apply<S>(
-      {"concat_cols", {parts[0].rows(), cols}}, parts,
+      {op, out}, parts,
       [](OpCtx<S>& c) {
         if (c.y().size() == 0) return;  // a block of an empty matrix offsets a null pointer (UB)
         Index at = 0;
         for (std::size_t i = 0; i < c.num_inputs(); ++i) {
-          c.y().middleCols(at, c.x(i).cols()) = c.x(i);
-          at += c.x(i).cols();
+          part_block<A>(c.y(), at, along<A>(c.x(i))) = c.x(i);
+          at += along<A>(c.x(i));
         }
       },
       [](OpCtx<S>& c) {
         if (c.y().size() == 0) return;
         Index at = 0;
         for (std::size_t i = 0; i < c.num_inputs(); ++i) {
-          const Index w = c.x(i).cols();
-          if (c.needs_grad(i)) c.gx(i) += c.gy().middleCols(at, w);
-          at += w;
+          const Index n = along<A>(c.x(i));
+          if (c.needs_grad(i)) c.gx(i) += part_block<A>(c.gy(), at, n);
+          at += n;
         }
       });
 }
 
-// y = [x_0; x_1; ...] stacked;  dx_i = the rows of g that x_i produced
+}  // namespace
+
+// y = [x_0 x_1 ...] side by side
+template <class S>
+Var<S> concat_cols(std::span<const Var<S>> parts) {
+  return join_parts<JoinAxis::Cols, S>("concat_cols", parts);
+}
+
+// y = [x_0; x_1; ...] stacked
 template <class S>
 Var<S> concat_rows(std::span<const Var<S>> parts) {
-  TAPEGRAD_CHECK(!parts.empty(), ValueError, "concat_rows: needs at least one part");
-  Index rows = 0;
-  for (std::size_t i = 0; i < parts.size(); ++i) {
-    TAPEGRAD_CHECK(parts[i].cols() == parts[0].cols(), ShapeError,
-                   "concat_rows: part {} is {} but part 0 is {}; every part needs {} columns", i, parts[i].shape(),
-                   parts[0].shape(), parts[0].cols());
-    rows = detail::checked_add("concat_rows", rows, parts[i].rows());
-  }
-  return apply<S>(
-      {"concat_rows", {rows, parts[0].cols()}}, parts,
-      [](OpCtx<S>& c) {
-        if (c.y().size() == 0) return;  // a block of an empty matrix offsets a null pointer (UB)
-        Index at = 0;
-        for (std::size_t i = 0; i < c.num_inputs(); ++i) {
-          c.y().middleRows(at, c.x(i).rows()) = c.x(i);
-          at += c.x(i).rows();
-        }
-      },
-      [](OpCtx<S>& c) {
-        if (c.y().size() == 0) return;
-        Index at = 0;
-        for (std::size_t i = 0; i < c.num_inputs(); ++i) {
-          const Index h = c.x(i).rows();
-          if (c.needs_grad(i)) c.gx(i) += c.gy().middleRows(at, h);
-          at += h;
-        }
-      });
+  return join_parts<JoinAxis::Rows, S>("concat_rows", parts);
 }
 
 // y = x[:, begin:begin+count];  dx[:, begin:begin+count] += g
