@@ -44,7 +44,7 @@ class GruCell : public BuiltinCell<GruCell<S>, S, GruCellOptions> {
   Parameter<S> b_hh;  ///< [1 x 3H]
   static constexpr std::array kParameters{&GruCell::W_ih, &GruCell::W_hh, &GruCell::b_ih, &GruCell::b_hh};
 
-  /// The gates and the new h from the input half gi.
+  /// The gates and the new h from the input half gi = x W_ih + b_ih (BuiltinCell::project_input).
   State<S> recur(const Weights& w, const Var<S>& gi, const State<S>& s) const;
   /// The whole recurrence as one op, for forward_sequence and forward_tokens: gru_sequence(_gather); without b_hh it
   /// reads a constant zero row, the same values as dropping b_hh.

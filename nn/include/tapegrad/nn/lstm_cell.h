@@ -46,7 +46,7 @@ class LstmCell : public BuiltinCell<LstmCell<S>, S, LstmCellOptions> {
   Parameter<S> b;     ///< [1 x 4H], gate blocks i, f, g, o; empty (no parameter) with bias = false
   static constexpr std::array kParameters{&LstmCell::W_ih, &LstmCell::W_hh, &LstmCell::b};
 
-  /// The gates and the new {h, c} from the input projection xp.
+  /// The gates and the new {h, c} from xp = x W_ih + b (BuiltinCell::project_input).
   State<S> recur(const Weights& w, const Var<S>& xp, const State<S>& s) const;
   /// The whole recurrence as one op, for forward_sequence and forward_tokens: lstm_sequence(_gather).
   std::optional<SequenceResult<S>> fused_recurrence(const Weights& w, const FusedInput<S>& in,

@@ -48,7 +48,7 @@ class RnnCell : public BuiltinCell<RnnCell<S>, S, RnnCellOptions> {
   Parameter<S> b;     ///< [1 x H]; empty, and no parameter, with bias = false
   static constexpr std::array kParameters{&RnnCell::W_ih, &RnnCell::W_hh, &RnnCell::b};
 
-  /// The rest of a step, from its input projection xp.
+  /// The rest of a step, from its input projection xp = x W_ih + b (BuiltinCell::project_input).
   State<S> recur(const Weights& w, const Var<S>& xp, const State<S>& s) const;
   /// The whole recurrence as one op, for forward_sequence and forward_tokens: rnn_sequence(_gather), tanh only.
   std::optional<SequenceResult<S>> fused_recurrence(const Weights& w, const FusedInput<S>& in,
