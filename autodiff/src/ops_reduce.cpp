@@ -173,8 +173,10 @@ Var<S> log_softmax(const Var<S>& x) {
       });
 }
 
-// loss = sum over rows not ignored of (logsumexp(x_r) - x_r[t_r]), divided by their count for Mean.
-// dx_r = g * scale * (softmax(x_r) - onehot(t_r)); the probabilities are saved in aux(0).
+// loss_r = logsumexp(x_r) - x_r[t_r] for rows not ignored (0 for the others); the loss is their
+// sum, times 1/count for Mean, or the column of them for None.
+// dx_r = g_r * scale * (softmax(x_r) - onehot(t_r)), g_r = g for a reduced loss; the
+// probabilities are saved in aux(0).
 template <class S>
 Var<S> softmax_cross_entropy(const Var<S>& logits, std::span<const std::int32_t> targets, Reduction reduction,
                              std::int32_t ignore_index) {
@@ -195,32 +197,37 @@ Var<S> softmax_cross_entropy(const Var<S>& logits, std::span<const std::int32_t>
     ++count;
   }
   // Mean over the rows that count; when every row is ignored the loss is 0 with zero gradient.
-  const S scale = reduction == Reduction::Sum ? S(1) : (count > 0 ? S(1) / static_cast<S>(count) : S(0));
+  const S scale = reduction != Reduction::Mean ? S(1) : (count > 0 ? S(1) / static_cast<S>(count) : S(0));
+  const bool per_row = reduction == Reduction::None;
   return apply<S>(
-      {"softmax_cross_entropy", {1, 1}, {logits.shape()}, targets}, {logits},
-      [scale, ignore_index](OpCtx<S>& c) {
+      {"softmax_cross_entropy", {per_row ? n : 1, 1}, {logits.shape()}, targets}, {logits},
+      [scale, ignore_index, per_row](OpCtx<S>& c) {
         const Matrix<S>& x = c.x(0);
         Matrix<S>& p = c.aux(0);
         // -log p_t = log z - (x_t - shift), summed in double: both terms are small, so there is no
         // cancellation at 1e4. The exp runs once over the whole shifted matrix: rows of K = 65
-        // are not aligned, and Eigen would compute each row's unaligned head and tail with scalar expf.
+        // are not aligned, and Eigen would compute each row's unaligned head and tail with scalar
+        // expf. Per row, y keeps x_t - shift (exactly, it is an S) until log z is known.
         double loss = 0;
         const auto target = [&c](Index r) { return c.ints()[static_cast<std::size_t>(r)]; };
         for (Index r = 0; r < x.rows(); ++r) {
           p.row(r).array() = x.row(r).array() - row_shift(x.row(r));
+          if (per_row) c.y()(r, 0) = target(r) != ignore_index ? p(r, target(r)) : S(0);
           if (target(r) != ignore_index) loss -= static_cast<double>(p(r, target(r)));
         }
         p.array() = p.array().exp();
         for (Index r = 0; r < x.rows(); ++r) {
           const S z = p.row(r).sum();
           p.row(r) /= z;
-          if (target(r) != ignore_index) loss += static_cast<double>(std::log(z));
+          if (target(r) == ignore_index) continue;
+          const double log_z = static_cast<double>(std::log(z));
+          loss += log_z;
+          if (per_row) c.y()(r, 0) = static_cast<S>(log_z - static_cast<double>(c.y()(r, 0)));
         }
-        c.y()(0, 0) = static_cast<S>(loss) * scale;
+        if (!per_row) c.y()(0, 0) = static_cast<S>(loss) * scale;
       },
-      [scale, ignore_index](OpCtx<S>& c) {
+      [scale, ignore_index, per_row](OpCtx<S>& c) {
         if (!c.needs_grad(0)) return;
-        const S g = c.gy()(0, 0) * scale;
         // In a release sweep the probabilities may become dL/dlogits in place (assigned, not added).
         const bool in_place = c.take_aux_as_gx(0, 0);
         Matrix<S>& gx = c.gx(0);
@@ -230,6 +237,7 @@ Var<S> softmax_cross_entropy(const Var<S>& logits, std::span<const std::int32_t>
             if (in_place) gx.row(r).setZero();
             continue;
           }
+          const S g = (per_row ? c.gy()(r, 0) : c.gy()(0, 0)) * scale;
           if (in_place) {
             gx.row(r) *= g;
           } else {

@@ -7,9 +7,9 @@
 
 #include <fmt/format.h>
 
+#include <tapegrad/nn/rnn_cell.h>
 #include <tapegrad/nn/svg_plot.h>
 
-#include "linear_rnn.h"
 #include "sections.h"
 #include "trainer.h"
 
@@ -19,13 +19,21 @@ namespace {
 
 constexpr double kScale = 1.2;  // sigma_max(W): with gamma = 1 (identity), gamma * sigma > 1
 
+// The linear RNN h_t = x_t U + h_{t-1} W + b: an RnnCell with the identity as its activation, so
+// gamma = 1 and the one-step Jacobian is exactly W^T. W = kScale x a random orthogonal matrix.
+nn::RnnCell<double> linear_rnn(const Options& o, std::mt19937_64& rng) {
+  return nn::RnnCell<double>(
+      {.input_size = 2, .hidden_size = o.hidden, .activation = nn::Activation::Identity, .recurrent_scale = kScale},
+      rng);
+}
+
 std::string path_in(const Options& o, const std::string& name) {
   return (std::filesystem::path(o.out) / name).string();
 }
 
 TrainResult run(const Options& o, int length, const Batch& test, double clip) {
   std::mt19937_64 init_rng(o.seed);  // the same initial weights for both runs
-  LinearRnn net(2, o.hidden, kScale, init_rng);
+  nn::RnnCell<double> net = linear_rnn(o, init_rng);
   nn::Linear<double> head({.input_size = o.hidden, .output_size = 1}, init_rng);
   TrainConfig cfg;
   cfg.length = length;
@@ -35,7 +43,7 @@ TrainResult run(const Options& o, int length, const Batch& test, double clip) {
   cfg.sgd = true;
   cfg.clip = clip;
   cfg.seed = o.seed;
-  return train(Model<LinearRnn>{net, head}, cfg, test);
+  return train(Model<nn::RnnCell<double>>{net, head}, cfg, test);
 }
 
 // printf's "-nan" is platform noise; say NaN / Inf.
@@ -119,9 +127,9 @@ void run_explode_and_clip(const Options& o, Results& results) {
   const Batch probe = make_batch(data_rng, o.batch, length);
   {
     std::mt19937_64 init_rng(o.seed);
-    LinearRnn net(2, o.hidden, kScale, init_rng);
+    nn::RnnCell<double> net = linear_rnn(o, init_rng);
     nn::Linear<double> head({.input_size = o.hidden, .output_size = 1}, init_rng);
-    const auto f = flow(Model<LinearRnn>{net, head}, probe, net.W_hh.value, 1.0);
+    const auto f = flow(Model<nn::RnnCell<double>>{net, head}, probe, net.W_hh.value, 1.0);
     std::printf("   at init: %s\n", f.summary().c_str());
     std::printf("            ||dL/dh_0|| / ||dL/dh_T|| = %.3e (bound %.1f^%d = %.3e)\n",
                 f.steps.front().grad_norm / f.steps.back().grad_norm, f.bound, length, std::pow(f.bound, length));

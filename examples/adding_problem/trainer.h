@@ -1,6 +1,6 @@
 // Training one model on the adding problem and measuring its gradient flow. A "cell" here is
-// anything shaped like the nn cells (step / output / initial_state / parameters): nn::RnnCell,
-// nn::LstmCell, or the LinearRnn of linear_rnn.h. The read-out is an nn::Linear H -> 1 on the
+// anything shaped like the nn cells (step / output / initial_state / parameters): nn::RnnCell
+// (tanh, or the identity for the linear RNN) or nn::LstmCell. The read-out is an nn::Linear H -> 1 on the
 // last hidden state, the loss nn::mse_loss.
 #pragma once
 
@@ -147,7 +147,7 @@ nn::GradientFlowReport flow(Model<Cell> model, const Batch& b, const tg::Matrix<
   const auto loss = model.loss(tape, b, &hs);
   nn::GradientFlowOptions o;
   o.product_norms = false;
-  return nn::gradient_flow(tape, loss, std::span<const tg::Var<double>>(hs), W, gamma, o);
+  return nn::gradient_flow(tape, loss, hs, W, gamma, o);
 }
 
 }  // namespace adding

@@ -47,7 +47,7 @@ tapegrad::nn::GradientFlowReport write_gradient_flow(Model<Cell>& model, const B
     s = r.next;
     hs.push_back(model.rnn().layer_state(s, top).h());
   }
-  auto report = tapegrad::nn::gradient_flow<S>(tape, loss, hs, recurrent_block(model), tapegrad::nn::kTanhGamma);
+  auto report = tapegrad::nn::gradient_flow(tape, loss, hs, recurrent_block(model), tapegrad::nn::kTanhGamma);
   tapegrad::nn::write_svg(report, (out_dir / "gradient_flow.svg").string(), title);
   tapegrad::nn::write_csv(report, (out_dir / "gradient_flow.csv").string());
   return report;

@@ -45,7 +45,7 @@ nn::GradientFlowReport measure(Cell& cell, const M& W, int steps, std::mt19937_6
     hs.push_back(s.h());
   }
   const Var<double> loss = mse_loss(hs.back(), tape.constant(random_matrix(1, kHidden, rng, 0.5)));
-  return nn::gradient_flow<double>(tape, loss, hs, W, nn::kTanhGamma);
+  return nn::gradient_flow(tape, loss, hs, W, nn::kTanhGamma);
 }
 
 }  // namespace

@@ -1,11 +1,9 @@
-// The cells' argument checks (declared in cell.h and sequence_check.h). The list of state names
+// The cells' argument checks (declared in cell.h). The list of state names
 // for a message is built only when a check fails: these run at every step.
 #include <string>
 
 #include <tapegrad/error.h>
 #include <tapegrad/nn/cell.h>
-
-#include "sequence_check.h"
 
 namespace tapegrad::nn::detail {
 

@@ -2,6 +2,7 @@
 // a log-linear fit of the decay, and CSV / JSON / SVG output.
 #include <tapegrad/nn/diagnostics.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <limits>
@@ -37,17 +38,33 @@ std::string GradientFlowReport::summary() const {
   if (verdict == FlowVerdict::Undetermined) {
     return fmt::format("undetermined: fewer than two non-zero ||dL/dh_k||; gamma*sigma_max(W) = {:.4g}", bound);
   }
-  const int span = steps.empty() ? 0 : steps.back().k - steps.front().k;
   return fmt::format(
       "{}: ||dL/dh_k|| x{:.4g} per step back ({:+.2f} decades over {} steps); gamma*sigma_max(W) = {:.4g}",
-      verdict_name(verdict), decay_rate, decades, span, bound);
+      verdict_name(verdict), decay_rate, decades, fit_end - 1 - fit_begin, bound);
 }
 
-void summarize(GradientFlowReport& report, double decades_threshold) {
-  // Least squares of ln ||dL/dh_k|| = a + b k over the steps with a positive finite norm.
+namespace {
+
+// fit with end = -1 resolved to last_k + 1, after the checks summarize documents.
+FitRange resolve(const char* function, FitRange fit, int last_k) {
+  const int end = fit.end == -1 ? last_k + 1 : fit.end;
+  TAPEGRAD_CHECK(fit.begin >= 0 && end > fit.begin && end <= last_k + 1, ValueError,
+                 "{}: the fit range [{}, {}) must be a non-empty range of the steps 0 .. {} (end -1: through {})",
+                 function, fit.begin, fit.end, last_k, last_k);
+  return {fit.begin, end};
+}
+
+}  // namespace
+
+void summarize(GradientFlowReport& report, double decades_threshold, FitRange fit) {
+  const FitRange range = resolve("summarize", fit, report.steps.empty() ? 0 : report.steps.back().k);
+  report.fit_begin = report.steps.empty() ? range.begin : std::max(range.begin, report.steps.front().k);
+  report.fit_end = range.end;
+  // Least squares of ln ||dL/dh_k|| = a + b k over the steps in range with a positive finite norm.
   double n = 0, sk = 0, sy = 0, skk = 0, sky = 0;
   int k_min = std::numeric_limits<int>::max(), k_max = std::numeric_limits<int>::min();
   for (const GradientFlowStep& s : report.steps) {
+    if (s.k < range.begin || s.k >= range.end) continue;
     if (!(std::isfinite(s.grad_norm) && s.grad_norm > 0.0)) continue;
     const double k = s.k, y = std::log(s.grad_norm);
     n += 1;
@@ -78,8 +95,9 @@ void summarize(GradientFlowReport& report, double decades_threshold) {
 }
 
 template <class S>
-GradientFlowReport gradient_flow(Tape<S>& tape, const Var<S>& loss, std::span<const Var<S>> hs, const Matrix<S>& W,
-                                 double gamma, const GradientFlowOptions& options) {
+GradientFlowReport gradient_flow(Tape<S>& tape, const Var<S>& loss, std::span<const std::type_identity_t<Var<S>>> hs,
+                                 const std::type_identity_t<Matrix<S>>& W, double gamma,
+                                 const GradientFlowOptions& options) {
   TAPEGRAD_CHECK(hs.size() >= 2, ValueError, "gradient_flow: hs holds {} states; it needs h_0 .. h_T with T >= 1",
                  hs.size());
   TAPEGRAD_CHECK(std::isfinite(gamma) && gamma > 0.0, ValueError,
@@ -97,6 +115,7 @@ GradientFlowReport gradient_flow(Tape<S>& tape, const Var<S>& loss, std::span<co
                  "gradient_flow: W is {} but the states are {}; W must be the [H x H] matrix multiplying h",
                  shape_of(W), hs[0].shape());
   const int T = static_cast<int>(hs.size()) - 1;
+  resolve("gradient_flow", options.fit, T);  // before the sweeps, so a bad range costs nothing
   const Index n = options.block == JacobianBlock::FirstRow ? width : batch * width;
 
   GradientFlowReport report;
@@ -157,7 +176,7 @@ GradientFlowReport gradient_flow(Tape<S>& tape, const Var<S>& loss, std::span<co
       }
     }
   }
-  summarize(report, options.decades_threshold);
+  summarize(report, options.decades_threshold, options.fit);
   return report;
 }
 
@@ -175,6 +194,7 @@ std::string to_json(const GradientFlowReport& report) {
   out += fmt::format("  \"verdict\": \"{}\",\n", verdict_name(report.verdict));
   out += fmt::format("  \"decay_rate\": {},\n", json_number(report.decay_rate));
   out += fmt::format("  \"decades\": {},\n", json_number(report.decades));
+  out += fmt::format("  \"fit_begin\": {},\n  \"fit_end\": {},\n", report.fit_begin, report.fit_end);
   out += fmt::format("  \"gamma\": {},\n", json_number(report.gamma));
   out += fmt::format("  \"sigma_max_w\": {},\n", json_number(report.sigma_max_w));
   out += fmt::format("  \"bound\": {},\n", json_number(report.bound));
@@ -224,9 +244,9 @@ void write_svg(const GradientFlowReport& report, const std::string& path, const 
   write_text_file_atomic(path, to_svg(report, title));
 }
 
-#define TAPEGRAD_NN_INSTANTIATE_FLOW(S)                                                                         \
-  template GradientFlowReport gradient_flow(Tape<S>&, const Var<S>&, std::span<const Var<S>>, const Matrix<S>&, \
-                                            double, const GradientFlowOptions&);
+#define TAPEGRAD_NN_INSTANTIATE_FLOW(S)                                                                            \
+  template GradientFlowReport gradient_flow<S>(Tape<S>&, const Var<S>&, std::span<const Var<S>>, const Matrix<S>&, \
+                                               double, const GradientFlowOptions&);
 TAPEGRAD_NN_INSTANTIATE_FLOW(float)
 TAPEGRAD_NN_INSTANTIATE_FLOW(double)
 

@@ -27,6 +27,16 @@ Var<S> Embedding<S>::forward(const Var<S>& table_var, std::span<const std::int32
   return gather_rows(table_var, ids);
 }
 
+template <class S>
+Var<S> Embedding<S>::tied_logits(const Var<S>& table_var, const Var<S>& h) const {
+  const Shape want{num_embeddings(), embedding_dim()};
+  TAPEGRAD_CHECK(table_var.shape() == want, ShapeError, "Embedding.tied_logits: the table is {}, expected {}",
+                 table_var.shape(), want);
+  TAPEGRAD_CHECK(h.cols() == embedding_dim(), ShapeError,
+                 "Embedding.tied_logits: h is {}, expected [B x {}] (embedding_dim)", h.shape(), embedding_dim());
+  return matmul(h, transpose(table_var));
+}
+
 template class Embedding<float>;
 template class Embedding<double>;
 

@@ -2,43 +2,27 @@
 #include <tapegrad/nn/init.h>
 
 #include "gate_init.h"
-#include "sequence_check.h"
 
 namespace tapegrad::nn {
 
 template <class S>
-GruCell<S>::GruCell(const CellOptions& options, std::mt19937_64& rng)
-    : Base(options),
+GruCell<S>::GruCell(const GruCellOptions& options, std::mt19937_64& rng)
+    : BuiltinCell<GruCell<S>, S, GruCellOptions>(options),
       W_ih(Matrix<S>(options.input_size, 3 * options.hidden_size), "W_ih"),
-      W_hh(Matrix<S>(options.hidden_size, 3 * options.hidden_size), "W_hh"),
-      b_ih(Matrix<S>::Zero(1, 3 * options.hidden_size), "b_ih"),
-      b_hh(Matrix<S>::Zero(1, 3 * options.hidden_size), "b_hh") {
+      W_hh(Matrix<S>(options.hidden_size, 3 * options.hidden_size), "W_hh") {
   const Index h = options.hidden_size;
+  if (options.bias) {
+    b_ih = Parameter<S>(Matrix<S>::Zero(1, 3 * h), "b_ih");
+    b_hh = Parameter<S>(Matrix<S>::Zero(1, 3 * h), "b_hh");
+  }
   detail::init_gate_blocks<S>(W_ih.value, 3, h, [&](Matrix<S>& m) { init::xavier_uniform(m, rng); });
   detail::init_gate_blocks<S>(W_hh.value, 3, h, [&](Matrix<S>& m) { init::orthogonal(m, rng); });
 }
 
 template <class S>
-std::optional<SequenceResult<S>> GruCell<S>::fused_sequence(const Weights& w, const Var<S>& xp, const State<S>& s0,
-                                                            const SequenceOptions& options) const {
-  if (!options.fused) return std::nullopt;
-  const Var<S> hs = gru_sequence(xp, s0.h(), w.W_hh, w.b_hh);
-  return SequenceResult<S>{hs, {{detail::last_step_rows(hs, s0.h().rows())}}};
-}
-
-template <class S>
-std::optional<SequenceResult<S>> GruCell<S>::fused_tokens(const Weights& w, const Var<S>& table,
-                                                          std::span<const std::int32_t> ids, const State<S>& s0,
-                                                          const SequenceOptions& options) const {
-  if (!options.fused) return std::nullopt;
-  const Var<S> hs = gru_sequence_gather(table, ids, s0.h(), w.W_hh, w.b_hh);
-  return SequenceResult<S>{hs, {{detail::last_step_rows(hs, s0.h().rows())}}};
-}
-
-template <class S>
 State<S> GruCell<S>::recur(const Weights& w, const Var<S>& gi, const State<S>& s) const {
   const Index h = this->hidden_size();
-  const Var<S> gh = affine(s.h(), w.W_hh, w.b_hh);  // [B x 3H]: h W_h* + b_h*
+  const Var<S> gh = affine_or_matmul(s.h(), w.W_hh, w.b_hh);  // [B x 3H]: h W_h* + b_h*
   const Var<S> rz = sigmoid(slice_cols(gi, 0, 2 * h) + slice_cols(gh, 0, 2 * h));
   const Var<S> r = slice_cols(rz, 0, h);
   const Var<S> z = slice_cols(rz, h, h);

@@ -49,6 +49,7 @@ Var<S> nll_loss(const Var<S>& log_probs, std::span<const std::int32_t> targets, 
   }
   Var<S> picked = pick<S>(log_probs, index);
   if (counted != shape.rows) picked = mask_mul<S>(picked, keep);
+  if (options.reduction == Reduction::None) return neg<S>(picked);
   Var<S> total = sum<S>(picked);
   if (options.reduction == Reduction::Sum || counted == 0) return neg<S>(total);
   return mul_scalar<S>(total, S(-1) / static_cast<S>(counted));
@@ -61,7 +62,8 @@ Var<S> mse_loss(const Var<S>& pred, const Var<S>& target, Reduction reduction) {
   TAPEGRAD_CHECK(pred.shape() == target.shape(), ShapeError,
                  "mse_loss: pred is {} but target is {} (shapes must match exactly)", pred.shape(), target.shape());
   if (reduction == Reduction::Mean) return tapegrad::mse_loss<S>(pred, target);
-  return sum<S>(square<S>(sub<S>(pred, target)));
+  const Var<S> squared = square<S>(sub<S>(pred, target));
+  return reduction == Reduction::None ? squared : sum<S>(squared);
 }
 
 #define TAPEGRAD_NN_INSTANTIATE_LOSS(S)                                                            \

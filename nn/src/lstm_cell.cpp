@@ -4,45 +4,23 @@
 #include <tapegrad/nn/lstm_cell.h>
 
 #include "gate_init.h"
-#include "sequence_check.h"
 
 namespace tapegrad::nn {
 
-namespace {
-// A fused LSTM's outputs h_1..h_T and the last step's {h, c}.
-template <class S>
-SequenceResult<S> lstm_result(const LstmStates<S>& hc, Index batch) {
-  return {hc.h, {{detail::last_step_rows(hc.h, batch), detail::last_step_rows(hc.c, batch)}}};
-}
-}  // namespace
-
 template <class S>
 LstmCell<S>::LstmCell(const LstmCellOptions& options, std::mt19937_64& rng)
-    : Base(options),
+    : BuiltinCell<LstmCell<S>, S, LstmCellOptions>(options),
       W_ih(Matrix<S>(options.input_size, 4 * options.hidden_size), "W_ih"),
-      W_hh(Matrix<S>(options.hidden_size, 4 * options.hidden_size), "W_hh"),
-      b(Matrix<S>::Zero(1, 4 * options.hidden_size), "b") {
+      W_hh(Matrix<S>(options.hidden_size, 4 * options.hidden_size), "W_hh") {
   TAPEGRAD_CHECK(std::isfinite(options.forget_bias), ValueError, "{}: forget_bias must be finite, got {}", kName,
                  options.forget_bias);
   const Index h = options.hidden_size;
   detail::init_gate_blocks<S>(W_ih.value, 4, h, [&](Matrix<S>& m) { init::xavier_uniform(m, rng); });
   detail::init_gate_blocks<S>(W_hh.value, 4, h, [&](Matrix<S>& m) { init::orthogonal(m, rng); });
-  b.value.middleCols(h, h).setConstant(static_cast<S>(options.forget_bias));
-}
-
-template <class S>
-std::optional<SequenceResult<S>> LstmCell<S>::fused_sequence(const Weights& w, const Var<S>& xp, const State<S>& s0,
-                                                             const SequenceOptions& options) const {
-  if (!options.fused) return std::nullopt;
-  return lstm_result(lstm_sequence(xp, s0.h(), s0.c(), w.W_hh), s0.h().rows());
-}
-
-template <class S>
-std::optional<SequenceResult<S>> LstmCell<S>::fused_tokens(const Weights& w, const Var<S>& table,
-                                                           std::span<const std::int32_t> ids, const State<S>& s0,
-                                                           const SequenceOptions& options) const {
-  if (!options.fused) return std::nullopt;
-  return lstm_result(lstm_sequence_gather(table, ids, s0.h(), s0.c(), w.W_hh), s0.h().rows());
+  if (options.bias) {
+    b = Parameter<S>(Matrix<S>::Zero(1, 4 * h), "b");
+    b.value.middleCols(h, h).setConstant(static_cast<S>(options.forget_bias));
+  }
 }
 
 template <class S>

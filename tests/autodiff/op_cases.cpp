@@ -48,16 +48,18 @@ double sigmoid_ref(double v) { return 1.0 / (1.0 + std::exp(-v)); }
 // Cross-entropy written as the definition: -log(exp(x_t) / sum exp(x)).
 ReferenceFn ce_reference(std::vector<std::int32_t> targets, Reduction red, std::int32_t ignore) {
   return [=](Refs x) {
-    double loss = 0;
+    M per_row = M::Zero(x[0].rows(), 1);
     int n = 0;
     for (Index r = 0; r < x[0].rows(); ++r) {
       const std::int32_t t = targets[static_cast<std::size_t>(r)];
       if (t == ignore) continue;
       double z = 0;
       for (Index c = 0; c < x[0].cols(); ++c) z += std::exp(x[0](r, c));
-      loss -= std::log(std::exp(x[0](r, t)) / z);
+      per_row(r, 0) = -std::log(std::exp(x[0](r, t)) / z);
       ++n;
     }
+    if (red == Reduction::None) return per_row;
+    const double loss = per_row.sum();
     return scalar(red == Reduction::Mean ? loss / n : loss);
   };
 }
@@ -337,6 +339,14 @@ std::vector<OpCase> build() {
       "softmax_cross_entropy/ignore_mean", {{4, 5}},
       [with_ignored](In x) { return softmax_cross_entropy(x[0], with_ignored, Reduction::Mean); }, R,
       ce_reference(with_ignored, Reduction::Mean, -100));
+  row(
+      "softmax_cross_entropy/none", {{4, 5}},
+      [targets](In x) { return softmax_cross_entropy(x[0], targets, Reduction::None); }, R,
+      ce_reference(targets, Reduction::None, -100));
+  row(
+      "softmax_cross_entropy/ignore_none", {{4, 5}},
+      [with_ignored](In x) { return softmax_cross_entropy(x[0], with_ignored, Reduction::None); }, R,
+      ce_reference(with_ignored, Reduction::None, -100));
   const std::vector<std::int32_t> custom_ignore = {3, 3, 0, 1};
   row(
       "softmax_cross_entropy/ignore_custom_sum", {{4, 5}},

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <tapegrad/nn/diagnostics.h>
+#include <tapegrad/nn/rnn_cell.h>
 #include <tapegrad/nn/svg_plot.h>
 #include <tapegrad/ops.h>
 
@@ -433,4 +434,100 @@ TEST(SvgPlot, NarrowRangeLabelsTwoThreeAndFive) {
   for (const char* label : {">2<", ">3<", ">5<"}) EXPECT_NE(svg.find(label), std::string::npos) << label;
   std::vector<nn::PlotSeries> wide{{"norm", {0, 1}, {1e-6, 1.0}, false}};
   EXPECT_EQ(count(nn::plot_log_svg(wide, {}), "class=\"minor-label\""), 0u);
+}
+
+// ---- fit range and argument deduction ---------------------------------------------------------
+
+namespace {
+
+// A linear RNN (RnnCell, Activation::Identity) whose recurrent matrix is a * I for steps
+// 1 .. m and c * I for steps m+1 .. T; loss = sum(h_T * v). Then, exactly,
+//   ||dL/dh_k|| = ||v|| c^(T-k)               for k >= m,
+//   ||dL/dh_k|| = ||v|| c^(T-m) a^(m-k)       for k <= m.
+struct TwoRateRnn {
+  static constexpr Index kH = 3;
+  static constexpr int kM = 6, kT = 14;
+  Tape<double> tape;
+  std::vector<Var<double>> hs;
+  Var<double> loss;
+  M v;
+  TwoRateRnn(double a, double c, std::mt19937_64& rng) {
+    nn::RnnCell<double> first({.input_size = 2, .hidden_size = kH, .activation = nn::Activation::Identity}, rng);
+    nn::RnnCell<double> second = first;
+    first.W_hh.value = a * M::Identity(kH, kH);
+    second.W_hh.value = c * M::Identity(kH, kH);
+    hs.push_back(tape.variable(random_matrix(1, kH, rng)));
+    nn::State<double> s{{hs[0]}};
+    for (int t = 1; t <= kT; ++t) {
+      s = (t <= kM ? first : second).step(tape.constant(random_matrix(1, 2, rng)), s);
+      hs.push_back(s.h());
+    }
+    v = random_matrix(1, kH, rng);
+    loss = sum(hs.back() * tape.constant(v));
+  }
+};
+
+}  // namespace
+
+TEST(GradientFlow, LinearRnnWithAIdentityDecaysByAPerStep) {
+  std::mt19937_64 rng(11);
+  const double a = 0.7;
+  TwoRateRnn m(a, a, rng);
+  // No template argument: S comes from the tape, and hs is a std::vector.
+  const GradientFlowReport r = nn::gradient_flow(m.tape, m.loss, m.hs, M(a * M::Identity(3, 3)), 1.0);
+  for (int k = 0; k <= TwoRateRnn::kT; ++k) {
+    EXPECT_NEAR(r.steps[static_cast<std::size_t>(k)].grad_norm, m.v.norm() * std::pow(a, TwoRateRnn::kT - k), 1e-13)
+        << "k " << k;
+  }
+  EXPECT_NEAR(r.decay_rate, a, 1e-12);
+  EXPECT_EQ(r.fit_begin, 0);
+  EXPECT_EQ(r.fit_end, TwoRateRnn::kT + 1);
+}
+
+TEST(GradientFlow, FitRangeFitsOnlyTheChosenSteps) {
+  std::mt19937_64 rng(12);
+  const double a = 0.5, c = 0.9;
+  TwoRateRnn m(a, c, rng);
+  const M W = a * M::Identity(3, 3);
+  nn::GradientFlowOptions early;
+  early.product_norms = false;
+  early.fit = {0, TwoRateRnn::kM + 1};  // k = 0 .. m: the a steps
+  const GradientFlowReport r_early = nn::gradient_flow(m.tape, m.loss, m.hs, W, 1.0, early);
+  EXPECT_NEAR(r_early.decay_rate, a, 1e-12);
+  EXPECT_NEAR(r_early.decades, TwoRateRnn::kM * std::log10(a), 1e-11);
+  EXPECT_EQ(r_early.fit_begin, 0);
+  EXPECT_EQ(r_early.fit_end, TwoRateRnn::kM + 1);
+  EXPECT_NE(r_early.summary().find("over 6 steps"), std::string::npos) << r_early.summary();
+
+  nn::GradientFlowOptions late = early;
+  late.fit = {TwoRateRnn::kM, -1};  // k = m .. T: the c steps
+  const GradientFlowReport r_late = nn::gradient_flow(m.tape, m.loss, m.hs, W, 1.0, late);
+  EXPECT_NEAR(r_late.decay_rate, c, 1e-12);
+  EXPECT_EQ(r_late.fit_end, TwoRateRnn::kT + 1);
+  // The same table either way; only the fit differs. Over all steps it is neither rate.
+  EXPECT_EQ(r_late.steps[0].grad_norm, r_early.steps[0].grad_norm);
+  const GradientFlowReport r_all = nn::gradient_flow(m.tape, m.loss, m.hs, W, 1.0);
+  EXPECT_GT(r_all.decay_rate, a + 0.05);
+  EXPECT_LT(r_all.decay_rate, c - 0.05);
+
+  // summarize refits a finished report the same way.
+  GradientFlowReport refit = r_all;
+  nn::summarize(refit, 1.0, {TwoRateRnn::kM, -1});
+  EXPECT_NEAR(refit.decay_rate, c, 1e-12);
+  EXPECT_NE(to_json(refit).find("\"fit_begin\": 6"), std::string::npos);
+}
+
+TEST(GradientFlow, BadFitRangeThrowsValueError) {
+  std::mt19937_64 rng(13);
+  TwoRateRnn m(0.5, 0.5, rng);
+  const M W = 0.5 * M::Identity(3, 3);
+  for (const nn::FitRange bad : {nn::FitRange{-1, 5}, nn::FitRange{4, 4}, nn::FitRange{3, 16}, nn::FitRange{20, -1}}) {
+    nn::GradientFlowOptions o;
+    o.fit = bad;
+    expect_error<ValueError>([&] { (void)nn::gradient_flow(m.tape, m.loss, m.hs, W, 1.0, o); },
+                             {"gradient_flow", "fit range", "0 .. 14"});
+  }
+  GradientFlowReport r;
+  for (int k = 0; k <= 4; ++k) r.steps.push_back({k, 1.0 + k, 0, 0, 0, 0});
+  expect_error<ValueError>([&] { nn::summarize(r, 1.0, {2, 9}); }, {"summarize", "[2, 9)", "0 .. 4"});
 }

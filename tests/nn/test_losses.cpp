@@ -156,3 +156,91 @@ TEST(LossGradcheck, CrossEntropyNllAndMse) {
       gradcheck([&](std::span<const Var<double>> in) { return nn::mse_loss(in[0], in[1], Reduction::Sum); }, {x0, t0});
   EXPECT_TRUE(mse) << mse.message();
 }
+
+// ---- reduction None: one loss per row -------------------------------------------------------
+
+TEST(CrossEntropy, NoneGivesPerRowClosedForms) {
+  Tape<double> t;
+  auto x = t.variable(logits_2x3());
+  const std::vector<std::int32_t> y = {2, 0};
+  const Var<double> per_row = nn::cross_entropy(x, y, {.reduction = Reduction::None});
+  ASSERT_EQ(per_row.shape(), (Shape{2, 1}));
+  EXPECT_NEAR(per_row.value()(0, 0), kRow0, 1e-12);
+  EXPECT_NEAR(per_row.value()(1, 0), kRow1, 1e-12);
+  // Weighting the rows by w gives dL/dx_r = w_r (softmax(x_r) - onehot(t_r)).
+  M w(2, 1);
+  w << 2.0, -0.5;
+  t.backward(sum(per_row * t.constant(w)));
+  const double z0 = std::exp(1.0) + std::exp(2.0) + std::exp(3.0);
+  EXPECT_NEAR(x.grad()(0, 2), 2.0 * (std::exp(3.0) / z0 - 1), 1e-12);
+  EXPECT_NEAR(x.grad()(0, 0), 2.0 * std::exp(1.0) / z0, 1e-12);
+  EXPECT_NEAR(x.grad()(1, 0), -0.5 * (1.0 / 3 - 1), 1e-12);
+  EXPECT_NEAR(x.grad()(1, 1), -0.5 / 3, 1e-12);
+
+  const std::vector<std::int32_t> ignored = {-100, 0};
+  const Var<double> some = nn::cross_entropy(x, ignored, {.reduction = Reduction::None});
+  EXPECT_EQ(some.value()(0, 0), 0.0);
+  EXPECT_NEAR(some.value()(1, 0), kRow1, 1e-12);
+}
+
+TEST(CrossEntropy, NoneIsStableForLargeFloatLogits) {
+  // Rows of 1e4-sized logits: the per-row loss is log(1 + e^-1) and log(2), not inf or 0.
+  Matrix<float> big(2, 2);
+  big << 1e4f, 1e4f - 1, -1e4f, -1e4f;
+  Tape<float> t;
+  const std::vector<std::int32_t> y = {0, 1};
+  const Var<float> per_row = nn::cross_entropy(t.constant(big), y, {.reduction = Reduction::None});
+  EXPECT_NEAR(per_row.value()(0, 0), std::log1p(std::exp(-1.0)), 1e-6);
+  EXPECT_NEAR(per_row.value()(1, 0), std::log(2.0), 1e-6);
+}
+
+TEST(NllLoss, NoneGivesNegatedPicksAndZeroForIgnoredRows) {
+  M lp(3, 2);
+  lp << -0.2, -1.7, -0.9, -0.5, -3, -0.05;
+  Tape<double> t;
+  auto x = t.variable(lp);
+  const std::vector<std::int32_t> y = {1, -100, 0};
+  const Var<double> per_row = nn::nll_loss(x, y, {.reduction = Reduction::None});
+  M want(3, 1);
+  want << 1.7, 0, 3;
+  EXPECT_EQ(per_row.value(), want);
+  t.backward(sum(per_row));
+  M grad = M::Zero(3, 2);
+  grad(0, 1) = -1;
+  grad(2, 0) = -1;
+  EXPECT_EQ(x.grad(), grad);
+}
+
+TEST(MseLoss, NoneGivesEachSquaredErrorAsPyTorch) {
+  M p(2, 2), q(2, 2);
+  p << 1, 2, 3, 4;
+  q << 0, 2, 1, 1;  // differences 1, 0, 2, 3
+  Tape<double> t;
+  const Var<double> each = nn::mse_loss(t.constant(p), t.constant(q), Reduction::None);
+  M want(2, 2);
+  want << 1, 0, 4, 9;
+  EXPECT_EQ(each.value(), want);
+  M col_p(3, 1), col_q(3, 1);  // [N x 1] predictions: the per-row column
+  col_p << 0.5, -1, 2;
+  col_q << 0, 1, 2;
+  const Var<double> rows = nn::mse_loss(t.constant(col_p), t.constant(col_q), Reduction::None);
+  M want_rows(3, 1);
+  want_rows << 0.25, 4, 0;
+  EXPECT_EQ(rows.value(), want_rows);
+}
+
+TEST(LossGradcheck, NoneReductions) {
+  M x0(3, 4);
+  x0 << 0.3, -1.2, 2.0, 0.1, 1.5, 0.4, -0.3, 0, -0.5, -0.7, 0.25, 1;
+  const std::vector<std::int32_t> y = {2, -100, 3};
+  const nn::LossOptions none{.reduction = Reduction::None};
+  auto ce = gradcheck([&](std::span<const Var<double>> in) { return nn::cross_entropy(in[0], y, none); }, {x0});
+  EXPECT_TRUE(ce) << ce.message();
+  auto nll =
+      gradcheck([&](std::span<const Var<double>> in) { return nn::nll_loss(log_softmax(in[0]), y, none); }, {x0});
+  EXPECT_TRUE(nll) << nll.message();
+  M t0 = M::Constant(3, 4, 0.5);
+  auto mse =
+      gradcheck([&](std::span<const Var<double>> in) { return nn::mse_loss(in[0], in[1], Reduction::None); }, {x0, t0});
+  EXPECT_TRUE(mse) << mse.message();
+}

@@ -105,7 +105,8 @@
   X(log_softmax, Var<S>, (const Var<S>& x))                                                                          \
   /* Fused softmax + cross-entropy with integer class targets, one per row of logits [N x K].                        \
      Rows whose target equals ignore_index contribute no loss and no gradient; Mean divides by                       \
-     the number of rows not ignored. Stable for logits of magnitude 1e4 in float32. [1 x 1] */                       \
+     the number of rows not ignored. Stable for logits of magnitude 1e4 in float32. [1 x 1], or                      \
+     with Reduction::None the per-row losses [N x 1] (0 in ignored rows). */                                         \
   X(softmax_cross_entropy, Var<S>,                                                                                   \
     (const Var<S>& logits, std::span<const std::int32_t> targets,                                                    \
      Reduction reduction TAPEGRAD_OP_DEFAULT(Reduction::Mean), std::int32_t ignore_index TAPEGRAD_OP_DEFAULT(-100))) \

@@ -19,8 +19,9 @@ namespace tapegrad {
 /// Which axis a reduction collapses: Rows gives [1 x cols] (e.g. sum over a batch), Cols gives
 /// [rows x 1] (e.g. sum over features).
 enum class Axis { Rows, Cols };
-/// How a per-row loss becomes one number.
-enum class Reduction { Sum, Mean };
+/// How per-row losses are reduced: to their sum or mean ([1 x 1]), or not at all (None: one
+/// loss per row, [N x 1], as PyTorch's reduction='none').
+enum class Reduction { Sum, Mean, None };
 
 /// The hidden and cell states of a fused LSTM over T steps, [T*B x H] each, time-major.
 template <class S>

@@ -6,6 +6,9 @@
 //   struct Weights { Var<S> a, b, ...; };          one Var per parameter, in kParameters order
 //   Parameter<S> a, b, ...;                         each constructed with its name
 //   static constexpr std::array kParameters{&Self::a, &Self::b, ...};   the order of everything
+// A parameter the cell leaves empty ([0 x 0], e.g. a bias with bias = false) is no parameter:
+// named_parameters, bind, num_parameter_tensors and checkpoints skip it, and its Weights member
+// is an empty Var (Var::empty()).
 //   Self(const Options&, std::mt19937_64&)          passes the options to Cell(options)
 // and its step, in one of two forms:
 //   State<S> next_state(const Weights& w, const Var<S>& x, const State<S>& s) const;
@@ -168,23 +171,27 @@ class Cell : public Module<S> {
   /// What the cell emits for a state: h.
   Var<S> output(const State<S>& s) const { return s.h(); }
 
-  /// The Parameters as leaves of tape.
+  /// The Parameters as leaves of tape (an absent one as an empty Var).
   template <class D = Derived>
   typename D::Weights bind(Tape<S>& tape) {
     return [&]<std::size_t... k>(std::index_sequence<k...>) {
-      return typename D::Weights{tape.leaf(self().*D::kParameters[k])...};
+      return typename D::Weights{leaf_if_present(tape, self().*D::kParameters[k])...};
     }
     (std::make_index_sequence<D::kParameters.size()>{});
   }
   /// Given Vars in named_parameters() order; count (ValueError) and shapes (ShapeError) are checked.
   template <class D = Derived>
   typename D::Weights bind(std::span<const Var<S>> vars) const {
-    detail::check_weight_count(D::kName, vars.size(), D::kParameters.size());
-    for (std::size_t k = 0; k < vars.size(); ++k) {
+    detail::check_weight_count(D::kName, vars.size(), num_parameter_tensors());
+    std::array<Var<S>, D::kParameters.size()> slots;  // absent parameters stay empty
+    std::size_t next = 0;
+    for (std::size_t k = 0; k < slots.size(); ++k) {
       const Parameter<S>& p = self().*D::kParameters[k];
-      detail::check_weight_shape(D::kName, p.name, vars[k].shape(), p.shape());
+      if (!present(p)) continue;
+      detail::check_weight_shape(D::kName, p.name, vars[next].shape(), p.shape());
+      slots[k] = vars[next++];
     }
-    return [&]<std::size_t... k>(std::index_sequence<k...>) { return typename D::Weights{vars[k]...}; }
+    return [&]<std::size_t... k>(std::index_sequence<k...>) { return typename D::Weights{slots[k]...}; }
     (std::make_index_sequence<D::kParameters.size()>{});
   }
 
@@ -192,14 +199,23 @@ class Cell : public Module<S> {
   [[nodiscard]] Index hidden_size() const { return options_.hidden_size; }
   [[nodiscard]] Index output_size() const { return options_.hidden_size; }
   [[nodiscard]] std::size_t state_tensors() const { return Derived::kStateNames.size(); }
-  [[nodiscard]] std::size_t num_parameter_tensors() const { return Derived::kParameters.size(); }
+  [[nodiscard]] std::size_t num_parameter_tensors() const {
+    std::size_t n = 0;
+    for (const auto member : Derived::kParameters) n += present(self().*member) ? 1 : 0;
+    return n;
+  }
   [[nodiscard]] const Options& options() const { return options_; }
 
   void visit_parameters(const ParameterVisitor<S>& v) override {
-    for (const auto member : Derived::kParameters) v((self().*member).name, self().*member);
+    for (const auto member : Derived::kParameters) {
+      if (present(self().*member)) v((self().*member).name, self().*member);
+    }
   }
 
  private:
+  static bool present(const Parameter<S>& p) { return p.value.size() > 0; }
+  static Var<S> leaf_if_present(Tape<S>& tape, Parameter<S>& p) { return present(p) ? tape.leaf(p) : Var<S>(); }
+
   template <class D = Derived>
   State<S> one_step(const typename D::Weights& w, const Var<S>& x, const State<S>& s) const {
     if constexpr (ProjectsInput<D>) {

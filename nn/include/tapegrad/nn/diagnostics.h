@@ -9,6 +9,7 @@
 
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <tapegrad/tape.h>
@@ -34,6 +35,13 @@ const char* verdict_name(FlowVerdict v);
 /// "first_row" or "full".
 const char* block_name(JacobianBlock b);
 
+/// The steps k whose ||dL/dh_k|| the decay is fitted over: [begin, end); end = -1 means through
+/// the last step T. E.g. {5, 20} fits k = 5 .. 19 only, leaving out a transient near the loss.
+struct FitRange {
+  int begin = 0;
+  int end = -1;
+};
+
 /// How gradient_flow works.
 struct GradientFlowOptions {
   JacobianBlock block = JacobianBlock::FirstRow;
@@ -42,6 +50,8 @@ struct GradientFlowOptions {
   /// Verdict: vanishing (exploding) when the fitted ||dL/dh_k|| falls (rises) by more than
   /// this many decades from k = T back to the first k; stable otherwise.
   double decades_threshold = 1.0;
+  /// The steps the decay rate, decades and verdict are fitted over.
+  FitRange fit;
 };
 
 /// The numbers for one time step k (h_k is the state after k steps; h_0 the initial state).
@@ -68,6 +78,9 @@ struct GradientFlowReport {
   double decay_rate = 0.0;
   double decades = 0.0;  ///< log10 change of the fitted line from the last k back to the first.
   FlowVerdict verdict = FlowVerdict::Undetermined;
+  /// The steps fitted over, [fit_begin, fit_end): all of them unless options.fit says otherwise.
+  int fit_begin = 0;
+  int fit_end = 0;
 
   /// One line, e.g. "vanishing: ||dL/dh_k|| x0.81 per step back (-4.6 decades over 50 steps);
   /// gamma*sigma_max(W) = 0.9".
@@ -76,24 +89,29 @@ struct GradientFlowReport {
 
 /// Measures gradient flow through the states hs = {h_0, ..., h_T} of an unrolled recurrence
 /// recorded on tape, for the scalar loss. W is the recurrent matrix (the one multiplying h)
-/// and gamma the activation's largest slope (kTanhGamma, kLogisticGamma). For an LSTM pass
-/// the h states and W_hh restricted to one gate; the bound then is only a reference line.
+/// and gamma the activation's largest slope (kTanhGamma, kLogisticGamma, 1 for a linear RNN).
+/// For an LSTM pass the h states and W_hh restricted to one gate; the bound then is only a
+/// reference line. hs may be any contiguous range of Vars (a std::vector, a span), and S is
+/// deduced from the tape.
 ///
 /// Runs one backward sweep for dL/dh_k, one node_jacobian (jacobian.h) per step, and, for the
 /// products, one sweep per element of h_T's block reading dh_T/dh_k for every k at once. No
 /// sweep touches Parameter::grad or runs hooks; Var::grad() values on the tape are
 /// overwritten. ||dL/dh_k|| is over the whole [B x H] gradient; the Jacobian norms over the
 /// block options.block selects. To get numbers for h_0, record it with tape.variable().
-/// Throws ValueError if hs has fewer than 2 states or gamma <= 0; ShapeError if the loss is
-/// not [1 x 1], the states differ in shape or W is not [H x H]; TapeError for a stale Var or
-/// one of another tape.
+/// Throws ValueError if hs has fewer than 2 states, gamma <= 0 or options.fit is not a
+/// non-empty range within 0 .. T; ShapeError if the loss is not [1 x 1], the states differ
+/// in shape or W is not [H x H]; TapeError for a stale Var or one of another tape.
 template <class S>
-GradientFlowReport gradient_flow(Tape<S>& tape, const Var<S>& loss, std::span<const Var<S>> hs, const Matrix<S>& W,
-                                 double gamma, const GradientFlowOptions& options = {});
+GradientFlowReport gradient_flow(Tape<S>& tape, const Var<S>& loss, std::span<const std::type_identity_t<Var<S>>> hs,
+                                 const std::type_identity_t<Matrix<S>>& W, double gamma,
+                                 const GradientFlowOptions& options = {});
 
-/// Fits log ||dL/dh_k|| on k and fills decay_rate, decades and verdict (used by gradient_flow;
-/// public so a report built elsewhere can be summarised the same way).
-void summarize(GradientFlowReport& report, double decades_threshold = 1.0);
+/// Fits log ||dL/dh_k|| on k over the steps in fit and fills decay_rate, decades, verdict and
+/// the fit range (used by gradient_flow; public so a report built elsewhere can be summarised
+/// the same way). ValueError if fit starts below 0, ends at or before its start, or ends past
+/// the last step + 1.
+void summarize(GradientFlowReport& report, double decades_threshold = 1.0, FitRange fit = {});
 
 /// CSV with a header row: k,grad_norm,step_spectral,step_frobenius,product_spectral,bound.
 /// Numbers are written in the shortest form that reads back to the same double; NaN as "nan".

@@ -1,4 +1,5 @@
 // A lookup table of K learned vectors of width D: forward(ids) stacks table rows ids[0..B).
+// tied_logits reuses the table as the output layer (weight tying: head = table^T).
 #pragma once
 
 #include <cstdint>
@@ -28,6 +29,14 @@ class Embedding : public Module<S> {
   Var<S> forward(Tape<S>& tape, std::span<const std::int32_t> ids) { return forward(tape.leaf(table), ids); }
   /// The same with a given table Var of shape [K x D].
   Var<S> forward(const Var<S>& table_var, std::span<const std::int32_t> ids) const;
+
+  /// The output layer tied to the table (PyTorch's head.weight = embedding.weight): h [B x D] ->
+  /// logits [B x K] = h table^T, no bias. Give it the table Var forward read (Tape::leaf returns
+  /// the same leaf for the same Parameter on one tape): one Parameter, whose gradient is the sum
+  /// of its two uses. ShapeError unless table_var is [K x D] and h has D columns.
+  Var<S> tied_logits(const Var<S>& table_var, const Var<S>& h) const;
+  /// The same with the module's table.
+  Var<S> tied_logits(const Var<S>& h) { return tied_logits(h.tape().leaf(table), h); }
 
   [[nodiscard]] Index num_embeddings() const { return options_.num_embeddings; }
   [[nodiscard]] Index embedding_dim() const { return options_.embedding_dim; }

@@ -7,35 +7,33 @@
 //   g = tanh(a[:, 2H:3H])       o = sigmoid(a[:, 3H:4H])
 //   c' = f * c + i * g          h' = o * tanh(c')
 //
-// One bias b [1 x 4H] (PyTorch's b_ih + b_hh folded into one).
+// One bias b [1 x 4H] (PyTorch's b_ih + b_hh folded into one), or none with bias = false.
 #pragma once
 
 #include <array>
-#include <cstdint>
 #include <optional>
 #include <random>
-#include <span>
 
-#include <tapegrad/nn/cell.h>
+#include <tapegrad/nn/builtin_cell.h>
 
 namespace tapegrad::nn {
 
 struct LstmCellOptions {
   Index input_size = 0;
   Index hidden_size = 0;
-  /// Added to the forget-gate slice of b at init, so the cell starts out remembering.
+  /// Added to the forget-gate slice of b at init, so the cell starts out remembering (unused
+  /// with bias = false).
   double forget_bias = 1.0;
+  bool bias = true;  ///< false: no b at all, a = x W_ih + h W_hh.
 };
 
 /// LSTM cell. State: {h, c}, both [B x H]. Stepping, binding, sizes: see cell.h.
 template <class S>
-class LstmCell : public Cell<LstmCell<S>, S, LstmCellOptions> {
-  using Base = Cell<LstmCell<S>, S, LstmCellOptions>;
-
+class LstmCell : public BuiltinCell<LstmCell<S>, S, LstmCellOptions> {
  public:
   static constexpr const char* kName = "LstmCell";
   static constexpr std::array<const char*, 2> kStateNames{"h", "c"};
-  /// The weights one step reads (same order as named_parameters()).
+  /// The weights one step reads (same order as named_parameters()); b is empty with bias = false.
   struct Weights {
     Var<S> W_ih, W_hh, b;
   };
@@ -45,23 +43,19 @@ class LstmCell : public Cell<LstmCell<S>, S, LstmCellOptions> {
 
   Parameter<S> W_ih;  ///< [in x 4H], gate blocks i, f, g, o
   Parameter<S> W_hh;  ///< [H x 4H], gate blocks i, f, g, o
-  Parameter<S> b;     ///< [1 x 4H], gate blocks i, f, g, o
+  Parameter<S> b;     ///< [1 x 4H], gate blocks i, f, g, o; empty (no parameter) with bias = false
   static constexpr std::array kParameters{&LstmCell::W_ih, &LstmCell::W_hh, &LstmCell::b};
 
-  /// The part of a step that reads only the input: x W_ih + b, for one step or all of them.
-  Var<S> project_input(const Weights& w, const Var<S>& x) const { return affine(x, w.W_ih, w.b); }
-  /// The rest of a step, from its input projection xp.
+  /// The gates and the new {h, c} from xp = x W_ih + b (BuiltinCell::project_input).
   State<S> recur(const Weights& w, const Var<S>& xp, const State<S>& s) const;
-
- private:
-  friend Base;
-  /// forward_sequence and forward_tokens: lstm_sequence(_gather) when fused, one tape entry for the whole
-  /// recurrence; nullopt otherwise (op by op).
-  std::optional<SequenceResult<S>> fused_sequence(const Weights& w, const Var<S>& xp, const State<S>& s0,
-                                                  const SequenceOptions& options) const;
-  std::optional<SequenceResult<S>> fused_tokens(const Weights& w, const Var<S>& table,
-                                                std::span<const std::int32_t> ids, const State<S>& s0,
-                                                const SequenceOptions& options) const;
+  /// The whole recurrence as one op, for forward_sequence and forward_tokens: lstm_sequence(_gather).
+  std::optional<SequenceResult<S>> fused_recurrence(const Weights& w, const FusedInput<S>& in,
+                                                    const State<S>& s0) const {
+    const LstmStates<S> hc = in.ids.empty() ? lstm_sequence(in.rows, s0.h(), s0.c(), w.W_hh)
+                                            : lstm_sequence_gather(in.rows, in.ids, s0.h(), s0.c(), w.W_hh);
+    const Index batch = s0.h().rows();
+    return SequenceResult<S>{hc.h, {{detail::last_step_rows(hc.h, batch), detail::last_step_rows(hc.c, batch)}}};
+  }
 };
 
 extern template class LstmCell<float>;
