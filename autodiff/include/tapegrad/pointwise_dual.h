@@ -34,11 +34,11 @@ template <class A, class B>
 using DualOf = std::conditional_t<kIsDual<A>, A, B>;
 // The operand as a Dual of D's type: a constant has zero partials.
 template <class D>
-const D& dual_of(const D& x) {
+TAPEGRAD_POINTWISE_INLINE const D& dual_of(const D& x) {
   return x;
 }
 template <class D, Constant C>
-D dual_of(C c) {
+TAPEGRAD_POINTWISE_INLINE D dual_of(C c) {
   D x;
   x.v.setConstant(static_cast<typename D::Array::Scalar>(c));
   for (auto& d : x.d) d.setZero();
@@ -46,7 +46,7 @@ D dual_of(C c) {
 }
 // y = f(x) with f' = derivative (an array of W lanes): every partial is scaled by it.
 template <class D, class V>
-D chain(const D& x, typename D::Array value, const V& derivative) {
+TAPEGRAD_POINTWISE_INLINE D chain(const D& x, typename D::Array value, const V& derivative) {
   D y;
   y.v = value;
   const typename D::Array scale = derivative;
@@ -58,15 +58,14 @@ D chain(const D& x, typename D::Array value, const V& derivative) {
 // ---- arithmetic: a constant operand adds no partial (and no 0 * x term, which an infinite x
 // would turn into NaN) ---------------------------------------------------------------------------
 template <class S, int W, int K>
-Dual<S, W, K> operator-(const Dual<S, W, K>& x) {
+TAPEGRAD_POINTWISE_INLINE Dual<S, W, K> operator-(const Dual<S, W, K>& x) {
   Dual<S, W, K> y;
   y.v = -x.v;
   for (int k = 0; k < K; ++k) y.d[k] = -x.d[k];
   return y;
 }
 template <class A, class B>
-requires DualOperands<A, B>
-auto operator+(const A& a, const B& b) {
+TAPEGRAD_POINTWISE_INLINE auto operator+(const A& a, const B& b) requires DualOperands<A, B> {
   detail::DualOf<A, B> y;
   if constexpr (kIsDual<A> && kIsDual<B>) {
     y.v = a.v + b.v;
@@ -81,8 +80,7 @@ auto operator+(const A& a, const B& b) {
   return y;
 }
 template <class A, class B>
-requires DualOperands<A, B>
-auto operator-(const A& a, const B& b) {
+TAPEGRAD_POINTWISE_INLINE auto operator-(const A& a, const B& b) requires DualOperands<A, B> {
   if constexpr (kIsDual<B>) {
     return a + -b;
   } else {
@@ -90,8 +88,7 @@ auto operator-(const A& a, const B& b) {
   }
 }
 template <class A, class B>
-requires DualOperands<A, B>
-auto operator*(const A& a, const B& b) {
+TAPEGRAD_POINTWISE_INLINE auto operator*(const A& a, const B& b) requires DualOperands<A, B> {
   detail::DualOf<A, B> y;
   if constexpr (kIsDual<A> && kIsDual<B>) {
     y.v = a.v * b.v;
@@ -108,8 +105,7 @@ auto operator*(const A& a, const B& b) {
   return y;
 }
 template <class A, class B>
-requires DualOperands<A, B>
-auto operator/(const A& a, const B& b) {
+TAPEGRAD_POINTWISE_INLINE auto operator/(const A& a, const B& b) requires DualOperands<A, B> {
   detail::DualOf<A, B> y;
   if constexpr (kIsDual<A> && kIsDual<B>) {  // d(a/b) = (da - (a/b) db) / b
     y.v = a.v / b.v;
@@ -127,76 +123,77 @@ auto operator/(const A& a, const B& b) {
 
 // ---- comparisons (of the values) and choices (the chosen side's partials) -----------------------
 template <class A, class B>
-requires DualOperands<A, B>
-auto operator<(const A& a, const B& b) {
+TAPEGRAD_POINTWISE_INLINE auto operator<(const A& a, const B& b) requires DualOperands<A, B> {
   using D = detail::DualOf<A, B>;
   return Mask<D::Array::SizeAtCompileTime>{detail::dual_of<D>(a).v < detail::dual_of<D>(b).v};
 }
 template <class A, class B>
-requires DualOperands<A, B>
-auto operator>(const A& a, const B& b) { return b < a; }
+TAPEGRAD_POINTWISE_INLINE auto operator>(const A& a, const B& b) requires DualOperands<A, B> {
+  return b < a;
+}
 template <class A, class B>
-requires DualOperands<A, B>
-auto operator<=(const A& a, const B& b) {
+TAPEGRAD_POINTWISE_INLINE auto operator<=(const A& a, const B& b) requires DualOperands<A, B> {
   using D = detail::DualOf<A, B>;
   return Mask<D::Array::SizeAtCompileTime>{detail::dual_of<D>(a).v <= detail::dual_of<D>(b).v};
 }
 template <class A, class B>
-requires DualOperands<A, B>
-auto operator>=(const A& a, const B& b) { return b <= a; }
+TAPEGRAD_POINTWISE_INLINE auto operator>=(const A& a, const B& b) requires DualOperands<A, B> {
+  return b <= a;
+}
 template <int W, class A, class B>
-requires DualOperands<A, B>
-auto select(const Mask<W>& cond, const A& a, const B& b) {
+TAPEGRAD_POINTWISE_INLINE auto select(const Mask<W>& cond, const A& a, const B& b) requires DualOperands<A, B> {
   using D = detail::DualOf<A, B>;
   const D& x = detail::dual_of<D>(a);
   const D& y = detail::dual_of<D>(b);
   D out;
-  out.v = cond.m.select(x.v, y.v);
-  for (std::size_t k = 0; k < out.d.size(); ++k) out.d[k] = cond.m.select(x.d[k], y.d[k]);
+  out.v = detail::blend(cond.m, x.v, y.v);
+  for (std::size_t k = 0; k < out.d.size(); ++k) out.d[k] = detail::blend(cond.m, x.d[k], y.d[k]);
   return out;
 }
 template <class A, class B>
-requires DualOperands<A, B>
-auto max(const A& a, const B& b) { return select(a >= b, a, b); }
+TAPEGRAD_POINTWISE_INLINE auto max(const A& a, const B& b) requires DualOperands<A, B> {
+  return select(a >= b, a, b);
+}
 template <class A, class B>
-requires DualOperands<A, B>
-auto min(const A& a, const B& b) { return select(a <= b, a, b); }
+TAPEGRAD_POINTWISE_INLINE auto min(const A& a, const B& b) requires DualOperands<A, B> {
+  return select(a <= b, a, b);
+}
 
 // ---- functions: the value as in pointwise_lanes.h, the derivative as in the op's backward ------
 template <class S, int W, int K>
-Dual<S, W, K> exp(const Dual<S, W, K>& x) {
+TAPEGRAD_POINTWISE_INLINE Dual<S, W, K> exp(const Dual<S, W, K>& x) {
   const typename Dual<S, W, K>::Array y = x.v.exp();
   return detail::chain(x, y, y);
 }
 template <class S, int W, int K>
-Dual<S, W, K> log(const Dual<S, W, K>& x) {
+TAPEGRAD_POINTWISE_INLINE Dual<S, W, K> log(const Dual<S, W, K>& x) {
   return detail::chain(x, x.v.log(), x.v.inverse());
 }
 template <class S, int W, int K>
-Dual<S, W, K> sqrt(const Dual<S, W, K>& x) {
+TAPEGRAD_POINTWISE_INLINE Dual<S, W, K> sqrt(const Dual<S, W, K>& x) {
   const typename Dual<S, W, K>::Array y = x.v.sqrt();
   return detail::chain(x, y, S(0.5) / y);
 }
 template <class S, int W, int K>
-Dual<S, W, K> square(const Dual<S, W, K>& x) {
+TAPEGRAD_POINTWISE_INLINE Dual<S, W, K> square(const Dual<S, W, K>& x) {
   return detail::chain(x, x.v.square(), S(2) * x.v);
 }
 template <class S, int W, int K>
-Dual<S, W, K> abs(const Dual<S, W, K>& x) {
+TAPEGRAD_POINTWISE_INLINE Dual<S, W, K> abs(const Dual<S, W, K>& x) {
   return detail::chain(x, x.v.abs(), x.v.sign());
 }
 template <class S, int W, int K>
-Dual<S, W, K> tanh(const Dual<S, W, K>& x) {
+TAPEGRAD_POINTWISE_INLINE Dual<S, W, K> tanh(const Dual<S, W, K>& x) {
   const typename Dual<S, W, K>::Array y = x.v.tanh();
   return detail::chain(x, y, S(1) - y.square());
 }
 template <class S, int W, int K>
-Dual<S, W, K> sigmoid(const Dual<S, W, K>& x) {
+TAPEGRAD_POINTWISE_INLINE Dual<S, W, K> sigmoid(const Dual<S, W, K>& x) {
   const typename Dual<S, W, K>::Array y = sigmoid(Lanes<S, W>{x.v}).v;
   return detail::chain(x, y, y * (S(1) - y));
 }
 template <class S, int W, int K>
-Dual<S, W, K> relu(const Dual<S, W, K>& x) {
+TAPEGRAD_POINTWISE_INLINE Dual<S, W, K> relu(const Dual<S, W, K>& x) {
   return detail::chain(x, x.v.max(S(0)), (x.v > S(0)).template cast<S>());
 }
 
