@@ -8,6 +8,13 @@
 //   BM_TrainStep/<rnn|lstm>/<config>/unrolled  op by op per time step, as a user writes it by
 //       hand: gather, affine(x_t, W_ih, b) + matmul(h, W_hh), gate math (LSTM as nn::LstmCell),
 //       head and cross-entropy per step, losses summed.
+//   BM_TrainStep/<rnn|lstm|gru|indrnn>/<config>/cell      the same model through the public cell
+//       API, as a user writes a custom cell (bench/user_cells.h): Cell::forward_tokens over the
+//       split step project_input + recur, the recur step's elementwise math in ONE pointwise call
+//       (its backward derived, none written by hand), then the head and cross-entropy as `fused`.
+//   BM_TrainStep/<rnn|lstm|gru|indrnn>/<config>/cell_ops  the same cell with that math op by op.
+//   The GRU also has `fused` and `table` (gru_sequence, gru_sequence_gather); the IndRNN (the cell
+//   of examples/indrnn) has no fused op, so only `cell` and `cell_ops`.
 //
 // Each iteration is a full, realistic step: tape.clear() (buffers reused), parameters recorded
 // as leaves, backward, SGD update p -= lr * grad and zero_grad for all six parameters.
@@ -27,14 +34,17 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include <tapegrad/kernels/blas.h>
 #include <tapegrad/tapegrad.h>
 
 #include "tapegrad_env.h"
 #include "train_step_config.h"
+#include "user_cells.h"
 
 namespace {
 
@@ -47,19 +57,29 @@ using tapegrad_bench::Cell;
 using tapegrad_bench::TrainConfig;
 
 struct Model {
+  Cell cell;
   Parameter<float> E, W_ih, b, W_hh, V, c;
-  Model(Cell cell, const TrainConfig& cfg)
-      : E(Matrix<float>::Random(cfg.vocab, cfg.hidden) * 0.1F, "E"),
+  Parameter<float> b_hh;  // the GRU's recurrent bias; not part of the other models
+  Model(Cell cell_, const TrainConfig& cfg)
+      : cell(cell_),
+        E(Matrix<float>::Random(cfg.vocab, cfg.hidden) * 0.1F, "E"),
         W_ih(Matrix<float>::Random(cfg.hidden, tapegrad_bench::gate_cols(cell, cfg)) * scale(cfg), "W_ih"),
         b(Matrix<float>::Zero(1, tapegrad_bench::gate_cols(cell, cfg)), "b"),
-        W_hh(Matrix<float>::Random(cfg.hidden, tapegrad_bench::gate_cols(cell, cfg)) * scale(cfg), "W_hh"),
+        W_hh(Matrix<float>::Random(cell == Cell::IndRnn ? 1 : cfg.hidden, tapegrad_bench::gate_cols(cell, cfg)) *
+                 scale(cfg),
+             "W_hh"),  // the IndRNN's u [1 x H]
         V(Matrix<float>::Random(cfg.hidden, cfg.vocab) * scale(cfg), "V"),
-        c(Matrix<float>::Zero(1, cfg.vocab), "c") {}
+        c(Matrix<float>::Zero(1, cfg.vocab), "c"),
+        b_hh(Matrix<float>::Zero(1, tapegrad_bench::gate_cols(cell, cfg)), "b_hh") {}
   static float scale(const TrainConfig& cfg) { return 1.0F / std::sqrt(static_cast<float>(cfg.hidden)); }
   // The first parameter whose gradient is all zeros or not finite, or nullptr. A step that
   // leaves a parameter without gradient does less work than training and must not be timed
   // (it would look faster than a real step).
-  std::array<Parameter<float>*, 6> parameters() { return {&E, &W_ih, &b, &W_hh, &V, &c}; }
+  std::vector<Parameter<float>*> parameters() {
+    std::vector<Parameter<float>*> all{&E, &W_ih, &b, &W_hh, &V, &c};
+    if (cell == Cell::Gru) all.push_back(&b_hh);
+    return all;
+  }
   const char* parameter_without_gradient() {
     for (const Parameter<float>* p : parameters()) {
       if (!p->grad.allFinite() || p->grad.isZero(0.0F)) return p->name.c_str();
@@ -76,13 +96,15 @@ struct Model {
 
 struct Leaves {
   Var<float> E, W_ih, b, W_hh, V, c;
+  Var<float> b_hh;  // GRU only
   Leaves(Tape<float>& tape, Model& m)
       : E(tape.leaf(m.E)),
         W_ih(tape.leaf(m.W_ih)),
         b(tape.leaf(m.b)),
         W_hh(tape.leaf(m.W_hh)),
         V(tape.leaf(m.V)),
-        c(tape.leaf(m.c)) {}
+        c(tape.leaf(m.c)),
+        b_hh(m.cell == Cell::Gru ? tape.leaf(m.b_hh) : Var<float>{}) {}
 };
 
 Var<float> fused_loss(Cell cell, const TrainConfig& /*cfg*/, Tape<float>& tape, const Leaves& p,
@@ -90,8 +112,9 @@ Var<float> fused_loss(Cell cell, const TrainConfig& /*cfg*/, Tape<float>& tape, 
   const Var<float> x = tapegrad::gather_rows(p.E, std::span<const std::int32_t>(data.inputs));
   const Var<float> xp = tapegrad::affine(x, p.W_ih, p.b);  // [T*B x G], all steps at once
   const Var<float> h0 = tape.constant(zeros);
-  const Var<float> hs = cell == Cell::Rnn ? tapegrad::rnn_sequence(xp, h0, p.W_hh)
-                                          : tapegrad::lstm_sequence(xp, h0, tape.constant(zeros), p.W_hh).h;
+  const Var<float> hs = cell == Cell::Rnn   ? tapegrad::rnn_sequence(xp, h0, p.W_hh)
+                        : cell == Cell::Gru ? tapegrad::gru_sequence(xp, h0, p.W_hh, p.b_hh)
+                                            : tapegrad::lstm_sequence(xp, h0, tape.constant(zeros), p.W_hh).h;
   const Var<float> logits = tapegrad::affine(hs, p.V, p.c);  // [T*B x K]
   return tapegrad::softmax_cross_entropy(logits, std::span<const std::int32_t>(data.targets), tapegrad::Reduction::Sum);
 }
@@ -106,8 +129,9 @@ Var<float> table_loss(Cell cell, const TrainConfig& /*cfg*/, Tape<float>& tape, 
   const Var<float> table = tapegrad::affine(p.E, p.W_ih, p.b);  // [K x G]
   const std::span<const std::int32_t> ids(data.inputs);
   const Var<float> h0 = tape.constant(zeros);
-  const Var<float> hs = cell == Cell::Rnn
-                            ? tapegrad::rnn_sequence_gather(table, ids, h0, p.W_hh)
+  const Var<float> hs = cell == Cell::Rnn ? tapegrad::rnn_sequence_gather(table, ids, h0, p.W_hh)
+                        : cell == Cell::Gru
+                            ? tapegrad::gru_sequence_gather(table, ids, h0, p.W_hh, p.b_hh)
                             : tapegrad::lstm_sequence_gather(table, ids, h0, tape.constant(zeros), p.W_hh).h;
   const Var<float> logits = tapegrad::affine(hs, p.V, p.c);  // [T*B x K]
   return tapegrad::softmax_cross_entropy(logits, std::span<const std::int32_t>(data.targets), tapegrad::Reduction::Sum);
@@ -137,6 +161,24 @@ Var<float> unrolled_loss(Cell cell, const TrainConfig& cfg, Tape<float>& tape, c
     loss = t == 0 ? step_loss : loss + step_loss;
   }
   return loss;
+}
+
+// The model through the public cell API with a user's cell (user_cells.h): its weights are the
+// model's leaves (bind checks their shapes), its sequence Cell::forward_tokens, which projects the
+// inputs of all steps in one product and runs the user's recur step by step.
+template <class UserCell>
+Var<float> cell_loss(Cell cell, const TrainConfig& cfg, Tape<float>& tape, const Leaves& p,
+                     const tapegrad_bench::TokenData& data, const Matrix<float>& zeros) {
+  static std::optional<UserCell> user;  // built once per config, outside the timed steps' cost
+  if (!user || user->hidden_size() != cfg.hidden) user.emplace(tapegrad::nn::CellOptions{cfg.hidden, cfg.hidden});
+  std::vector<Var<float>> weights{p.W_ih, p.W_hh, p.b};
+  if (cell == Cell::Gru) weights = {p.W_ih, p.W_hh, p.b, p.b_hh};
+  tapegrad::nn::State<float> s0{{tape.constant(zeros)}};
+  if (cell == Cell::Lstm) s0.tensors.push_back(tape.constant(zeros));
+  const tapegrad::nn::SequenceResult<float> r =
+      user->forward_tokens(user->bind(weights), p.E, std::span<const std::int32_t>(data.inputs), s0);
+  const Var<float> logits = tapegrad::affine(r.outputs, p.V, p.c);  // [T*B x K]
+  return tapegrad::softmax_cross_entropy(logits, std::span<const std::int32_t>(data.targets), tapegrad::Reduction::Sum);
 }
 
 using LossFn = Var<float> (*)(Cell, const TrainConfig&, Tape<float>&, const Leaves&, const tapegrad_bench::TokenData&,
@@ -194,6 +236,36 @@ bool register_all() {
       benchmark::RegisterBenchmark((base + "table").c_str(), BM_TrainStep, cell, cfg, &table_loss, "table")
           ->Unit(benchmark::kMillisecond);
       benchmark::RegisterBenchmark((base + "unrolled").c_str(), BM_TrainStep, cell, cfg, &unrolled_loss, "unrolled")
+          ->Unit(benchmark::kMillisecond);
+    }
+  }
+  using tapegrad_bench::UserGru;
+  using tapegrad_bench::UserIndRnn;
+  using tapegrad_bench::UserLstm;
+  using tapegrad_bench::UserRnn;
+  struct CellPaths {
+    Cell cell;
+    LossFn pointwise, ops;
+  };
+  const CellPaths cell_paths[] = {
+      {Cell::Rnn, &cell_loss<UserRnn<true>>, &cell_loss<UserRnn<false>>},
+      {Cell::Lstm, &cell_loss<UserLstm<true>>, &cell_loss<UserLstm<false>>},
+      {Cell::Gru, &cell_loss<UserGru<true>>, &cell_loss<UserGru<false>>},
+      {Cell::IndRnn, &cell_loss<UserIndRnn<true>>, &cell_loss<UserIndRnn<false>>},
+  };
+  for (const CellPaths& paths : cell_paths) {
+    for (const TrainConfig& cfg : tapegrad_bench::kTrainConfigs) {
+      const std::string base =
+          std::string("BM_TrainStep/") + tapegrad_bench::cell_name(paths.cell) + "/" + cfg.name + "/";
+      if (paths.cell == Cell::Gru) {
+        benchmark::RegisterBenchmark((base + "fused").c_str(), BM_TrainStep, paths.cell, cfg, &fused_loss, "fused")
+            ->Unit(benchmark::kMillisecond);
+        benchmark::RegisterBenchmark((base + "table").c_str(), BM_TrainStep, paths.cell, cfg, &table_loss, "table")
+            ->Unit(benchmark::kMillisecond);
+      }
+      benchmark::RegisterBenchmark((base + "cell").c_str(), BM_TrainStep, paths.cell, cfg, paths.pointwise, "cell")
+          ->Unit(benchmark::kMillisecond);
+      benchmark::RegisterBenchmark((base + "cell_ops").c_str(), BM_TrainStep, paths.cell, cfg, paths.ops, "cell_ops")
           ->Unit(benchmark::kMillisecond);
     }
   }

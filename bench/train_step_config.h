@@ -5,14 +5,16 @@
 // One training step: forward over the whole sequence, summed cross-entropy, backward, SGD on
 // every parameter. Model (float32): embedding E [K x H] (embedding dim = H), input projection
 // W_ih [H x G] + bias [1 x G], recurrence W_hh [H x G], head V [H x K] + c [1 x K]; G = H for the
-// tanh RNN and 4H for the LSTM (gates i, f, g, o).
+// tanh RNN, 4H for the LSTM (gates i, f, g, o), 3H for the GRU (gates r, z, n; it also has the
+// recurrent bias b_hh [1 x 3H]). The IndRNN (bench_train_step only) has G = H and a recurrent
+// weight u [1 x H] per unit instead of W_hh, so no recurrence GEMM.
 //
 // GEMM FLOPs of one step, forward + backward, with N = T * B rows:
 //   forward : input projection 2 N H G, recurrence 2 N H G (T products [B x H][H x G]),
 //             head 2 N H K
 //   backward: each product A W has two gradient products of the same size (dA = dY W^T and
 //             dW = A^T dY), so twice the forward
-//   total   : 6 N H (2 G + K)
+//   total   : 6 N H (2 G + K)   (IndRNN: 6 N H (G + K))
 // Gathers, elementwise gate math, softmax and the SGD update are not counted (O(N H), O(N K)).
 #pragma once
 
@@ -37,20 +39,34 @@ inline constexpr TrainConfig kTrainConfigs[] = {
     {"large", 64, 1024, 256, 35}, {"long", 8, 256, 65, 1000},
 };
 
-enum class Cell { Rnn, Lstm };
+enum class Cell { Rnn, Lstm, Gru, IndRnn };
 
-inline const char* cell_name(Cell cell) { return cell == Cell::Rnn ? "rnn" : "lstm"; }
-/// Columns of the gate pre-activations: H for the RNN, 4H for the LSTM.
+inline const char* cell_name(Cell cell) {
+  switch (cell) {
+    case Cell::Rnn:
+      return "rnn";
+    case Cell::Lstm:
+      return "lstm";
+    case Cell::Gru:
+      return "gru";
+    case Cell::IndRnn:
+      return "indrnn";
+  }
+  return "?";
+}
+/// Columns of the gate pre-activations: H for the RNN and IndRNN, 4H for the LSTM, 3H for the GRU.
 inline std::int64_t gate_cols(Cell cell, const TrainConfig& cfg) {
-  return cell == Cell::Rnn ? cfg.hidden : 4 * cfg.hidden;
+  return cell == Cell::Lstm ? 4 * cfg.hidden : (cell == Cell::Gru ? 3 * cfg.hidden : cfg.hidden);
 }
 
-/// GEMM FLOPs of one training step, forward + backward: 6 N H (2 G + K), N = T * B.
+/// GEMM FLOPs of one training step, forward + backward: 6 N H (2 G + K), N = T * B (the IndRNN
+/// has no recurrence GEMM: 6 N H (G + K)).
 inline double step_gemm_flops(Cell cell, const TrainConfig& cfg) {
   const double n = static_cast<double>(cfg.steps * cfg.batch);
   const double h = static_cast<double>(cfg.hidden);
   const double g = static_cast<double>(gate_cols(cell, cfg));
-  return 6.0 * n * h * (2.0 * g + static_cast<double>(cfg.vocab));
+  const double recurrence = cell == Cell::IndRnn ? 0.0 : g;
+  return 6.0 * n * h * (g + recurrence + static_cast<double>(cfg.vocab));
 }
 
 /// The counters both sides report for a training-step benchmark, so their JSON reads alike:

@@ -473,6 +473,142 @@ std::vector<OpCase> build() {
   row("gru_sequence_gather/t3_b2", {{4, 9}, {2, 3}, {3, 9}, {1, 9}}, gru_gather, R, gru_gather_ref);
   row("gru_sequence_gather/t6_b1", {{4, 6}, {1, 2}, {2, 6}, {1, 6}}, gru_gather, R, gru_gather_ref);
 
+  // ---- pointwise: a user's elementwise expression as one op (pointwise.h) ------------------------
+  // The gate math of the LSTM, GRU and IndRNN steps, several outputs (checked as [y0 | y1 | ...]),
+  // column-block arguments, an input read twice, every function the expression may call, a
+  // broadcast row. Widths 5 and 13 leave partial SIMD chunks in every row.
+  auto each = [](Index rows, Index cols, auto f) {  // the reference, element by element
+    M y(rows, cols);
+    for (Index r = 0; r < rows; ++r)
+      for (Index c = 0; c < cols; ++c) y(r, c) = f(r, c);
+    return y;
+  };
+  auto lstm_gates = [](auto i, auto f, auto g, auto o, auto c0) {
+    auto c = sigmoid(f) * c0 + sigmoid(i) * tanh(g);
+    return std::array{c, sigmoid(o) * tanh(c)};
+  };
+  row(
+      "pointwise/lstm_gates", {{3, 20}, {3, 5}},
+      [lstm_gates](In x) {
+        const auto [c, h] = pointwise(lstm_gates, columns<4>(x[0]), x[1]);
+        return concat_cols({c, h});
+      },
+      R,
+      [each](Refs x) {
+        return each(3, 10, [&](Index r, Index j) {
+          const Index k = j % 5;
+          const double c =
+              sigmoid_ref(x[0](r, 5 + k)) * x[1](r, k) + sigmoid_ref(x[0](r, k)) * std::tanh(x[0](r, 10 + k));
+          return j < 5 ? c : sigmoid_ref(x[0](r, 15 + k)) * std::tanh(c);
+        });
+      });
+  row(
+      "pointwise/gru", {{2, 12}, {2, 12}, {2, 4}},
+      [](In x) {
+        return pointwise(
+            [](auto xr, auto xz, auto xn, auto hr, auto hz, auto hn, auto h) {
+              auto r = sigmoid(xr + hr);
+              auto z = sigmoid(xz + hz);
+              auto n = tanh(xn + r * hn);
+              return (1 - z) * n + z * h;
+            },
+            columns<3>(x[0]), columns<3>(x[1]), x[2]);
+      },
+      R,
+      [each](Refs x) {
+        return each(2, 4, [&](Index r, Index k) {
+          const double rg = sigmoid_ref(x[0](r, k) + x[1](r, k));
+          const double z = sigmoid_ref(x[0](r, 4 + k) + x[1](r, 4 + k));
+          const double n = std::tanh(x[0](r, 8 + k) + rg * x[1](r, 8 + k));
+          return (1 - z) * n + z * x[2](r, k);
+        });
+      });
+  row(
+      "pointwise/indrnn_relu", {{3, 5}, {1, 5}, {3, 5}},
+      [](In x) { return pointwise([](auto xp, auto u, auto h) { return relu(xp + u * h); }, x[0], x[1], x[2]); }, K,
+      [each](Refs x) {
+        return each(3, 5, [&](Index r, Index k) { return std::max(0.0, x[0](r, k) + x[1](0, k) * x[2](r, k)); });
+      });
+  row(
+      "pointwise/three_outputs", {{3, 13}, {3, 13}},
+      [](In x) {
+        const auto [p, q, d] = pointwise<3>(
+            [](auto a, auto b) {
+              return std::array{a * b, exp(a) - b, 2.0 - a / (1 + square(b))};
+            },
+            x[0], x[1]);
+        return concat_cols({p, q, d});
+      },
+      R,
+      [each](Refs x) {
+        return each(3, 39, [&](Index r, Index j) {
+          const double a = x[0](r, j % 13), b = x[1](r, j % 13);
+          return j < 13 ? a * b : (j < 26 ? std::exp(a) - b : 2.0 - a / (1 + b * b));
+        });
+      });
+  row(
+      "pointwise/column_blocks", {{3, 10}},
+      [](In x) { return pointwise([](auto a, auto b) { return a * sigmoid(b); }, columns<2>(x[0])); }, R,
+      [each](Refs x) {
+        return each(3, 5, [&](Index r, Index k) { return x[0](r, k) * sigmoid_ref(x[0](r, 5 + k)); });
+      });
+  row(
+      "pointwise/same_input_twice", {{3, 4}},
+      [](In x) { return pointwise([](auto a, auto b) { return a * b + tanh(a) * b; }, x[0], x[0]); }, R,
+      [each](Refs x) {
+        return each(3, 4,
+                    [&](Index r, Index k) { return x[0](r, k) * x[0](r, k) + std::tanh(x[0](r, k)) * x[0](r, k); });
+      });
+  row(
+      "pointwise/same_blocks_twice", {{2, 6}},
+      [](In x) {
+        return pointwise([](auto a, auto b, auto c, auto d) { return a * d - b * c + exp(a) * c; }, columns<2>(x[0]),
+                         columns<2>(x[0]));
+      },
+      R,
+      [each](Refs x) {
+        return each(2, 3, [&](Index r, Index k) {
+          const double a = x[0](r, k), b = x[0](r, 3 + k);
+          return a * b - b * a + std::exp(a) * a;
+        });
+      });
+  row(
+      "pointwise/positive", {{3, 5}, {3, 5}},
+      [](In x) {
+        return pointwise([](auto a, auto b) { return log(a) * sqrt(b) + a / b - square(b) / a + 3 / b; }, x[0], x[1]);
+      },
+      P,
+      [each](Refs x) {
+        return each(3, 5, [&](Index r, Index k) {
+          const double a = x[0](r, k), b = x[1](r, k);
+          return std::log(a) * std::sqrt(b) + a / b - b * b / a + 3 / b;
+        });
+      });
+  row(
+      "pointwise/kinks", {{3, 5}, {3, 5}},
+      [](In x) {
+        return pointwise(
+            [](auto a, auto b) {
+              return max(a, b) - min(a, 0.5) + abs(a) * relu(b) + select(a > b, a * b, 2 * b) +
+                     select(0.25 >= b, 1, b) + max(-1, a) * min(b, a);
+            },
+            x[0], x[1]);
+      },
+      K,
+      [each](Refs x) {
+        return each(3, 5, [&](Index r, Index k) {
+          const double a = x[0](r, k), b = x[1](r, k);
+          return std::max(a, b) - std::min(a, 0.5) + std::abs(a) * std::max(b, 0.0) + (a > b ? a * b : 2 * b) +
+                 (b <= 0.25 ? 1.0 : b) + std::max(-1.0, a) * std::min(b, a);
+        });
+      });
+  row(
+      "pointwise/broadcast_first", {{1, 6}, {4, 6}},
+      [](In x) { return pointwise([](auto u, auto h) { return -u * exp(h) + u; }, x[0], x[1]); }, R,
+      [each](Refs x) {
+        return each(4, 6, [&](Index r, Index k) { return -x[0](0, k) * std::exp(x[1](r, k)) + x[0](0, k); });
+      });
+
   // ---- [1 x 1] copies of the elementwise rows: ops_unary.cpp takes a fixed-size path there --------
   const std::set<std::string> elementwise_ops = {
 #define TAPEGRAD_OP_NAME(name, ret, params) #name,
@@ -498,7 +634,10 @@ const std::vector<OpCase>& op_cases() {
 
 const std::vector<std::string>& all_op_names() {
   static const std::vector<std::string> names = [] {
-    const std::set<std::string> unique = {TAPEGRAD_OPS(TAPEGRAD_OP_NAME, double)};
+#define TAPEGRAD_TEMPLATE_OP_NAME(name) #name,
+    const std::set<std::string> unique = {TAPEGRAD_OPS(TAPEGRAD_OP_NAME, double)
+                                              TAPEGRAD_TEMPLATE_OPS(TAPEGRAD_TEMPLATE_OP_NAME)};
+#undef TAPEGRAD_TEMPLATE_OP_NAME
     return std::vector<std::string>(unique.begin(), unique.end());
   }();
   return names;

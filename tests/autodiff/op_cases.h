@@ -44,7 +44,8 @@ inline void PrintTo(const OpCase& c, std::ostream* os) { *os << c.name; }
 
 /// Every row of the table.
 const std::vector<OpCase>& op_cases();
-/// Every op name of op_list.h (each must have a row), sorted, once each.
+/// Every op name of op_list.h (each must have a row), sorted, once each: the declared ops and the
+/// template ops (TAPEGRAD_TEMPLATE_OPS, e.g. pointwise).
 const std::vector<std::string>& all_op_names();
 /// The op part of a row name ("add/row_bias" -> "add").
 std::string op_name(const OpCase& c);

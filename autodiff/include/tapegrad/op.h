@@ -142,6 +142,17 @@ std::vector<Var<S>> apply_outputs(const OpSpec& spec, std::initializer_list<Var<
   return detail::output_handles(in[0].tape(), out, spec, extras.size());
 }
 
+/// apply_outputs() over a span of inputs (their number known only where the op is built, e.g.
+/// pointwise's arguments).
+template <class S, class Forward, class Backward>
+std::vector<Var<S>> apply_outputs(const OpSpec& spec, std::span<const Var<S>> inputs, Forward&& forward,
+                                  Backward&& backward) {
+  const std::span<const Shape> extras(spec.extra_outputs.begin(), spec.extra_outputs.size());
+  const std::uint32_t out =
+      detail::record_op<S>(spec, inputs, extras, {}, std::forward<Forward>(forward), std::forward<Backward>(backward));
+  return detail::output_handles(inputs[0].tape(), out, spec, extras.size());
+}
+
 /// apply_outputs() with the extra outputs given at run time (OpSpec::extra_outputs must be
 /// empty): the op is recorded, and its main output requires a gradient, when any extra output
 /// does (outputs.requires_grad), whatever the inputs; without any, nothing is recorded.

@@ -169,6 +169,16 @@
     (const Var<S>& table, std::span<const std::int32_t> ids, const Var<S>& h0, const Var<S>& w_hh,                    \
      const Var<S>& b_hh))
 
+// ---- template ops (their own headers) -----------------------------------------------------------
+// An op that is a function template over the caller's expression has no fixed signature, so it
+// cannot be a row above (no declaration in ops.h, no instantiation): its header declares and
+// defines it. This list names it for the op table's coverage test, which requires rows for it
+// as for every op above. X(name).
+#define TAPEGRAD_TEMPLATE_OPS(X)                                                            \
+  /* pointwise.h: a user's elementwise expression over same-shaped inputs as one entry, its \
+     backward derived by forward-mode dual numbers. */                                      \
+  X(pointwise)
+
 /// Every op: X(name, return type, parameters) for each row above.
 #define TAPEGRAD_OPS(X, S)     \
   TAPEGRAD_BINARY_OPS(X, S)    \

@@ -7,6 +7,7 @@
 #include <tapegrad/op.h>
 #include <tapegrad/ops.h>
 #include <tapegrad/parameter.h>
+#include <tapegrad/pointwise.h>
 #include <tapegrad/tape.h>
 #include <tapegrad/tensor.h>
 #include <tapegrad/threading.h>
