@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds everything and runs the whole ctest suite.
 #   ./scripts/test.sh             release preset (build/release)
-#   ./scripts/test.sh --sanitize  asan preset (build/asan): AddressSanitizer + UBSan, any report fails
+#   ./scripts/test.sh --sanitize  asan preset (build/asan): AddressSanitizer + UBSan, any report fails;
+#                                 OpenMP on two threads, large products in OpenBLAS
 #   ./scripts/test.sh --openmp    openmp preset (build/openmp): OpenMP on, products and backwards on 2 threads,
 #                                 large products in OpenBLAS (TAPEGRAD_OPENBLAS)
 set -euo pipefail
@@ -12,7 +13,7 @@ for arg in "$@"; do
     --sanitize) preset=asan ;;
     --openmp) preset=openmp ;;
     -h | --help)
-      sed -n '2,5s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+      sed -n '2,6s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
       exit 0
       ;;
     *)
