@@ -21,20 +21,15 @@
 #include <tapegrad/nn/stacked.h>
 
 #include "cell_gradcheck.h"
+#include "support/test_names.h"
 #include "support/test_support.h"
 
-namespace tg = tapegrad;
-namespace nn = tapegrad::nn;
-namespace fs = std::filesystem;
-using tapegrad::Index;
 using Mat = tg::Matrix<double>;
 using V = tg::Var<double>;
 
 namespace {
 
-using tapegrad::testing::expect_error;
-using tapegrad::testing::expect_near;
-using tapegrad::testing::random_matrix;
+using namespace tapegrad::testing;  // expect_near, random_matrix, ...
 
 std::vector<std::string> names_of(nn::Module<double>& m) {
   std::vector<std::string> out;

@@ -10,18 +10,15 @@
 #include <tapegrad/nn/diagnostics.h>
 #include <tapegrad/nn/rnn_cell.h>
 
+#include "support/test_names.h"
 #include "support/test_support.h"
 
-namespace tg = tapegrad;
-namespace nn = tapegrad::nn;
-using tapegrad::Index;
 using Mat = tg::Matrix<double>;
 using V = tg::Var<double>;
 
 namespace {
 
-using tapegrad::testing::expect_near;
-using tapegrad::testing::random_matrix;
+using namespace tapegrad::testing;  // expect_near, random_matrix, ...
 
 Mat power(const Mat& w, int k) {
   Mat p = Mat::Identity(w.rows(), w.cols());

@@ -15,19 +15,15 @@
 #include <tapegrad/nn/loss.h>
 #include <tapegrad/nn/rnn_cell.h>
 
+#include "support/test_names.h"
 #include "support/test_support.h"
 
-namespace tg = tapegrad;
-namespace nn = tapegrad::nn;
-using tapegrad::Index;
 using Mat = tg::Matrix<double>;
 using V = tg::Var<double>;
 
 namespace {
 
-using tapegrad::testing::expect_error;
-using tapegrad::testing::expect_near;
-using tapegrad::testing::random_matrix;
+using namespace tapegrad::testing;  // expect_near, random_matrix, ...
 
 constexpr Index kVocab = 5, kDim = 3, kBatch = 2;
 const std::vector<std::int32_t> kInputs{0, 3, 4, 1, 2, 2};   // 3 steps x 2 rows, time-major
