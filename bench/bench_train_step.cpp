@@ -62,7 +62,7 @@ struct Model {
   std::array<Parameter<float>*, 6> parameters() { return {&E, &W_ih, &b, &W_hh, &V, &c}; }
   const char* parameter_without_gradient() {
     for (const Parameter<float>* p : parameters()) {
-      if (!p->grad.allFinite() || p->grad.isZero(0.0F)) return p->name.c_str();
+      if (!p->grad.allFinite() || p->grad.isZero(0.0F)) return p->full_name().c_str();
     }
     return nullptr;
   }

@@ -21,8 +21,8 @@ void check_args(const char* who, const char* what, double threshold, const std::
   for (std::size_t i = 0; i < params.size(); ++i) {
     TAPEGRAD_CHECK(params[i] != nullptr, ValueError, "{}: parameter #{} is null", who, i);
     TAPEGRAD_CHECK(shape_of(params[i]->grad) == params[i]->shape(), ShapeError,
-                   "{}: parameter '{}' (#{}) has value {} but gradient {}", who, params[i]->name, i, params[i]->shape(),
-                   shape_of(params[i]->grad));
+                   "{}: parameter '{}' (#{}) has value {} but gradient {}", who, params[i]->full_name(), i,
+                   params[i]->shape(), shape_of(params[i]->grad));
   }
 }
 
@@ -43,7 +43,8 @@ bool handle_non_finite(const char* who, const std::vector<Parameter<S>*>& params
     const Matrix<S>& g = params[i]->grad;
     if (g.allFinite()) continue;
     const char* kind = g.hasNaN() ? "NaN" : "Inf";
-    const std::string label = params[i]->name.empty() ? fmt::format("#{}", i) : fmt::format("'{}'", params[i]->name);
+    const std::string label =
+        params[i]->full_name().empty() ? fmt::format("#{}", i) : fmt::format("'{}'", params[i]->full_name());
     bad += fmt::format("{}{} ({})", bad.empty() ? "" : ", ", label, kind);
   }
   if (bad.empty()) return false;

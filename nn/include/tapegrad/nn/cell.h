@@ -182,7 +182,7 @@ class Cell : public Module<S> {
     detail::check_weight_count(D::kName, vars.size(), D::kParameters.size());
     for (std::size_t k = 0; k < vars.size(); ++k) {
       const Parameter<S>& p = self().*D::kParameters[k];
-      detail::check_weight_shape(D::kName, p.name, vars[k].shape(), p.shape());
+      detail::check_weight_shape(D::kName, p.full_name(), vars[k].shape(), p.shape());
     }
     return [&]<std::size_t... k>(std::index_sequence<k...>) { return typename D::Weights{vars[k]...}; }
     (std::make_index_sequence<D::kParameters.size()>{});
