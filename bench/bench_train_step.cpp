@@ -82,7 +82,7 @@ struct Model {
   }
   const char* parameter_without_gradient() {
     for (const Parameter<float>* p : parameters()) {
-      if (!p->grad.allFinite() || p->grad.isZero(0.0F)) return p->name.c_str();
+      if (!p->grad.allFinite() || p->grad.isZero(0.0F)) return p->full_name().c_str();
     }
     return nullptr;
   }

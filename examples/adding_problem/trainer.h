@@ -110,7 +110,7 @@ TrainResult train(Model<Cell> model, const TrainConfig& cfg, const Batch& test) 
       r.diverged_at = step;
       break;
     }
-    if (cfg.clip > 0.0 && nn::clip_grad_global_norm(params, cfg.clip).clipped) ++r.clipped;
+    if (cfg.clip > 0.0 && nn::clip_grad_norm(params, cfg.clip).clipped) ++r.clipped;
     opt->step();
   }
   if (!r.diverged) {

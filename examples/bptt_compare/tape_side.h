@@ -34,7 +34,7 @@ void set_weights(Module& module, const std::vector<const MatrixXd*>& weights) {
   if (params.size() != weights.size()) throw std::logic_error("set_weights: parameter count differs");
   for (std::size_t k = 0; k < params.size(); ++k) {
     if (params[k]->value.rows() != weights[k]->rows() || params[k]->value.cols() != weights[k]->cols())
-      throw std::logic_error("set_weights: shape of parameter '" + params[k]->name + "' differs");
+      throw std::logic_error("set_weights: shape of parameter '" + params[k]->full_name() + "' differs");
     params[k]->value = *weights[k];
   }
 }

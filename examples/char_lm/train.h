@@ -137,7 +137,7 @@ int train_and_sample(const Options& o, const Corpus& corpus) {
     };
     double norm = 0.0;
     nn::UpdateFn update = [&](const nn::UpdateInfo&) {
-      const nn::ClipReport c = nn::clip_grad_global_norm(params, clip_at);
+      const nn::ClipReport c = nn::clip_grad_norm(params, clip_at);
       norm = std::max(norm, c.norm_seen);
       clipped += c.clipped ? 1 : 0;
       ++updates;

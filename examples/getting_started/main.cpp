@@ -53,10 +53,10 @@ int main() {
     }
     loss = loss / static_cast<float>(T);
 
-    tape.backward(loss);                     // one sweep back through all T steps
-    nn::clip_grad_global_norm(params, 1.0);  // guard against exploding gradients
-    opt.step();                              // Adam reads Parameter::grad ...
-    opt.zero_grad();                         // ... which accumulates until zeroed
+    tape.backward(loss);              // one sweep back through all T steps
+    nn::clip_grad_norm(params, 1.0);  // guard against exploding gradients
+    opt.step();                       // Adam reads Parameter::grad ...
+    opt.zero_grad();                  // ... which accumulates until zeroed
 
     if (step == 1) first = loss.item();
     last = loss.item();

@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
     const nn::SequenceResult<float> r = rnn.forward_sequence(tape.constant(x), rnn.initial_state(tape, B));
     const Var<float> loss = nn::mse_loss(head.forward(r.outputs), tape.constant(y));
     tape.backward(loss);
-    nn::clip_grad_global_norm(params, 1.0);
+    nn::clip_grad_norm(params, 1.0);
     opt.step();
     opt.zero_grad();
 

@@ -1,4 +1,4 @@
-// Gradient clipping by value, per-parameter norm and global norm, with the non-finite policy.
+// Gradient clipping by value, global norm and per-parameter norm, with the non-finite policy.
 #include <tapegrad/nn/clip.h>
 
 #include <cmath>
@@ -21,8 +21,8 @@ void check_args(const char* who, const char* what, double threshold, const std::
   for (std::size_t i = 0; i < params.size(); ++i) {
     TAPEGRAD_CHECK(params[i] != nullptr, ValueError, "{}: parameter #{} is null", who, i);
     TAPEGRAD_CHECK(shape_of(params[i]->grad) == params[i]->shape(), ShapeError,
-                   "{}: parameter '{}' (#{}) has value {} but gradient {}", who, params[i]->name, i, params[i]->shape(),
-                   shape_of(params[i]->grad));
+                   "{}: parameter '{}' (#{}) has value {} but gradient {}", who, params[i]->full_name(), i,
+                   params[i]->shape(), shape_of(params[i]->grad));
   }
 }
 
@@ -43,7 +43,8 @@ bool handle_non_finite(const char* who, const std::vector<Parameter<S>*>& params
     const Matrix<S>& g = params[i]->grad;
     if (g.allFinite()) continue;
     const char* kind = g.hasNaN() ? "NaN" : "Inf";
-    const std::string label = params[i]->name.empty() ? fmt::format("#{}", i) : fmt::format("'{}'", params[i]->name);
+    const std::string label =
+        params[i]->full_name().empty() ? fmt::format("#{}", i) : fmt::format("'{}'", params[i]->full_name());
     bad += fmt::format("{}{} ({})", bad.empty() ? "" : ", ", label, kind);
   }
   if (bad.empty()) return false;
@@ -85,6 +86,22 @@ template <class S>
 ClipReport clip_grad_norm(const std::vector<Parameter<S>*>& params, double max_norm, NonFinite policy) {
   check_args("clip_grad_norm", "max_norm", max_norm, params);
   ClipReport r;
+  double total = 0;
+  for (const Parameter<S>* p : params) total = std::hypot(total, l2_norm(p->grad));
+  if (handle_non_finite("clip_grad_norm", params, policy, total, r)) return r;
+  r.norm_seen = total;
+  r.clipped = total > max_norm;
+  if (r.clipped) {
+    r.scale = max_norm / (total + 1e-6);
+    for (Parameter<S>* p : params) p->grad *= static_cast<S>(r.scale);
+  }
+  return r;
+}
+
+template <class S>
+ClipReport clip_grad_norm_per_parameter(const std::vector<Parameter<S>*>& params, double max_norm, NonFinite policy) {
+  check_args("clip_grad_norm_per_parameter", "max_norm", max_norm, params);
+  ClipReport r;
   std::vector<double> norms;
   norms.reserve(params.size());
   double largest = 0;
@@ -93,7 +110,7 @@ ClipReport clip_grad_norm(const std::vector<Parameter<S>*>& params, double max_n
     largest =
         std::isnan(largest) ? largest : (std::isnan(norms.back()) ? norms.back() : std::max(largest, norms.back()));
   }
-  if (handle_non_finite("clip_grad_norm", params, policy, largest, r)) return r;
+  if (handle_non_finite("clip_grad_norm_per_parameter", params, policy, largest, r)) return r;
   r.norm_seen = largest;
   for (std::size_t i = 0; i < params.size(); ++i) {
     if (norms[i] <= max_norm) continue;
@@ -105,22 +122,6 @@ ClipReport clip_grad_norm(const std::vector<Parameter<S>*>& params, double max_n
   return r;
 }
 
-template <class S>
-ClipReport clip_grad_global_norm(const std::vector<Parameter<S>*>& params, double max_norm, NonFinite policy) {
-  check_args("clip_grad_global_norm", "max_norm", max_norm, params);
-  ClipReport r;
-  double total = 0;
-  for (const Parameter<S>* p : params) total = std::hypot(total, l2_norm(p->grad));
-  if (handle_non_finite("clip_grad_global_norm", params, policy, total, r)) return r;
-  r.norm_seen = total;
-  r.clipped = total > max_norm;
-  if (r.clipped) {
-    r.scale = max_norm / (total + 1e-6);
-    for (Parameter<S>* p : params) p->grad *= static_cast<S>(r.scale);
-  }
-  return r;
-}
-
 Clipper::Clipper(Mode mode, double threshold, NonFinite policy) : mode_(mode), threshold_(threshold), policy_(policy) {
   check_threshold("Clipper", "threshold", threshold);
 }
@@ -128,7 +129,7 @@ Clipper::Clipper(Mode mode, double threshold, NonFinite policy) : mode_(mode), t
 #define TAPEGRAD_NN_INSTANTIATE_CLIP(S)                                                      \
   template ClipReport clip_grad_value(const std::vector<Parameter<S>*>&, double, NonFinite); \
   template ClipReport clip_grad_norm(const std::vector<Parameter<S>*>&, double, NonFinite);  \
-  template ClipReport clip_grad_global_norm(const std::vector<Parameter<S>*>&, double, NonFinite);
+  template ClipReport clip_grad_norm_per_parameter(const std::vector<Parameter<S>*>&, double, NonFinite);
 TAPEGRAD_NN_INSTANTIATE_CLIP(float)
 TAPEGRAD_NN_INSTANTIATE_CLIP(double)
 

@@ -36,7 +36,7 @@ std::string first_non_finite(const Matrix<S>& m) {
 template <class S>
 ParameterList<S>::ParameterList(std::vector<Parameter<S>*> list) : params(std::move(list)) {
   names.reserve(params.size());
-  for (const Parameter<S>* p : params) names.push_back(p != nullptr ? p->name : std::string());
+  for (const Parameter<S>* p : params) names.push_back(p != nullptr ? p->full_name() : std::string());
 }
 
 template <class S>

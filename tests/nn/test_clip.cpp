@@ -32,9 +32,10 @@ struct Fixture {
 
 }  // namespace
 
-TEST(ClipGlobalNorm, ScalesEverythingByOneFactor) {
+// clip_grad_norm is torch.nn.utils.clip_grad_norm_: one norm over every parameter.
+TEST(ClipNorm, ScalesEverythingByOneFactor) {
   Fixture f;
-  const ClipReport r = clip_grad_global_norm(f.params, 6.5);
+  const ClipReport r = clip_grad_norm(f.params, 6.5);
   EXPECT_NEAR(r.norm_seen, 13.0, 1e-12);
   EXPECT_TRUE(r.clipped);
   EXPECT_FALSE(r.skipped);
@@ -46,9 +47,9 @@ TEST(ClipGlobalNorm, ScalesEverythingByOneFactor) {
   EXPECT_NEAR(joint, 6.5, 1e-6);
 }
 
-TEST(ClipGlobalNorm, BelowThresholdLeavesGradientsAlone) {
+TEST(ClipNorm, BelowThresholdLeavesGradientsAlone) {
   Fixture f;
-  const ClipReport r = clip_grad_global_norm(f.params, 13.5);
+  const ClipReport r = clip_grad_norm(f.params, 13.5);
   EXPECT_NEAR(r.norm_seen, 13.0, 1e-12);
   EXPECT_FALSE(r.clipped);
   EXPECT_EQ(r.scale, 1.0);
@@ -56,9 +57,9 @@ TEST(ClipGlobalNorm, BelowThresholdLeavesGradientsAlone) {
   EXPECT_EQ(f.b.grad(0, 1), -12.0);
 }
 
-TEST(ClipNorm, EachParameterByItsOwnNorm) {
+TEST(ClipNormPerParameter, EachParameterByItsOwnNorm) {
   Fixture f;
-  const ClipReport r = clip_grad_norm(f.params, 6.0);
+  const ClipReport r = clip_grad_norm_per_parameter(f.params, 6.0);
   EXPECT_NEAR(r.norm_seen, 12.0, 1e-12);  // the largest per-parameter norm
   EXPECT_TRUE(r.clipped);
   const double scale = 6.0 / (12.0 + 1e-6);
@@ -87,7 +88,7 @@ TEST(Clip, FloatNormDoesNotOverflow) {
   Parameter<float> p(Matrix<float>::Zero(1, 2), "big");
   p.grad << 3e30f, 4e30f;
   std::vector<Parameter<float>*> ps = {&p};
-  const ClipReport r = clip_grad_global_norm(ps, 1.0);
+  const ClipReport r = clip_grad_norm(ps, 1.0);
   EXPECT_NEAR(r.norm_seen / 5e30, 1.0, 1e-6);
   EXPECT_TRUE(r.clipped);
   EXPECT_NEAR(p.grad(0, 1), 0.8f, 1e-6);
@@ -96,11 +97,11 @@ TEST(Clip, FloatNormDoesNotOverflow) {
 TEST(Clip, NonFiniteThrowsNamingParameters) {
   Fixture f;
   f.w.grad(1, 0) = std::numeric_limits<double>::quiet_NaN();
-  expect_error<NumericError>([&] { clip_grad_global_norm(f.params, 1.0); },
-                             {"clip_grad_global_norm", "'W' (NaN)", "non-finite"});
+  expect_error<NumericError>([&] { clip_grad_norm(f.params, 1.0); }, {"clip_grad_norm", "'W' (NaN)", "non-finite"});
   f.set();
   f.b.grad(0, 0) = std::numeric_limits<double>::infinity();
-  expect_error<NumericError>([&] { clip_grad_norm(f.params, 1.0); }, {"clip_grad_norm", "'b' (Inf)"});
+  expect_error<NumericError>([&] { clip_grad_norm_per_parameter(f.params, 1.0); },
+                             {"clip_grad_norm_per_parameter", "'b' (Inf)"});
   f.w.grad(0, 0) = std::numeric_limits<double>::quiet_NaN();
   expect_error<NumericError>([&] { clip_grad_value(f.params, 1.0); }, {"clip_grad_value", "'W' (NaN)", "'b' (Inf)"});
   EXPECT_TRUE(std::isinf(f.b.grad(0, 0)));  // throwing leaves the gradients for inspection
@@ -111,8 +112,8 @@ TEST(Clip, SkipStepZeroesGradientsAndReportsIt) {
     Fixture f;
     f.b.grad(0, 1) = -std::numeric_limits<double>::infinity();
     ClipReport r;
-    if (mode == 0) r = clip_grad_global_norm(f.params, 1.0, NonFinite::SkipStep);
-    if (mode == 1) r = clip_grad_norm(f.params, 1.0, NonFinite::SkipStep);
+    if (mode == 0) r = clip_grad_norm(f.params, 1.0, NonFinite::SkipStep);
+    if (mode == 1) r = clip_grad_norm_per_parameter(f.params, 1.0, NonFinite::SkipStep);
     if (mode == 2) r = clip_grad_value(f.params, 1.0, NonFinite::SkipStep);
     EXPECT_TRUE(r.skipped) << mode;
     EXPECT_FALSE(r.clipped) << mode;
@@ -127,17 +128,52 @@ TEST(Clip, BadThresholds) {
   Fixture f;
   const double nan = std::numeric_limits<double>::quiet_NaN();
   expect_error<ValueError>([&] { clip_grad_value(f.params, -1.0); }, {"clip_grad_value", "-1"});
-  expect_error<ValueError>([&] { clip_grad_norm(f.params, nan); }, {"clip_grad_norm", "max_norm", "nan"});
-  expect_error<ValueError>([&] { clip_grad_global_norm(f.params, -0.5); }, {"clip_grad_global_norm", "-0.5"});
-  expect_error<ValueError>([&] { Clipper(Clipper::Mode::Norm, nan); }, {"Clipper"});
+  expect_error<ValueError>([&] { clip_grad_norm_per_parameter(f.params, nan); },
+                           {"clip_grad_norm_per_parameter", "max_norm", "nan"});
+  expect_error<ValueError>([&] { clip_grad_norm(f.params, -0.5); }, {"clip_grad_norm", "-0.5"});
+  expect_error<ValueError>([&] { Clipper(Clipper::Mode::NormPerParameter, nan); }, {"Clipper"});
   EXPECT_EQ(f.w.grad(0, 1), 4.0);  // nothing was touched
   std::vector<Parameter<double>*> with_null = {&f.w, nullptr};
-  expect_error<ValueError>([&] { clip_grad_global_norm(with_null, 1.0); }, {"#1", "null"});
+  expect_error<ValueError>([&] { clip_grad_norm(with_null, 1.0); }, {"#1", "null"});
+}
+
+// A braced list of parameter pointers deduces the scalar type, for every function and Clipper.
+TEST(Clip, TakesABracedList) {
+  Fixture f;
+  EXPECT_NEAR(clip_grad_norm({&f.w, &f.b}, 6.5).norm_seen, 13.0, 1e-12);
+  EXPECT_NEAR(f.b.grad(0, 1), -12 * 6.5 / (13.0 + 1e-6), 1e-12);
+  f.set();
+  EXPECT_NEAR(clip_grad_norm_per_parameter({&f.w, &f.b}, 6.0).norm_seen, 12.0, 1e-12);
+  EXPECT_EQ(f.w.grad(0, 1), 4.0);  // norm 5 <= 6: untouched
+  f.set();
+  EXPECT_NEAR(clip_grad_value({&f.b}, 3.5).norm_seen, 12.0, 1e-12);
+  EXPECT_EQ(f.b.grad(0, 1), -3.5);
+  EXPECT_EQ(f.w.grad(0, 1), 4.0);  // not in the list
+  f.set();
+  Clipper clipper(Clipper::Mode::Norm, 6.5);
+  EXPECT_NEAR(clipper({&f.w, &f.b}).norm_seen, 13.0, 1e-12);
+  EXPECT_EQ(clipper.steps_clipped(), 1);
+  Parameter<float> single{Matrix<float>::Constant(1, 1, 0), "s"};
+  single.grad(0, 0) = -2;
+  EXPECT_NEAR(clipper({&single}).norm_seen, 2.0, 1e-6);
+}
+
+// Each mode applies its function: Norm the joint norm 13, NormPerParameter the largest own norm 12.
+TEST(Clipper, ModesMatchTheFunctions) {
+  Fixture f;
+  Clipper joint(Clipper::Mode::Norm, 6.5);
+  EXPECT_NEAR(joint(f.params).norm_seen, 13.0, 1e-12);
+  EXPECT_NEAR(f.w.grad(0, 1), 4 * 6.5 / (13.0 + 1e-6), 1e-12);
+  f.set();
+  Clipper own(Clipper::Mode::NormPerParameter, 6.0);
+  EXPECT_NEAR(own(f.params).norm_seen, 12.0, 1e-12);
+  EXPECT_EQ(f.w.grad(0, 1), 4.0);
+  EXPECT_NEAR(f.b.grad(0, 1), -12 * 6.0 / (12.0 + 1e-6), 1e-12);
 }
 
 TEST(Clipper, CountsSeenClippedSkipped) {
   Fixture f;
-  Clipper clip(Clipper::Mode::GlobalNorm, 6.5, NonFinite::SkipStep);
+  Clipper clip(Clipper::Mode::Norm, 6.5, NonFinite::SkipStep);
   EXPECT_TRUE(clip(f.params).clipped);  // 13 > 6.5
   f.w.grad.setConstant(0.1);
   f.b.grad.setConstant(0.1);

@@ -348,19 +348,19 @@ std::vector<Row> rows() {
   r.push_back({"clip_norm_negative", Kind::Value, {"clip_grad_norm", "max_norm = -1"}, [](Fixture& f) {
                  nn::clip_grad_norm(f.model.parameters(), -1.0);
                }});
-  r.push_back({"clip_global_nan", Kind::Value, {"clip_grad_global_norm", "nan"}, [](Fixture& f) {
-                 nn::clip_grad_global_norm(f.model.parameters(), kNaN);
+  r.push_back({"clip_per_parameter_nan", Kind::Value, {"clip_grad_norm_per_parameter", "nan"}, [](Fixture& f) {
+                 nn::clip_grad_norm_per_parameter(f.model.parameters(), kNaN);
                }});
   r.push_back({"clip_value_negative", Kind::Value, {"clip_grad_value", "value = -0.5"}, [](Fixture& f) {
                  nn::clip_grad_value(f.model.parameters(), -0.5);
                }});
   r.push_back({"clipper_nan", Kind::Value, {"Clipper", "threshold"}, [](Fixture&) {
-                 nn::Clipper c(nn::Clipper::Mode::GlobalNorm, kNaN);
+                 nn::Clipper c(nn::Clipper::Mode::Norm, kNaN);
                }});
-  r.push_back({"clip_non_finite_grad", Kind::Numeric, {"clip_grad_global_norm", "'bad' (Inf)"}, [](Fixture&) {
+  r.push_back({"clip_non_finite_grad", Kind::Numeric, {"clip_grad_norm", "'bad' (Inf)"}, [](Fixture&) {
                  tg::Parameter<double> bad(M::Ones(1, 2), "bad");
                  bad.grad(0, 1) = kInf;
-                 nn::clip_grad_global_norm(std::vector<tg::Parameter<double>*>{&bad}, 1.0);
+                 nn::clip_grad_norm({&bad}, 1.0);
                }});
   // ---- optimizers
   r.push_back({"optimizer_param_twice", Kind::Value, {"adam", "given twice", "'W_ih' (#5)"}, [](Fixture& f) {

@@ -43,7 +43,7 @@ TrainingRun train(std::uint64_t seed) {
   nn::Linear<S> head({.input_size = kHidden, .output_size = kVocab}, rng);
   std::vector<tg::Parameter<S>*> params = nn::parameters_of<S>({&lstm, &head});
   nn::Adam<S> adam(params, {.lr = 0.05});
-  nn::Clipper clip(nn::Clipper::Mode::GlobalNorm, 0.5);
+  nn::Clipper clip(nn::Clipper::Mode::Norm, 0.5);
 
   // Tokens: one sequence per batch row, one-hot inputs, next-token targets.
   std::uniform_int_distribution<int> token(0, static_cast<int>(kVocab) - 1);

@@ -25,7 +25,7 @@ struct ParamAccess;
 
 template <class S>
 struct Parameter {
-  std::string name;
+  std::string name;  ///< Its own name, as given at construction (e.g. "W").
   Matrix<S> value;
   Matrix<S> grad;  ///< dL/dvalue, same shape as value; summed over uses and backward calls.
 
@@ -35,9 +35,13 @@ struct Parameter {
     grad = Matrix<S>::Zero(value.rows(), value.cols());
   }
   // A copy, or the target of a move, is a new parameter to every tape; so is the moved-from one.
-  Parameter(const Parameter& other) : name(other.name), value(other.value), grad(other.grad) {}
+  Parameter(const Parameter& other)
+      : name(other.name), value(other.value), grad(other.grad), nested_name_(other.nested_name_) {}
   Parameter(Parameter&& other) noexcept
-      : name(std::move(other.name)), value(std::move(other.value)), grad(std::move(other.grad)) {
+      : name(std::move(other.name)),
+        value(std::move(other.value)),
+        grad(std::move(other.grad)),
+        nested_name_(std::move(other.nested_name_)) {
     other.retire();
   }
   Parameter& operator=(const Parameter& other) {
@@ -45,6 +49,7 @@ struct Parameter {
       name = other.name;
       value = other.value;
       grad = other.grad;
+      nested_name_ = other.nested_name_;
       retire();
     }
     return *this;
@@ -54,12 +59,19 @@ struct Parameter {
       name = std::move(other.name);
       value = std::move(other.value);
       grad = std::move(other.grad);
+      nested_name_ = std::move(other.nested_name_);
       retire();
       other.retire();
     }
     return *this;
   }
   ~Parameter() { retire(); }
+
+  /// The name the tape (its leaf), errors and reports show: the nested name the module holding
+  /// it gave it (e.g. "layers.1.cell.W", the name checkpoints use), or `name` before any did.
+  [[nodiscard]] const std::string& full_name() const { return nested_name_.empty() ? name : nested_name_; }
+  /// Sets the nested name (modules do, when they list their parameters: nn/module.h).
+  void set_full_name(std::string full) { nested_name_ = std::move(full); }
 
   [[nodiscard]] Shape shape() const { return shape_of(value); }
   [[nodiscard]] Index size() const { return value.size(); }
@@ -71,6 +83,7 @@ struct Parameter {
     if (anchor_) anchor_->alive = false;
     anchor_.reset();
   }
+  std::string nested_name_;                      // empty until a module names it
   std::shared_ptr<detail::ParamAnchor> anchor_;  // made by the first Tape::leaf that records it
 };
 

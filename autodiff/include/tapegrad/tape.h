@@ -170,7 +170,7 @@ class Tape {
   Var<S> constant(const Tensor& value) { return make_leaf(value, false, "constant"); }
   /// A leaf whose gradient is readable through Var::grad() after backward.
   Var<S> variable(const Tensor& value) { return make_leaf(value, true, "variable"); }
-  /// A parameter's value as a leaf; each sweep that reaches it adds to p.grad. The first call
+  /// A parameter's value as a leaf named p.full_name(); each sweep that reaches it adds to p.grad. The first call
   /// on a tape copies p.value; later calls (until clear/rewind drops that leaf) return the
   /// same leaf, so a cell can call leaf(W) at every step and W is recorded once.
   /// A parameter resized since this tape recorded it throws ShapeError; one moved or destroyed
@@ -183,12 +183,11 @@ class Tape {
       TAPEGRAD_CHECK(shape_of(p.value) == shape_of(value(it->id)), ShapeError,
                      "leaf: parameter '{}' is {} but was {} when this tape first recorded it; clear or rewind the "
                      "tape after resizing a parameter",
-                     p.name, shape_of(p.value), shape_of(value(it->id)));
+                     p.full_name(), shape_of(p.value), shape_of(value(it->id)));
       return handle(it->id);
     }
-    Var<S> v = make_leaf(p.value, true, "parameter");
+    Var<S> v = make_leaf(p.value, true, "parameter", p.full_name());
     s_.params.push_back({v.id(), &p, detail::ParamAccess::anchor(p)});
-    set_name(v.id(), p.name);
     return v;
   }
 
@@ -339,10 +338,12 @@ class Tape {
     check(v, op, fmt::format("input {}", index));
     throw TapeError(fmt::format("{}: input {} is not a live handle", op, index));  // not reached
   }
-  Var<S> make_leaf(const Tensor& value, bool requires_grad, const char* op) {
+  // A parameter's leaf is named before its value is checked, so an anomaly names the parameter.
+  Var<S> make_leaf(const Tensor& value, bool requires_grad, const char* op, std::string_view name = {}) {
     s_.require_idle(op);
     const std::uint32_t id = s_.new_slot(value.rows(), value.cols(), requires_grad, op);
     s_.slots[id].value = value;  // slots never move, so value may itself be a slot of this tape
+    if (!name.empty()) set_name(id, name);
     s_.check_recorded(id, {});
     return handle(id);
   }

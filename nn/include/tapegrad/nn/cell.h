@@ -188,7 +188,7 @@ class Cell : public Module<S> {
     for (std::size_t k = 0; k < slots.size(); ++k) {
       const Parameter<S>& p = self().*D::kParameters[k];
       if (!present(p)) continue;
-      detail::check_weight_shape(D::kName, p.name, vars[next].shape(), p.shape());
+      detail::check_weight_shape(D::kName, p.full_name(), vars[next].shape(), p.shape());
       slots[k] = vars[next++];
     }
     return [&]<std::size_t... k>(std::index_sequence<k...>) { return typename D::Weights{slots[k]...}; }

@@ -20,7 +20,7 @@ namespace tapegrad::nn {
 
 /// The parameters an optimizer updates, with the names its state is keyed by: a module's
 /// named_parameters() (full names such as "rnn.layers.0.cell.W"), or plain pointers, named by
-/// Parameter::name.
+/// Parameter::full_name() (the same nested name once a module has listed them).
 template <class S>
 struct ParameterList {
   ParameterList(std::initializer_list<Parameter<S>*> list) : ParameterList(std::vector<Parameter<S>*>(list)) {}

@@ -79,6 +79,7 @@ class Stacked : public Module<typename Cell::Scalar> {
       layers_.emplace_back(layer, rng);
       layer.input_size = layer.hidden_size;
     }
+    this->name_parameters();  // "layers.<l>.cell.<name>" on the tape and in errors from the start
   }
 
   /// One step of every layer with the module's Parameters.
@@ -265,7 +266,9 @@ class Bidirectional : public Module<typename Cell::Scalar> {
   };
 
   /// fwd is built from rng first, then bwd.
-  Bidirectional(const Options& options, std::mt19937_64& rng) : fwd_(options, rng), bwd_(options, rng) {}
+  Bidirectional(const Options& options, std::mt19937_64& rng) : fwd_(options, rng), bwd_(options, rng) {
+    this->name_parameters();  // "fwd.<name>", "bwd.<name>" on the tape and in errors from the start
+  }
 
   /// Runs both directions over xs from s0 (fwd tensors, then bwd; see initial_state).
   Output forward(const std::vector<Var<S>>& xs, const State<S>& s0, std::span<const std::int32_t> lengths = {}) {
