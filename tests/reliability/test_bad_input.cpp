@@ -363,7 +363,7 @@ std::vector<Row> rows() {
                  nn::clip_grad_norm({&bad}, 1.0);
                }});
   // ---- optimizers
-  r.push_back({"optimizer_param_twice", Kind::Value, {"adam", "given twice", "'W_ih' (#5)"}, [](Fixture& f) {
+  r.push_back({"optimizer_param_twice", Kind::Value, {"adam", "given twice", "'lstm.W_ih' (#5)"}, [](Fixture& f) {
                  auto ps = f.model.parameters();
                  ps.push_back(ps.front());
                  nn::Adam<double> twice(ps);

@@ -285,8 +285,12 @@ std::vector<Row> rows() {
                Kind::Value,
                {"adam", "#0", "#2", "'W'", "named_parameters"},
                nothing,
-               [](Fixture& f) {
-                 nn::Adam<double> by_pointer(f.net.parameters());  // "W", "b", "W", "b"
+               [](Fixture&) {
+                 // Two top-level modules: their parameters' full names are "W", "b", "W", "b".
+                 std::mt19937_64 rng(1);
+                 nn::Linear<double> first({2, 2}, rng);
+                 nn::Linear<double> second({2, 2}, rng);
+                 nn::Adam<double> by_pointer(nn::parameters_of<double>({&first, &second}));
                  (void)by_pointer.state_tensors();
                }});
   r.push_back({"unnamed_parameter", "adam", Kind::Value, {"adam", "#0", "no name"}, nothing, [](Fixture&) {
