@@ -22,8 +22,8 @@ Var<S> matmul(const Var<S>& a, const Var<S>& b) {
         kernels::product(c.y(), c.x(0), c.x(1), kernels::Accumulate);
       },
       [](OpCtx<S>& c) {
-        if (c.needs_grad(0)) kernels::product(c.gx(0), c.gy(), c.x(1).transpose(), kernels::Accumulate);
-        if (c.needs_grad(1)) kernels::product(c.gx(1), c.x(0).transpose(), c.gy(), kernels::Accumulate);
+        if (c.needs_grad(0)) c.add_input_grad(0, 1);   // g W^T, from one copy of W^T per sweep for a leaf W
+        if (c.needs_grad(1)) c.add_weight_grad(1, 0);  // x^T g, batched over steps for a leaf W
       });
 }
 
@@ -52,8 +52,8 @@ Var<S> affine(const Var<S>& x, const Var<S>& w, const Var<S>& b) {
         kernels::product(c.y(), c.x(0), c.x(1), kernels::Accumulate);
       },
       [](OpCtx<S>& c) {
-        if (c.needs_grad(0)) kernels::product(c.gx(0), c.gy(), c.x(1).transpose(), kernels::Accumulate);
-        if (c.needs_grad(1)) kernels::product(c.gx(1), c.x(0).transpose(), c.gy(), kernels::Accumulate);
+        if (c.needs_grad(0)) c.add_input_grad(0, 1);   // g W^T, from one copy of W^T per sweep for a leaf W
+        if (c.needs_grad(1)) c.add_weight_grad(1, 0);  // x^T g, batched over steps for a leaf W
         // b is broadcast over the rows: the same reduction as a broadcasting add, which also
         // handles an empty batch (fuzz_graph found Eigen's column sum of [0 x m] to be UB).
         if (c.needs_grad(2)) detail::reduce_to(c.gx(2), c.gy().array());

@@ -7,7 +7,8 @@
 
 #include <cstdint>
 
-#include <tapegrad/kernels/blas.h>  // kBlasProducts: whether the OpenBLAS route exists to test
+#include <tapegrad/kernels/blas.h>     // kBlasProducts: whether the OpenBLAS route exists to test
+#include <tapegrad/kernels/product.h>  // small_products
 #include <tapegrad/threading.h>
 
 namespace tapegrad::test {
@@ -17,6 +18,7 @@ struct ProductSettings {
   int threads = num_threads();
   std::int64_t min_parallel = min_parallel_work();
   std::int64_t min_blas = min_blas_work();
+  bool small = kernels::small_products();  ///< Step-shaped products in small_gemm (kernels/product.h).
 };
 
 class ProductSettingsScope {
@@ -31,6 +33,7 @@ class ProductSettingsScope {
     set_num_threads(s.threads);
     set_min_parallel_work(s.min_parallel);
     set_min_blas_work(s.min_blas);
+    kernels::set_small_products(s.small);
   }
   ProductSettings before_;  // the values in effect when the scope began
 };
@@ -52,7 +55,7 @@ class TwoThreadBlasTest : public ::testing::TestWithParam<Param> {
   }
 
  private:
-  const ProductSettingsScope settings_{{.threads = 2, .min_parallel = 0, .min_blas = 0}};
+  const ProductSettingsScope settings_{{.threads = 2, .min_parallel = 0, .min_blas = 0, .small = false}};
 };
 
 }  // namespace tapegrad::test

@@ -56,12 +56,13 @@ class BlasSettings : public ::testing::Test {
   const test::ProductSettingsScope restore_{{}};
 };
 
-// Every product in OpenBLAS (skipped without it).
+// Every product in OpenBLAS (skipped without it), none in small_gemm.
 class BlasRoute : public BlasSettings {
  protected:
   void SetUp() override {
     if (!kBlasProducts) GTEST_SKIP() << "built without TAPEGRAD_OPENBLAS";
     set_min_blas_work(0);
+    kernels::set_small_products(false);
   }
 };
 
@@ -188,7 +189,7 @@ class OpGradBlas : public ::testing::TestWithParam<optest::OpCase> {
   }
 
  private:
-  const test::ProductSettingsScope settings_{{.min_blas = 0}};
+  const test::ProductSettingsScope settings_{{.min_blas = 0, .small = false}};
 };
 
 TEST_P(OpGradBlas, MatchesFiniteDifferences) {

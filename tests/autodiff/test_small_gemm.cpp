@@ -4,9 +4,11 @@
 // difference, not as a rounding question.
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <random>
 #include <vector>
 
+#include <tapegrad/kernels/product.h>
 #include <tapegrad/kernels/small_gemm.h>
 #include <tapegrad/kernels/step_weight.h>
 
@@ -90,6 +92,45 @@ TEST(SmallGemm, StepWeightMatchesEigenOnBothKernelsAndBothSides) {
     EXPECT_LT((bwd - bwd_expected).cwiseAbs().maxCoeff(), 1e-12) << "rows " << rows;
   }
 }
+
+// kernels::product, the product every op calls, takes small_gemm for step shapes of plain
+// row-major operands and blocks of them, and the general product for transposed operands and
+// batches past kStepMaxRows: exact with the route on and off, for Assign over NaNs and Accumulate.
+template <class S>
+void check_product_routes() {
+  using tapegrad::kernels::kStepMaxRows;
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<int> value(-3, 3);
+  const auto integers = [&](Index r, Index c) {
+    return Matrix<S>(Matrix<S>::NullaryExpr(r, c, [&] { return S(value(rng)); }));
+  };
+  for (const bool small : {true, false}) {
+    const tapegrad::test::ProductSettingsScope route{{.small = small}};
+    for (const Index m : {Index{1}, Index{5}, kStepMaxRows, kStepMaxRows + 1}) {
+      const Matrix<S> a_big = integers(m + 2, 40), b_big = integers(37, 70);
+      const auto a = a_big.block(1, 3, m, 33);
+      const auto b = b_big.block(2, 1, 33, 66);
+      Matrix<S> want = Matrix<S>::Zero(m, 66);
+      for (Index i = 0; i < m; ++i)
+        for (Index j = 0; j < 66; ++j)
+          for (Index p = 0; p < 33; ++p) want(i, j) += a(i, p) * b(p, j);
+      Matrix<S> c = Matrix<S>::Constant(m, 66, std::numeric_limits<S>::quiet_NaN());
+      tapegrad::kernels::product(c, a, b, Assign);
+      EXPECT_EQ(c, want) << "blocks, m=" << m << " small=" << small;
+      Matrix<S> d = integers(m + 1, 70);
+      Matrix<S> d_want = d;
+      d_want.block(1, 2, m, 66) += want;
+      tapegrad::kernels::product(d.block(1, 2, m, 66), Matrix<S>(a), Matrix<S>(b), Accumulate);
+      EXPECT_EQ(d, d_want) << "plain into a block, m=" << m << " small=" << small;
+      const Matrix<S> bt = Matrix<S>(b).transpose();
+      tapegrad::kernels::product(c, a, bt.transpose(), Assign);  // transposed rhs: the general product
+      EXPECT_EQ(c, want) << "A B^T^T, m=" << m << " small=" << small;
+    }
+  }
+}
+
+TEST(SmallGemm, ProductRoutesStepShapesExactlyInFloat) { check_product_routes<float>(); }
+TEST(SmallGemm, ProductRoutesStepShapesExactlyInDouble) { check_product_routes<double>(); }
 
 // The rule of step_product_fits and small_gemm_threads at the edges of their limits, whatever
 // their values: every batch up to kStepMaxRows but a single row wider than kStepMaxVectorCols;

@@ -63,6 +63,14 @@ class OpCtx {
   [[nodiscard]] TAPEGRAD_HOT const Tensor& gy() const { return slot(at_.out).grad; }
   /// dL/dx_i accumulator (backward only): always add into it.
   TAPEGRAD_HOT Tensor& gx(std::size_t i) { return store().grad_slot(input_id(i)); }
+  /// gx(i) += x(j)^T gy(), the weight gradient of a product x(j) W with W input i. When W is a
+  /// leaf and x(j) has a batch's few rows, a plain sweep stacks it with the other such products
+  /// into W's gradient and runs them as one at the end of the sweep or at a hook on W (Note
+  /// [Batched weight gradients]): a weight shared by T steps gets one large product.
+  void add_weight_grad(std::size_t i, std::size_t j);
+  /// gx(i) += gy() x(j)^T, the input gradient of a product x(i) W with W input j. When W is a
+  /// leaf and gy() has a batch's few rows, the sweep reads W^T from a copy made once per sweep.
+  void add_input_grad(std::size_t i, std::size_t j);
   /// The output's time tag.
   [[nodiscard]] int time() const { return slot(at_.out).info.time; }
   Tape<S>& tape() { return tape_; }
@@ -72,6 +80,10 @@ class OpCtx {
   TAPEGRAD_HOT detail::TapeStore<S>& store() const { return detail::TapeAccess::store(tape_); }
   TAPEGRAD_HOT detail::Slot<S>& slot(std::uint32_t id) const { return store().slots[id]; }
   Tensor& gy_mutable() { return slot(at_.out).grad; }
+  // Before a hook on a leaf: the weight-gradient products deferred into it run now.
+  void settle_weight_grads() {
+    if (slot(at_.out).info.leaf) detail::run_deferred_products(store());
+  }
   // After a hook ran on gy_mutable(): the gradient must still have its node's shape (Note
   // [Callback contract] in tape.h). A wrong one is dropped (the node reads as not reached).
   void check_hooked_gy() {

@@ -314,6 +314,7 @@ class Tape {
                    display_name(v.id()));
     const detail::EntryLayout at{v.id(), u32(s_.args.size()), u32(s_.ints.size()), 0, 0, 0, 0};
     s_.entries.emplace_back("hook", at, [hook = std::move(fn)](OpCtx<S>& ctx) mutable {
+      ctx.settle_weight_grads();
       hook(ctx.gy_mutable());
       ctx.check_hooked_gy();
     });
@@ -343,6 +344,7 @@ class Tape {
     s_.require_idle(op);
     const std::uint32_t id = s_.new_slot(value.rows(), value.cols(), requires_grad, op);
     s_.slots[id].value = value;  // slots never move, so value may itself be a slot of this tape
+    s_.slots[id].info.leaf = true;
     if (!name.empty()) set_name(id, name);
     s_.check_recorded(id, {});
     return handle(id);
@@ -364,6 +366,10 @@ class Tape {
       s_.grad_slot(seed_id) = *seed;
     }
     const bool instrumented = observer_ || s_.anomaly;
+    // Only the plain sweep batches weight gradients: the observer sees every gradient when its
+    // entry runs, and a release sweep frees the output gradients a deferred product reads.
+    s_.deferred.clear();  // left over if an earlier sweep threw
+    s_.defer_products = !instrumented && !opts.release;
     if (!instrumented && !opts.release) [[likely]] {
       run_entries(detail::PlainRun<S>{*this}, opts);
     } else if (!instrumented) {
@@ -373,6 +379,7 @@ class Tape {
     } else {
       run_entries(detail::Instrumented<S, detail::PlainRun<S>>(*this, observer_), opts);
     }
+    detail::run_deferred_products(s_);
     if (opts.accumulate_parameters) s_.add_parameter_grads();
   }
   // The reverse sweep (invariants 1 and 7): run(i, entry) for every reached entry from the last

@@ -52,6 +52,7 @@ struct SlotInfo {  // 32 bytes on 64-bit targets
   bool requires_grad = false;
   bool named = false;       // names[id] holds its name (names grows only in set_name)
   bool grad_freed = false;  // a release sweep freed this sweep's gradient
+  bool leaf = false;        // made by constant/variable/leaf: no entry reads its gradient
 };
 
 // Everything the hot paths touch for one value: one lookup, one or two cache lines.
@@ -111,6 +112,25 @@ class BusyGuard {
   const char*& busy_;
 };
 
+// gx(target) += value(lhs)^T grad(gy), put off to the end of the sweep (Note [Batched weight
+// gradients] in autodiff/src/shared_weight_products.cpp).
+struct DeferredProduct {
+  std::uint32_t target, lhs, gy;
+};
+
+// A leaf's transposed value, made once per sweep for the steps' input gradients (same Note).
+template <class S>
+struct TransposedLeaf {
+  std::uint32_t id = 0, stamp = 0;
+  Matrix<S> value;
+};
+
+template <class S>
+struct TapeStore;
+// Runs and clears store.deferred: the products of each target stacked into a few large ones.
+template <class S>
+void run_deferred_products(TapeStore<S>& store);
+
 template <class S>
 struct TapeStore {
   using Tensor = Matrix<S>;
@@ -129,7 +149,11 @@ struct TapeStore {
   const char* busy = nullptr;              // kBusySweep during a sweep, the op's name during its forward
   std::vector<std::uint64_t> open_scopes;  // the time-step scopes open now, innermost last
   std::uint64_t scope_serial = 0;
-  std::string scope_error;  // set with busy = kBusyScopeError, reported by the next changing call
+  std::string scope_error;      // set with busy = kBusyScopeError, reported by the next changing call
+  bool defer_products = false;  // this sweep may defer leaves' weight-gradient products
+  std::vector<DeferredProduct> deferred;
+  std::vector<S> stack_lhs, stack_gy;  // run_deferred_products' buffers, kept for the next sweep
+  std::vector<TransposedLeaf<S>> transposed;
 
   // A slot is created with its shape; its buffer is reused when the shape repeats.
   TAPEGRAD_HOT std::uint32_t new_slot(Index rows, Index cols, bool requires_grad, const char* op) {

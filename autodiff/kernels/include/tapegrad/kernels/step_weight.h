@@ -14,20 +14,6 @@
 
 namespace tapegrad::kernels {
 
-/// Batches of more rows than this go to Eigen: small_gemm was measured only up to it.
-inline constexpr Index kStepMaxRows = 64;
-/// A single row wider than this goes to Eigen, whose matrix-vector product keeps more sums in flight.
-inline constexpr Index kStepMaxVectorCols = 32;
-/// Step products up to this many multiply-adds stay on one thread, leaving the other to the
-/// overlapped weight gradients (chunks.h); larger ones split their columns over the threads.
-inline constexpr double kOneThreadStepWork = static_cast<double>(std::int64_t{1} << 21);
-
-/// Whether a step product [m x k][k x n] goes to small_gemm rather than the general product.
-inline bool step_product_fits(Index m, Index n) { return m <= kStepMaxRows && !(m == 1 && n > kStepMaxVectorCols); }
-
-/// The threads small_gemm_on gets for a product of `work` multiply-adds.
-inline int small_gemm_threads(double work) { return work <= kOneThreadStepWork ? 1 : threads_for_work(work); }
-
 /// W [H x G] of the per-step products lhs W or, transposed, the backward's dA_t W^T. When
 /// small_gemm will read W^T, the transposed copy is made once, here.
 template <class S>
