@@ -3,7 +3,7 @@
 // in OpenBLAS's cblas_sgemm (names ending in _blas; its AVX-512 kernels need OPENBLAS_CORETYPE unset
 // or SkylakeX, as scripts/bench-compare.sh sets it). The best rate over a config's shapes, either
 // library, is the reference for "% of GEMM rate" of BM_TrainStep (scripts/bench-compare.sh).
-// N = T * B rows, G = H (RNN) or 4H (LSTM):
+// N = T * B rows, G = H (RNN), 4H (LSTM) or 3H (GRU):
 //   BM_GemmRate/<cell>/<config>/step   [B x H][H x G]    h_{t-1} W_hh, once per time step
 //   BM_GemmRate/<cell>/<config>/proj   [N x H][H x G]    input projection of all steps
 //   BM_GemmRate/<cell>/<config>/wgrad  [N x H]^T[N x G]  weight gradient over all steps
@@ -109,7 +109,7 @@ void BM_GemmRate(benchmark::State& state, Cell cell, TrainConfig cfg, Shape shap
 bool register_all() {
   constexpr std::pair<Shape, const char*> kShapes[] = {
       {Shape::Step, "step"}, {Shape::Proj, "proj"}, {Shape::Wgrad, "wgrad"}, {Shape::Dx, "dx"}, {Shape::Head, "head"}};
-  for (const Cell cell : {Cell::Rnn, Cell::Lstm}) {
+  for (const Cell cell : {Cell::Rnn, Cell::Lstm, Cell::Gru}) {  // the IndRNN's GEMMs are the RNN's without step
     for (const TrainConfig& cfg : tapegrad_bench::kTrainConfigs) {
       for (const auto& [shape, name] : kShapes) {
         for (const bool blas : {false, true}) {

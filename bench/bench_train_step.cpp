@@ -13,8 +13,8 @@
 //       split step project_input + recur, the recur step's elementwise math in ONE pointwise call
 //       (its backward derived, none written by hand), then the head and cross-entropy as `fused`.
 //   BM_TrainStep/<rnn|lstm|gru|indrnn>/<config>/cell_ops  the same cell with that math op by op.
-//   The GRU also has `fused` and `table` (gru_sequence, gru_sequence_gather); the IndRNN (the cell
-//   of examples/indrnn) has no fused op, so only `cell` and `cell_ops`.
+//   The GRU also has `fused` and `table` (gru_sequence, gru_sequence_gather); the IndRNN's `fused`
+//   is the hand-written op of examples/indrnn/indrnn_sequence.h, as a user fuses a cell by hand.
 //
 // Each iteration is a full, realistic step: tape.clear() (buffers reused), parameters recorded
 // as leaves, backward, SGD update p -= lr * grad and zero_grad for all six parameters.
@@ -23,7 +23,9 @@
 // (tapegrad::set_min_parallel_work), shown in `min_parallel_work`; env TAPEGRAD_MIN_BLAS_WORK the smallest
 // product that goes to OpenBLAS in a TAPEGRAD_OPENBLAS build (tapegrad::set_min_blas_work), shown in
 // `min_blas_work` (0: none does); env
-// TAPEGRAD_KEEP_FREED_MEMORY=1 calls tapegrad::keep_freed_memory(), shown in `keep_freed_memory`. Counters:
+// TAPEGRAD_KEEP_FREED_MEMORY=1 calls tapegrad::keep_freed_memory(), shown in `keep_freed_memory`; env
+// TAPEGRAD_SMALL_PRODUCTS=0 keeps step-shaped products out of small_gemm, shown in `small_products`; env
+// TAPEGRAD_BATCHED_WEIGHT_GRADS=0 adds each weight gradient at its step, shown in `batched_weight_grads`. Counters:
 // tokens_per_s; gflop_per_step (GEMM GFLOPs of one step, formula in train_step_config.h); gflops (that per second of
 // the benchmark thread's CPU time, as Google Benchmark computes rates); loss_per_token (a sanity check: log K = 4.2 at
 // the start, falling as the model learns the fixed batch). Wall-clock time is `real_time` in the JSON; `cpu_time`
@@ -42,6 +44,7 @@
 #include <tapegrad/kernels/blas.h>
 #include <tapegrad/tapegrad.h>
 
+#include "indrnn_sequence.h"  // examples/indrnn
 #include "tapegrad_env.h"
 #include "train_step_config.h"
 #include "user_cells.h"
@@ -112,9 +115,10 @@ Var<float> fused_loss(Cell cell, const TrainConfig& /*cfg*/, Tape<float>& tape, 
   const Var<float> x = tapegrad::gather_rows(p.E, std::span<const std::int32_t>(data.inputs));
   const Var<float> xp = tapegrad::affine(x, p.W_ih, p.b);  // [T*B x G], all steps at once
   const Var<float> h0 = tape.constant(zeros);
-  const Var<float> hs = cell == Cell::Rnn   ? tapegrad::rnn_sequence(xp, h0, p.W_hh)
-                        : cell == Cell::Gru ? tapegrad::gru_sequence(xp, h0, p.W_hh, p.b_hh)
-                                            : tapegrad::lstm_sequence(xp, h0, tape.constant(zeros), p.W_hh).h;
+  const Var<float> hs = cell == Cell::Rnn      ? tapegrad::rnn_sequence(xp, h0, p.W_hh)
+                        : cell == Cell::Gru    ? tapegrad::gru_sequence(xp, h0, p.W_hh, p.b_hh)
+                        : cell == Cell::IndRnn ? example::indrnn_sequence(xp, p.W_hh, h0)  // W_hh is u [1 x H]
+                                               : tapegrad::lstm_sequence(xp, h0, tape.constant(zeros), p.W_hh).h;
   const Var<float> logits = tapegrad::affine(hs, p.V, p.c);  // [T*B x K]
   return tapegrad::softmax_cross_entropy(logits, std::span<const std::int32_t>(data.targets), tapegrad::Reduction::Sum);
 }
@@ -189,6 +193,8 @@ void BM_TrainStep(benchmark::State& state, Cell cell, TrainConfig cfg, LossFn lo
   const std::int64_t min_parallel_work = tapegrad_bench::env_min_parallel_work();
   const std::int64_t min_blas_work = tapegrad_bench::env_min_blas_work();
   const bool keep_freed_memory = tapegrad_bench::env_keep_freed_memory();
+  const bool small_products = tapegrad_bench::env_small_products();
+  const bool batched_weight_grads = tapegrad_bench::env_batched_weight_grads();
   Model model(cell, cfg);
   const tapegrad_bench::TokenData data(cfg);
   const Matrix<float> zeros = Matrix<float>::Zero(cfg.batch, cfg.hidden);
@@ -223,6 +229,8 @@ void BM_TrainStep(benchmark::State& state, Cell cell, TrainConfig cfg, LossFn lo
   state.counters["min_blas_work"] =
       min_blas_work == tapegrad::kernels::kNoBlasWork ? 0.0 : static_cast<double>(min_blas_work);
   state.counters["keep_freed_memory"] = keep_freed_memory ? 1 : 0;
+  state.counters["small_products"] = small_products ? 1 : 0;
+  state.counters["batched_weight_grads"] = batched_weight_grads ? 1 : 0;
   state.counters["loss_per_token"] = static_cast<double>(last_loss) / static_cast<double>(cfg.batch * cfg.steps);
   state.SetLabel(kind);
 }
@@ -257,9 +265,11 @@ bool register_all() {
     for (const TrainConfig& cfg : tapegrad_bench::kTrainConfigs) {
       const std::string base =
           std::string("BM_TrainStep/") + tapegrad_bench::cell_name(paths.cell) + "/" + cfg.name + "/";
-      if (paths.cell == Cell::Gru) {
+      if (paths.cell == Cell::Gru || paths.cell == Cell::IndRnn) {
         benchmark::RegisterBenchmark((base + "fused").c_str(), BM_TrainStep, paths.cell, cfg, &fused_loss, "fused")
             ->Unit(benchmark::kMillisecond);
+      }
+      if (paths.cell == Cell::Gru) {
         benchmark::RegisterBenchmark((base + "table").c_str(), BM_TrainStep, paths.cell, cfg, &table_loss, "table")
             ->Unit(benchmark::kMillisecond);
       }

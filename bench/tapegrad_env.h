@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <string_view>
 
+#include <tapegrad/kernels/product.h>
 #include <tapegrad/threading.h>
 
 namespace tapegrad_bench {
@@ -35,6 +36,24 @@ inline std::int64_t env_min_blas_work() {
 inline bool env_keep_freed_memory() {
   const char* s = std::getenv("TAPEGRAD_KEEP_FREED_MEMORY");
   return s != nullptr && std::string_view(s) == "1" && tapegrad::keep_freed_memory();
+}
+
+/// Env TAPEGRAD_SMALL_PRODUCTS=0 keeps step-shaped products out of small_gemm (kernels/product.h),
+/// for an A/B of that route in one binary. Returns whether the route is on.
+inline bool env_small_products() {
+  if (const char* s = std::getenv("TAPEGRAD_SMALL_PRODUCTS"); s != nullptr) {
+    tapegrad::kernels::set_small_products(std::string_view(s) != "0");
+  }
+  return tapegrad::kernels::small_products();
+}
+
+/// Env TAPEGRAD_BATCHED_WEIGHT_GRADS=0 adds every weight gradient at its step (kernels/product.h),
+/// for an A/B of the batching in one binary. Returns whether batching is on.
+inline bool env_batched_weight_grads() {
+  if (const char* s = std::getenv("TAPEGRAD_BATCHED_WEIGHT_GRADS"); s != nullptr) {
+    tapegrad::kernels::set_batched_weight_grads(std::string_view(s) != "0");
+  }
+  return tapegrad::kernels::batched_weight_grads();
 }
 
 }  // namespace tapegrad_bench

@@ -11,11 +11,17 @@
 # against LibTorch's best of `table`, `unrolled` and `nn`; written to build/peers/compare-table.md,
 # raw JSON in build/peers/compare-table/; GFLOP/s there are the standard model's FLOPs (the
 # table step does fewer), so no % GEMM.
+# With --path cell: every Tapegrad path of the rnn, lstm, gru and indrnn models (`fused` where
+# a fused op exists, `cell` = a user's cell on the public cell API with its gate math in one
+# pointwise call, `cell_ops` = the same cell op by op, `unrolled` = op by op per step with no
+# planning) against LibTorch's `unrolled` and `nn`; ratios cell / fused, LibTorch unrolled / cell
+# and LibTorch best / Tapegrad best, and the cell path's GFLOP/s and % GEMM; written to
+# build/peers/compare-cell.md, raw JSON in build/peers/compare-cell/.
 #
 # Usage: scripts/bench-compare.sh [--quick] [--rounds N] [--min-time S] [--threads "1 2"]
 #                                 [--time real|cpu] [--no-build] [--bin-dir DIR ...]
 #                                 [--openblas-core NAME] [--no-keep-freed-memory]
-#                                 [--path fused|table]
+#                                 [--path fused|table|cell] [--cells "rnn|lstm|gru|indrnn"]
 #   --quick     1 round, tiny and small only (a smoke check)
 #   --rounds    rounds per thread count (default 5)
 #   --min-time  --benchmark_min_time of each run, seconds (default 0.5)
@@ -28,6 +34,8 @@
 #               it otherwise calls (env TAPEGRAD_KEEP_FREED_MEMORY=1; the peer gains nothing from it)
 #   --openblas-core  OPENBLAS_CORETYPE for the peer (default: SkylakeX on an AVX-512 CPU, even
 #               when the environment presets another core; else OpenBLAS's own choice)
+#   --cells     which models, a regex alternation (default rnn|lstm; with --path cell
+#               rnn|lstm|gru|indrnn)
 # Needs libtorch-dev and libopenblas-dev (Debian); selects OpenBLAS as libblas.so.3 when run as root.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -42,6 +50,7 @@ bin_dirs=()
 openblas_core=""
 keep_freed=1
 path=fused
+cells=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) rounds=1; configs="tiny|small"; shift ;;
@@ -54,12 +63,18 @@ while [[ $# -gt 0 ]]; do
     --openblas-core) openblas_core="$2"; shift 2 ;;
     --no-keep-freed-memory) keep_freed=0; shift ;;
     --path) path="$2"; shift 2 ;;
-    -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
+    --cells) cells="$2"; shift 2 ;;
+    -h | --help) sed -n '2,41p' "$0"; exit 0 ;;
     *) echo "bench-compare.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
 [[ "$time_kind" == real || "$time_kind" == cpu ]] || { echo "bench-compare.sh: --time must be real or cpu" >&2; exit 2; }
-[[ "$path" == fused || "$path" == table ]] || { echo "bench-compare.sh: --path must be fused or table" >&2; exit 2; }
+[[ "$path" == fused || "$path" == table || "$path" == cell ]] ||
+  { echo "bench-compare.sh: --path must be fused, table or cell" >&2; exit 2; }
+if [[ -z "$cells" ]]; then
+  cells="rnn|lstm"
+  [[ "$path" == cell ]] && cells="rnn|lstm|gru|indrnn"
+fi
 
 # --- the peer's best setup: OpenBLAS, not the reference BLAS --------------------------------
 if [[ ! -f /usr/lib/x86_64-linux-gnu/cmake/Torch/TorchConfig.cmake ]]; then
@@ -106,7 +121,7 @@ binary() {  # the first bin dir holding $1
 }
 for b in bench_train_step bench_gemm_rate bench_torch_step; do binary "$b" >/dev/null; done
 out=build/peers/compare
-[[ "$path" == table ]] && out=build/peers/compare-table
+[[ "$path" != fused ]] && out=build/peers/compare-$path
 rm -rf "$out"
 mkdir -p "$out"
 uptime >"$out/uptime_before.txt"
@@ -118,9 +133,10 @@ run() {  # run <binary> <filter> <json> <threads>
     --benchmark_format=console 2>>"$out/stderr.txt" | grep -E '^BM_' || true
 }
 
-tg_filter="^BM_TrainStep/(rnn|lstm)/($configs)/$path\$"
-torch_filter="^BM_TorchStep/(rnn|lstm)/($configs)/(unrolled|nn)\$"
-[[ "$path" == table ]] && torch_filter="^BM_TorchStep/(rnn|lstm)/($configs)/(unrolled|nn|table)\$"
+tg_filter="^BM_TrainStep/($cells)/($configs)/$path\$"
+[[ "$path" == cell ]] && tg_filter="^BM_TrainStep/($cells)/($configs)/(fused|cell|cell_ops|unrolled)\$"
+torch_filter="^BM_TorchStep/($cells)/($configs)/(unrolled|nn)\$"
+[[ "$path" == table ]] && torch_filter="^BM_TorchStep/($cells)/($configs)/(unrolled|nn|table)\$"
 for t in $threads_list; do
   for ((r = 1; r <= rounds; ++r)); do
     echo "=== threads $t, round $r/$rounds ($(uptime | sed 's/.*load/load/'))"
@@ -132,7 +148,7 @@ for t in $threads_list; do
       run bench_train_step "$tg_filter" "$out/tapegrad_t${t}_r${r}.json" "$t"
     fi
     # The reference rate is a peak: the best of every round, so one noisy round cannot lower it.
-    run bench_gemm_rate "^BM_GemmRate/(rnn|lstm)/($configs)/" "$out/gemm_t${t}_r${r}.json" "$t" >/dev/null
+    run bench_gemm_rate "^BM_GemmRate/($cells)/($configs)/" "$out/gemm_t${t}_r${r}.json" "$t" >/dev/null
   done
 done
 uptime >"$out/uptime_after.txt"
@@ -143,8 +159,9 @@ import glob, json, os, re, statistics, sys
 out, time_kind, rounds, min_time, commit, keep_freed, step_path = sys.argv[1:8]
 key = "real_time" if time_kind == "real" else "cpu_time"
 to_ms = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
-step = re.compile(r"^BM_(TrainStep|TorchStep)/(rnn|lstm)/(\w+)/(\w+)$")
-gemm = re.compile(r"^BM_GemmRate/(rnn|lstm)/(\w+)/(\w+)$")
+step = re.compile(r"^BM_(TrainStep|TorchStep)/(\w+)/(\w+)/(\w+)$")
+gemm = re.compile(r"^BM_GemmRate/(\w+)/(\w+)/(\w+)$")
+models = ["rnn", "lstm", "gru", "indrnn"]
 order = ["tiny", "small", "medium", "large", "long"]
 # The step-time targets of docs/performance.md, ms per step (best of 1 and 2 threads, median).
 targets = {("rnn", "tiny"): 0.025, ("rnn", "small"): 0.6, ("rnn", "medium"): 14, ("rnn", "large"): 65,
@@ -182,10 +199,10 @@ for path in sorted(glob.glob(os.path.join(out, "*.json"))):
             rate = b["gflop"] / (b[key] * to_ms[b["time_unit"]] * 1e-3)
             gemm_rate[k] = max(gemm_rate.get(k, 0.0), rate)
 
-def best(side, cell, cfg):
+def best(side, cell, cfg, variants=None):
     """(median, runs, variant, threads) of the variant/thread count with the lowest median."""
     cands = [(statistics.median(r.values()), r, v, t) for (s, c, g, v, t), r in times.items()
-             if s == side and c == cell and g == cfg and r]
+             if s == side and c == cell and g == cfg and r and (variants is None or v in variants)]
     return min(cands, key=lambda x: x[0]) if cands else None
 
 def fmt(x):
@@ -197,6 +214,56 @@ def load(fname):
             return f.read().strip().split("load average:")[-1].strip()
     except OSError:
         return "?"
+
+def cell_name(cell):
+    return {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU", "indrnn": "IndRNN"}[cell]
+
+def median_range(b):
+    """'median (min-max) tN' of a best() result, or '-'."""
+    if b is None:
+        return "-"
+    m, runs, _, t = b
+    return f"{fmt(m)} ({fmt(min(runs.values()))}-{fmt(max(runs.values()))}) t{t}"
+
+def speedup(slow, fast):
+    """slow ms / fast ms per round: 'median (min-max)', or '-'."""
+    if slow is None or fast is None:
+        return "-"
+    ratios = [slow[1][r] / fast[1][r] for r in fast[1] if r in slow[1]]
+    return f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})" if ratios else "-"
+
+def cell_table():
+    """The --path cell table: every Tapegrad path against LibTorch, per model and config."""
+    rows = [
+        "| model | config | fused ms | cell ms | cell_ops ms | unrolled ms | cell / fused | LibTorch unrolled ms | "
+        "LibTorch best ms (variant) | LibTorch unrolled / cell | LibTorch best / Tapegrad best (path) | "
+        "cell GFLOP/s | cell % GEMM |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for cell in models:
+        for cfg in order:
+            paths = {v: best("TrainStep", cell, cfg, {v}) for v in ("fused", "cell", "cell_ops", "unrolled")}
+            pt_unrolled = best("TorchStep", cell, cfg, {"unrolled"})
+            pt_best = best("TorchStep", cell, cfg)
+            tg_best = best("TrainStep", cell, cfg)
+            if tg_best is None and pt_best is None:
+                continue
+            row = [cell_name(cell), cfg] + [median_range(paths[v]) for v in ("fused", "cell", "cell_ops", "unrolled")]
+            row.append(f"{paths['cell'][0] / paths['fused'][0]:.2f}x" if paths["cell"] and paths["fused"] else "-")
+            row.append(median_range(pt_unrolled))
+            row.append(f"{median_range(pt_best)} {pt_best[2]}" if pt_best else "-")
+            row.append(speedup(pt_unrolled, paths["cell"]))
+            row.append(f"{speedup(pt_best, tg_best)} {tg_best[2]}" if tg_best and pt_best else "-")
+            c = paths["cell"]
+            if c and (cell, cfg) in flops:
+                gf = flops[(cell, cfg)] / (c[0] * 1e-3)
+                rate = gemm_rate.get((cell, cfg, c[3]))
+                row.append(f"{gf:.1f}")
+                row.append(f"{100 * gf / rate:.0f}% of {rate:.0f}" if rate else "-")
+            else:
+                row += ["-", "-"]
+            rows.append("| " + " | ".join(row) + " |")
+    return rows
 
 lines = [
     f"Training step, ms ({'wall clock' if time_kind == 'real' else 'CPU time of the benchmark thread'}), "
@@ -214,13 +281,15 @@ lines = [
     "GFLOP/s | % GEMM |",
     "|---|---|---|---|---|---|---|---|",
 ]
-for cell in ("rnn", "lstm"):
+if step_path == "cell":
+    lines = lines[:-2] + cell_table()
+for cell in (models if step_path != "cell" else []):
     for cfg in order:
         tg = best("TrainStep", cell, cfg)
         pt = best("TorchStep", cell, cfg)
         if tg is None and pt is None:
             continue
-        row = [cell.upper() if cell == "rnn" else "LSTM", cfg]
+        row = [cell_name(cell), cfg]
         if tg:
             tm, tr, _, tt = tg
             row.append(f"{fmt(tm)} ({fmt(min(tr.values()))}-{fmt(max(tr.values()))}) t{tt}")
@@ -236,7 +305,7 @@ for cell in ("rnn", "lstm"):
             row.append(f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})" if ratios else "-")
         else:
             row.append("-")
-        row.append(f"{targets[(cell, cfg)]:g}")
+        row.append(f"{targets[(cell, cfg)]:g}" if (cell, cfg) in targets else "-")
         if tg and (cell, cfg) in flops:
             gf = flops[(cell, cfg)] / (tm * 1e-3)  # GFLOP per step / seconds per step
             rate = gemm_rate.get((cell, cfg, tt))
@@ -248,7 +317,7 @@ for cell in ("rnn", "lstm"):
 text = "\n".join(lines) + "\n"
 print()
 print(text)
-md = os.path.join(os.path.dirname(out), "compare.md" if step_path == "fused" else "compare-table.md")
+md = out + ".md"
 with open(md, "w") as f:
     f.write(text)
 print(f"(written to {md}; raw JSON in {out}/)")

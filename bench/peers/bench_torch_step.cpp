@@ -1,19 +1,21 @@
 // The LibTorch peer of bench_train_step: the same model, data, configs and step (see
 // bench/train_step_config.h), float32 on the CPU, two ways:
 //
-//   BM_TorchStep/<rnn|lstm>/<config>/unrolled  by hand with torch ops, written the fast way a
-//       careful user would: one embedding lookup of all T*B ids, one addmm for the input
-//       projection of all steps (unbound into per-step views), per step addmm(xp_t, h, W_hh) + tanh (RNN) or the LSTM
-//       gate math (chunk into i, f, g, o), one cat of the hidden states, one addmm head, one cross_entropy (sum),
-//       backward, SGD p -= lr * grad under NoGradGuard.
+//   BM_TorchStep/<rnn|lstm|gru|indrnn>/<config>/unrolled  by hand with torch ops, written the fast
+//       way a careful user would: one embedding lookup of all T*B ids, one addmm for the input
+//       projection of all steps (unbound into per-step views), per step addmm(xp_t, h, W_hh) + tanh
+//       (RNN), the LSTM gate math (chunk into i, f, g, o), the GRU's (addmm(b_hh, h, W_hh) chunked
+//       into r, z, n) or the IndRNN's relu(xp_t + u * h) (u [1 x H], no recurrence GEMM), one cat
+//       of the hidden states, one addmm head, one cross_entropy (sum), backward, SGD
+//       p -= lr * grad under NoGradGuard.
 //   BM_TorchStep/<rnn|lstm>/<config>/table  the same hand-written step with the embedding folded
 //       into the input projection, as bench_train_step's `table` path: table = addmm(b, E, W_ih)
 //       [K x G], then one embedding lookup of all T*B ids into it (exact algebra; the input GEMM
 //       has K rows instead of T*B).
-//   BM_TorchStep/<rnn|lstm>/<config>/nn  torch::nn::Embedding + torch::nn::RNN (tanh) or
-//       torch::nn::LSTM over [T x B x H] + torch::nn::Linear, cross_entropy (sum),
-//       torch::optim::SGD. nn::RNN/LSTM carry two biases (b_ih, b_hh) where the hand-written
-//       model has one; the GEMM work is the same.
+//   BM_TorchStep/<rnn|lstm|gru>/<config>/nn  torch::nn::Embedding + torch::nn::RNN (tanh),
+//       torch::nn::LSTM or torch::nn::GRU over [T x B x H] + torch::nn::Linear, cross_entropy
+//       (sum), torch::optim::SGD. nn::RNN/LSTM carry two biases (b_ih, b_hh) where the
+//       hand-written model has one; the GEMM work is the same.
 //
 // Threads: env TAPEGRAD_THREADS (default 1) goes to torch::set_num_threads and to OpenBLAS
 // (openblas_set_num_threads, found with dlsym: OpenBLAS's pthread build keeps its own pool).
@@ -97,17 +99,18 @@ struct Unrolled {
   Cell cell;
   TrainConfig cfg;
   bool table;                         // fold the embedding into the input projection
-  std::vector<torch::Tensor> params;  // E, W_ih, b, W_hh, V, c
+  std::vector<torch::Tensor> params;  // E, W_ih, b, W_hh (IndRNN: u [1 x H]), V, c (GRU: and b_hh)
   Unrolled(Cell c, const TrainConfig& config, bool fold_table) : cell(c), cfg(config), table(fold_table) {
     const std::int64_t g = tapegrad_bench::gate_cols(cell, cfg);
     const double s = 1.0 / std::sqrt(static_cast<double>(cfg.hidden));
+    const std::int64_t recurrent_rows = cell == Cell::IndRnn ? 1 : cfg.hidden;
     params = {uniform(cfg.vocab, cfg.hidden, 0.1), uniform(cfg.hidden, g, s),         torch::zeros({g}),
-              uniform(cfg.hidden, g, s),           uniform(cfg.hidden, cfg.vocab, s), torch::zeros({cfg.vocab})};
+              uniform(recurrent_rows, g, s),       uniform(cfg.hidden, cfg.vocab, s), torch::zeros({cfg.vocab})};
+    if (cell == Cell::Gru) params.push_back(torch::zeros({g}));
     for (auto& p : params) p.set_requires_grad(true);
   }
   torch::Tensor loss(const TorchData& data) const {
-    const auto& [E, W_ih, b, W_hh, V, c_out] =
-        std::tie(params[0], params[1], params[2], params[3], params[4], params[5]);
+    const auto& [E, W_ih, b, V, c_out] = std::tie(params[0], params[1], params[2], params[4], params[5]);
     const std::int64_t batch = cfg.batch;
     const torch::Tensor xp = table ? torch::embedding(torch::addmm(b, E, W_ih), data.inputs)   // [K x G] rows
                                    : torch::addmm(b, torch::embedding(E, data.inputs), W_ih);  // [T*B x G]
@@ -119,19 +122,35 @@ struct Unrolled {
     std::vector<torch::Tensor> hs;
     hs.reserve(static_cast<std::size_t>(cfg.steps));
     for (std::int64_t t = 0; t < cfg.steps; ++t) {
-      const torch::Tensor a = torch::addmm(xp_steps[static_cast<std::size_t>(t)], h, W_hh);
-      if (cell == Cell::Rnn) {
-        h = torch::tanh(a);
-      } else {
-        const auto gates = a.chunk(4, 1);
-        c = torch::sigmoid(gates[1]) * c + torch::sigmoid(gates[0]) * torch::tanh(gates[2]);
-        h = torch::sigmoid(gates[3]) * torch::tanh(c);
-      }
+      h = next_h(xp_steps[static_cast<std::size_t>(t)], h, c);
       hs.push_back(h);
     }
     const torch::Tensor logits = torch::addmm(c_out, torch::cat(hs, 0), V);  // [T*B x K]
     return torch::nn::functional::cross_entropy(
         logits, data.targets, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+  }
+  // One step of the recurrence from h (and the LSTM's c, updated in place).
+  torch::Tensor next_h(const torch::Tensor& xp_t, const torch::Tensor& h, torch::Tensor& c) const {
+    const torch::Tensor& W_hh = params[3];
+    switch (cell) {
+      case Cell::Rnn:
+        return torch::tanh(torch::addmm(xp_t, h, W_hh));
+      case Cell::Lstm: {
+        const auto gates = torch::addmm(xp_t, h, W_hh).chunk(4, 1);
+        c = torch::sigmoid(gates[1]) * c + torch::sigmoid(gates[0]) * torch::tanh(gates[2]);
+        return torch::sigmoid(gates[3]) * torch::tanh(c);
+      }
+      case Cell::Gru: {  // nn::GruCell's equations: r scales the recurrent part of the candidate
+        const auto x = xp_t.chunk(3, 1);
+        const auto g = torch::addmm(params[6], h, W_hh).chunk(3, 1);
+        const torch::Tensor r = torch::sigmoid(x[0] + g[0]);
+        const torch::Tensor z = torch::sigmoid(x[1] + g[1]);
+        return (1 - z) * torch::tanh(x[2] + r * g[2]) + z * h;
+      }
+      case Cell::IndRnn:
+        return torch::relu(xp_t + W_hh * h);
+    }
+    return h;
   }
   void step(const TorchData& data, float lr) {
     const torch::Tensor l = loss(data);
@@ -153,6 +172,7 @@ struct NnModel {
   torch::nn::Embedding emb;
   torch::nn::RNN rnn{nullptr};
   torch::nn::LSTM lstm{nullptr};
+  torch::nn::GRU gru{nullptr};
   torch::nn::Linear head;
   std::unique_ptr<torch::optim::SGD> opt;
   NnModel(Cell c, const TrainConfig& config, float lr)
@@ -161,9 +181,12 @@ struct NnModel {
     if (cell == Cell::Rnn) {
       rnn = torch::nn::RNN(torch::nn::RNNOptions(cfg.hidden, cfg.hidden).nonlinearity(torch::kTanh));
       for (auto& p : rnn->parameters()) params.push_back(p);
-    } else {
+    } else if (cell == Cell::Lstm) {
       lstm = torch::nn::LSTM(torch::nn::LSTMOptions(cfg.hidden, cfg.hidden));
       for (auto& p : lstm->parameters()) params.push_back(p);
+    } else {
+      gru = torch::nn::GRU(torch::nn::GRUOptions(cfg.hidden, cfg.hidden));
+      for (auto& p : gru->parameters()) params.push_back(p);
     }
     for (auto& p : head->parameters()) params.push_back(p);
     opt = std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(lr));
@@ -171,7 +194,9 @@ struct NnModel {
   void step(const TorchData& data) {
     opt->zero_grad();
     const torch::Tensor x = emb(data.inputs.view({cfg.steps, cfg.batch}));  // [T x B x H]
-    const torch::Tensor out = cell == Cell::Rnn ? std::get<0>(rnn->forward(x)) : std::get<0>(lstm->forward(x));
+    const torch::Tensor out = cell == Cell::Rnn    ? std::get<0>(rnn->forward(x))
+                              : cell == Cell::Lstm ? std::get<0>(lstm->forward(x))
+                                                   : std::get<0>(gru->forward(x));
     const torch::Tensor logits = head(out.reshape({cfg.steps * cfg.batch, cfg.hidden}));
     const torch::Tensor l = torch::nn::functional::cross_entropy(
         logits, data.targets, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
@@ -210,14 +235,16 @@ void BM_TorchNn(benchmark::State& state, Cell cell, TrainConfig cfg) {
 }
 
 void register_all() {
-  for (const Cell cell : {Cell::Rnn, Cell::Lstm}) {
+  for (const Cell cell : {Cell::Rnn, Cell::Lstm, Cell::Gru, Cell::IndRnn}) {
     for (const TrainConfig& cfg : tapegrad_bench::kTrainConfigs) {
       const std::string base = std::string("BM_TorchStep/") + tapegrad_bench::cell_name(cell) + "/" + cfg.name + "/";
       benchmark::RegisterBenchmark((base + "unrolled").c_str(), BM_TorchUnrolled, cell, cfg, false)
           ->Unit(benchmark::kMillisecond);
       benchmark::RegisterBenchmark((base + "table").c_str(), BM_TorchUnrolled, cell, cfg, true)
           ->Unit(benchmark::kMillisecond);
-      benchmark::RegisterBenchmark((base + "nn").c_str(), BM_TorchNn, cell, cfg)->Unit(benchmark::kMillisecond);
+      if (cell != Cell::IndRnn) {  // torch::nn has no IndRNN
+        benchmark::RegisterBenchmark((base + "nn").c_str(), BM_TorchNn, cell, cfg)->Unit(benchmark::kMillisecond);
+      }
     }
   }
 }
