@@ -18,8 +18,10 @@
 // Gathers, elementwise gate math, softmax and the SGD update are not counted (O(N H), O(N K)).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -42,17 +44,9 @@ inline constexpr TrainConfig kTrainConfigs[] = {
 enum class Cell { Rnn, Lstm, Gru, IndRnn };
 
 inline const char* cell_name(Cell cell) {
-  switch (cell) {
-    case Cell::Rnn:
-      return "rnn";
-    case Cell::Lstm:
-      return "lstm";
-    case Cell::Gru:
-      return "gru";
-    case Cell::IndRnn:
-      return "indrnn";
-  }
-  return "?";
+  static constexpr const char* kNames[] = {"rnn", "lstm", "gru", "indrnn"};  // in the enum's order
+  static_assert(std::size(kNames) == static_cast<std::size_t>(Cell::IndRnn) + 1);
+  return kNames[static_cast<std::size_t>(cell)];
 }
 /// Columns of the gate pre-activations: H for the RNN and IndRNN, 4H for the LSTM, 3H for the GRU.
 inline std::int64_t gate_cols(Cell cell, const TrainConfig& cfg) {

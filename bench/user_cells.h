@@ -3,13 +3,17 @@
 // the equations of nn::LstmCell / nn::GruCell, the tanh RNN, and the IndRNN of examples/indrnn
 // (h' = relu(x W + b + u * h), u a [1 x H] weight per unit). Each cell's recur step is written
 // two ways: kPointwise = true puts its elementwise math in one pointwise call (one tape entry, its
-// backward derived), false writes it op by op. No backward is written by hand in either.
+// backward derived), false writes it op by op. The IndRNN op by op is the example's cell itself.
+// No backward is written by hand in either.
 #pragma once
 
 #include <array>
+#include <random>
 
 #include <tapegrad/nn/nn.h>
 #include <tapegrad/tapegrad.h>
+
+#include "indrnn_cell.h"  // examples/indrnn
 
 namespace tapegrad_bench {
 
@@ -25,21 +29,29 @@ inline Parameter<float> unused_parameter(Index rows, Index cols, const char* nam
   return Parameter<float>(Matrix<float>::Zero(rows, cols), name);
 }
 
-template <bool kPointwise>
-struct UserRnn : nn::Cell<UserRnn<kPointwise>, float> {
-  static constexpr const char* kName = "UserRnn";
+// What the tanh RNN (kGates = 1) and the LSTM (4) share: W_ih [in x G], W_hh [H x G] and
+// b [1 x G] with G = kGates * H, and the input projection x W_ih + b.
+template <class Derived, Index kGates>
+struct GatedCell : nn::Cell<Derived, float> {
   struct Weights {
     Var<float> W_ih, W_hh, b;
   };
   Parameter<float> W_ih, W_hh, b;
-  static constexpr std::array kParameters{&UserRnn::W_ih, &UserRnn::W_hh, &UserRnn::b};
-  explicit UserRnn(const nn::CellOptions& o)
-      : UserRnn::Cell(o),
-        W_ih(unused_parameter(o.input_size, o.hidden_size, "W_ih")),
-        W_hh(unused_parameter(o.hidden_size, o.hidden_size, "W_hh")),
-        b(unused_parameter(1, o.hidden_size, "b")) {}
+  static constexpr std::array kParameters{&GatedCell::W_ih, &GatedCell::W_hh, &GatedCell::b};
+  GatedCell(const nn::CellOptions& o, std::mt19937_64&)
+      : GatedCell::Cell(o),
+        W_ih(unused_parameter(o.input_size, kGates * o.hidden_size, "W_ih")),
+        W_hh(unused_parameter(o.hidden_size, kGates * o.hidden_size, "W_hh")),
+        b(unused_parameter(1, kGates * o.hidden_size, "b")) {}
   Var<float> project_input(const Weights& w, const Var<float>& x) const { return affine(x, w.W_ih, w.b); }
-  nn::State<float> recur(const Weights& w, const Var<float>& xp, const nn::State<float>& s) const {
+};
+
+template <bool kPointwise>
+struct UserRnn : GatedCell<UserRnn<kPointwise>, 1> {
+  static constexpr const char* kName = "UserRnn";
+  using Base = GatedCell<UserRnn, 1>;
+  using Base::Base;
+  nn::State<float> recur(const typename Base::Weights& w, const Var<float>& xp, const nn::State<float>& s) const {
     const Var<float> hw = matmul(s.h(), w.W_hh);
     if constexpr (kPointwise) {
       return {{tapegrad::pointwise([](auto x, auto r) { return tanh(x + r); }, xp, hw)}};
@@ -50,21 +62,12 @@ struct UserRnn : nn::Cell<UserRnn<kPointwise>, float> {
 };
 
 template <bool kPointwise>
-struct UserLstm : nn::Cell<UserLstm<kPointwise>, float> {
+struct UserLstm : GatedCell<UserLstm<kPointwise>, 4> {
   static constexpr const char* kName = "UserLstm";
   static constexpr std::array<const char*, 2> kStateNames{"h", "c"};
-  struct Weights {
-    Var<float> W_ih, W_hh, b;
-  };
-  Parameter<float> W_ih, W_hh, b;
-  static constexpr std::array kParameters{&UserLstm::W_ih, &UserLstm::W_hh, &UserLstm::b};
-  explicit UserLstm(const nn::CellOptions& o)
-      : UserLstm::Cell(o),
-        W_ih(unused_parameter(o.input_size, 4 * o.hidden_size, "W_ih")),
-        W_hh(unused_parameter(o.hidden_size, 4 * o.hidden_size, "W_hh")),
-        b(unused_parameter(1, 4 * o.hidden_size, "b")) {}
-  Var<float> project_input(const Weights& w, const Var<float>& x) const { return affine(x, w.W_ih, w.b); }
-  nn::State<float> recur(const Weights& w, const Var<float>& xp, const nn::State<float>& s) const {
+  using Base = GatedCell<UserLstm, 4>;
+  using Base::Base;
+  nn::State<float> recur(const typename Base::Weights& w, const Var<float>& xp, const nn::State<float>& s) const {
     const Var<float> a = xp + matmul(s.h(), w.W_hh);  // gates i, f, g, o in column blocks
     if constexpr (kPointwise) {
       const auto [h, c] = tapegrad::pointwise(
@@ -91,7 +94,7 @@ struct UserGru : nn::Cell<UserGru<kPointwise>, float> {
   };
   Parameter<float> W_ih, W_hh, b_ih, b_hh;
   static constexpr std::array kParameters{&UserGru::W_ih, &UserGru::W_hh, &UserGru::b_ih, &UserGru::b_hh};
-  explicit UserGru(const nn::CellOptions& o)
+  UserGru(const nn::CellOptions& o, std::mt19937_64&)
       : UserGru::Cell(o),
         W_ih(unused_parameter(o.input_size, 3 * o.hidden_size, "W_ih")),
         W_hh(unused_parameter(o.hidden_size, 3 * o.hidden_size, "W_hh")),
@@ -118,26 +121,23 @@ struct UserGru : nn::Cell<UserGru<kPointwise>, float> {
   }
 };
 
-template <bool kPointwise>
-struct UserIndRnn : nn::Cell<UserIndRnn<kPointwise>, float> {
-  static constexpr const char* kName = "UserIndRnn";
+// The IndRNN of examples/indrnn with its recur step in one pointwise call (u [1 x H] broadcast
+// over the batch rows); op by op it is example::IndRnnCell<float>.
+struct PointwiseIndRnn : nn::Cell<PointwiseIndRnn, float> {
+  static constexpr const char* kName = "PointwiseIndRnn";
   struct Weights {
     Var<float> W, u, b;
   };
   Parameter<float> W, u, b;
-  static constexpr std::array kParameters{&UserIndRnn::W, &UserIndRnn::u, &UserIndRnn::b};
-  explicit UserIndRnn(const nn::CellOptions& o)
-      : UserIndRnn::Cell(o),
+  static constexpr std::array kParameters{&PointwiseIndRnn::W, &PointwiseIndRnn::u, &PointwiseIndRnn::b};
+  PointwiseIndRnn(const nn::CellOptions& o, std::mt19937_64&)
+      : PointwiseIndRnn::Cell(o),
         W(unused_parameter(o.input_size, o.hidden_size, "W")),
         u(unused_parameter(1, o.hidden_size, "u")),
         b(unused_parameter(1, o.hidden_size, "b")) {}
   Var<float> project_input(const Weights& w, const Var<float>& x) const { return affine(x, w.W, w.b); }
   nn::State<float> recur(const Weights& w, const Var<float>& xp, const nn::State<float>& s) const {
-    if constexpr (kPointwise) {  // u [1 x H] broadcast over the batch rows
-      return {{tapegrad::pointwise([](auto x, auto weight, auto h) { return relu(x + weight * h); }, xp, w.u, s.h())}};
-    } else {  // examples/indrnn's recur
-      return {{relu(xp + w.u * s.h())}};
-    }
+    return {{tapegrad::pointwise([](auto x, auto weight, auto h) { return relu(x + weight * h); }, xp, w.u, s.h())}};
   }
 };
 

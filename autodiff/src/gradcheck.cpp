@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <limits>
 #include <random>
 
@@ -197,17 +198,10 @@ bool aliasable(const std::vector<M>& inputs) {
 }  // namespace
 
 std::string_view to_string(GradcheckCheck check) {
-  switch (check) {
-    case GradcheckCheck::Plain:
-      return "plain";
-    case GradcheckCheck::FanOut:
-      return "fan-out";
-    case GradcheckCheck::Alias:
-      return "alias";
-    case GradcheckCheck::Constant:
-      return "constant";
-  }
-  return "?";
+  static constexpr std::string_view kNames[] = {"plain", "fan-out", "alias", "constant"};  // in the enum's order
+  static_assert(std::size(kNames) == static_cast<std::size_t>(GradcheckCheck::Constant) + 1);
+  const auto k = static_cast<std::size_t>(check);
+  return k < std::size(kNames) ? kNames[k] : "?";
 }
 
 GradcheckResult gradcheck(const Fn& fn, const std::vector<M>& inputs, const GradcheckOptions& opts) {

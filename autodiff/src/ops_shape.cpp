@@ -12,36 +12,36 @@ namespace tapegrad {
 
 namespace {
 
-// Rows: parts stacked top to bottom (concat_rows); Cols: side by side (concat_cols).
-enum class JoinAxis { Rows, Cols };
+// The joins and slices work along an Axis: Rows stacks parts top to bottom (concat_rows) or
+// takes a block of rows (slice_rows); Cols works side by side (concat_cols, slice_cols).
 
-template <JoinAxis A, class M>
+template <Axis A, class M>
 auto part_block(M& m, Index at, Index n) {
-  if constexpr (A == JoinAxis::Rows) {
+  if constexpr (A == Axis::Rows) {
     return m.middleRows(at, n);
   } else {
     return m.middleCols(at, n);
   }
 }
 
-template <JoinAxis A, class M>
+template <Axis A, class M>
 Index along(const M& m) {
-  return A == JoinAxis::Rows ? m.rows() : m.cols();
+  return A == Axis::Rows ? m.rows() : m.cols();
 }
 
 // y = the parts joined along A;  dx_i = the block of g that x_i produced
-template <JoinAxis A, class S>
+template <Axis A, class S>
 Var<S> join_parts(const char* op, std::span<const Var<S>> parts) {
-  constexpr JoinAxis kOther = A == JoinAxis::Rows ? JoinAxis::Cols : JoinAxis::Rows;
+  constexpr Axis kOther = A == Axis::Rows ? Axis::Cols : Axis::Rows;
   TAPEGRAD_CHECK(!parts.empty(), ValueError, "{}: needs at least one part", op);
   Index total = 0;
   for (std::size_t i = 0; i < parts.size(); ++i) {
     TAPEGRAD_CHECK(along<kOther>(parts[i]) == along<kOther>(parts[0]), ShapeError,
                    "{}: part {} is {} but part 0 is {}; every part needs {} {}", op, i, parts[i].shape(),
-                   parts[0].shape(), along<kOther>(parts[0]), A == JoinAxis::Rows ? "columns" : "rows");
+                   parts[0].shape(), along<kOther>(parts[0]), A == Axis::Rows ? "columns" : "rows");
     total = detail::checked_add(op, total, along<A>(parts[i]));
   }
-  const Shape out = A == JoinAxis::Rows ? Shape{total, parts[0].cols()} : Shape{parts[0].rows(), total};
+  const Shape out = A == Axis::Rows ? Shape{total, parts[0].cols()} : Shape{parts[0].rows(), total};
   return apply<S>(
       {op, out}, parts,
       [](OpCtx<S>& c) {
@@ -63,52 +63,47 @@ Var<S> join_parts(const char* op, std::span<const Var<S>> parts) {
       });
 }
 
+// y = the block [begin, begin + count) of x along A;  dx's block += g
+template <Axis A, class S>
+Var<S> slice_part(const char* op, const Var<S>& x, Index begin, Index count) {
+  TAPEGRAD_CHECK(begin >= 0 && count >= 0 && count <= along<A>(x) - begin, ShapeError,
+                 "{}: begin {}, count {} is out of range for x {} (needs 0 <= begin, 0 <= count, begin + count <= {})",
+                 op, begin, count, x.shape(), along<A>(x));
+  const Shape out = A == Axis::Rows ? Shape{count, x.cols()} : Shape{x.rows(), count};
+  return apply<S>(
+      {op, out}, {x},
+      [begin, count](OpCtx<S>& c) {
+        if (c.y().size() != 0) c.y() = part_block<A>(c.x(0), begin, count);  // empty: no block of a null pointer
+      },
+      [begin, count](OpCtx<S>& c) {
+        if (c.needs_grad(0) && c.gy().size() != 0) part_block<A>(c.gx(0), begin, count) += c.gy();
+      });
+}
+
 }  // namespace
 
 // y = [x_0 x_1 ...] side by side
 template <class S>
 Var<S> concat_cols(std::span<const Var<S>> parts) {
-  return join_parts<JoinAxis::Cols, S>("concat_cols", parts);
+  return join_parts<Axis::Cols, S>("concat_cols", parts);
 }
 
 // y = [x_0; x_1; ...] stacked
 template <class S>
 Var<S> concat_rows(std::span<const Var<S>> parts) {
-  return join_parts<JoinAxis::Rows, S>("concat_rows", parts);
+  return join_parts<Axis::Rows, S>("concat_rows", parts);
 }
 
 // y = x[:, begin:begin+count];  dx[:, begin:begin+count] += g
 template <class S>
 Var<S> slice_cols(const Var<S>& x, Index begin, Index count) {
-  TAPEGRAD_CHECK(begin >= 0 && count >= 0 && count <= x.cols() - begin, ShapeError,
-                 "slice_cols: begin {}, count {} is out of range for x {} (needs 0 <= begin, 0 <= count, begin + "
-                 "count <= {})",
-                 begin, count, x.shape(), x.cols());
-  return apply<S>(
-      {"slice_cols", {x.rows(), count}}, {x},
-      [begin, count](OpCtx<S>& c) {
-        if (c.y().size() != 0) c.y() = c.x(0).middleCols(begin, count);  // empty: no block of a null pointer
-      },
-      [begin, count](OpCtx<S>& c) {
-        if (c.needs_grad(0) && c.gy().size() != 0) c.gx(0).middleCols(begin, count) += c.gy();
-      });
+  return slice_part<Axis::Cols>("slice_cols", x, begin, count);
 }
 
 // y = x[begin:begin+count, :];  dx[begin:begin+count, :] += g
 template <class S>
 Var<S> slice_rows(const Var<S>& x, Index begin, Index count) {
-  TAPEGRAD_CHECK(begin >= 0 && count >= 0 && count <= x.rows() - begin, ShapeError,
-                 "slice_rows: begin {}, count {} is out of range for x {} (needs 0 <= begin, 0 <= count, begin + "
-                 "count <= {})",
-                 begin, count, x.shape(), x.rows());
-  return apply<S>(
-      {"slice_rows", {count, x.cols()}}, {x},
-      [begin, count](OpCtx<S>& c) {
-        if (c.y().size() != 0) c.y() = c.x(0).middleRows(begin, count);  // empty: no block of a null pointer
-      },
-      [begin, count](OpCtx<S>& c) {
-        if (c.needs_grad(0) && c.gy().size() != 0) c.gx(0).middleRows(begin, count) += c.gy();
-      });
+  return slice_part<Axis::Rows>("slice_rows", x, begin, count);
 }
 
 // y_i = table[index_i];  dtable[index_i] += g_i (a repeated index accumulates)

@@ -27,9 +27,7 @@ int main() {
   nn::Linear<float> head({H, 1}, rng);         // y = h W + b
 
   std::vector<Parameter<float>*> params = nn::parameters_of<float>({&cell, &head});
-  nn::AdamOptions adam;
-  adam.lr = 0.01;
-  nn::Adam<float> opt(params, adam);
+  nn::Adam<float> opt(params, {.lr = 0.01});
 
   std::uniform_real_distribution<float> phase(0.0F, 6.2832F);
   Tape<float> tape;

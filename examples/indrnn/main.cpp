@@ -20,9 +20,7 @@ int main(int argc, char** argv) {
   nn::Stacked<example::IndRnnCell<float>> rnn({.cell = {.input_size = 1}, .hidden_sizes = {16, 8}}, rng);
   nn::Linear<float> head({.input_size = rnn.output_size(), .output_size = 1}, rng);
   std::vector<Parameter<float>*> params = nn::parameters_of<float>({&rnn, &head});
-  nn::AdamOptions adam;
-  adam.lr = 0.01;
-  nn::Adam<float> opt(params, adam);
+  nn::Adam<float> opt(params, {.lr = 0.01});
 
   std::uniform_real_distribution<float> phase(0.0F, 6.2832F);
   Tape<float> tape;

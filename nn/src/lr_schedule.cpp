@@ -3,13 +3,14 @@
 
 #include <cmath>
 #include <numbers>
+#include <utility>
 
 #include "optim_checks.h"
 
 namespace tapegrad::nn {
 
-LrSchedule::LrSchedule(const char* name, double base_lr, Warmup warmup)
-    : name_(name), base_lr_(base_lr), warmup_(warmup) {
+LrSchedule::LrSchedule(const char* name, double base_lr, Warmup warmup, std::function<double(std::int64_t)> schedule)
+    : name_(name), base_lr_(base_lr), warmup_(warmup), schedule_(std::move(schedule)) {
   detail::check_non_negative(name, "base_lr", base_lr);
   TAPEGRAD_CHECK(warmup.steps >= 0, ValueError, "{}: warmup steps = {} must be >= 0", name, warmup.steps);
   TAPEGRAD_CHECK(warmup.start_factor >= 0 && warmup.start_factor <= 1, ValueError,
@@ -22,29 +23,24 @@ double LrSchedule::lr_at(std::int64_t epoch) const {
     const double f = static_cast<double>(epoch) / static_cast<double>(warmup_.steps);
     return base_lr_ * (warmup_.start_factor + (1 - warmup_.start_factor) * f);
   }
-  return schedule_lr(epoch - warmup_.steps);
+  return schedule_(epoch - warmup_.steps);
 }
 
 StepLr::StepLr(double base_lr, std::int64_t step_size, double gamma, Warmup warmup)
-    : LrSchedule("StepLr", base_lr, warmup), step_size_(step_size), gamma_(gamma) {
+    : LrSchedule("StepLr", base_lr, warmup,
+                 [=](std::int64_t e) { return base_lr * std::pow(gamma, static_cast<double>(e / step_size)); }) {
   TAPEGRAD_CHECK(step_size > 0, ValueError, "StepLr: step_size = {} must be > 0", step_size);
   detail::check_non_negative("StepLr", "gamma", gamma);
 }
 
-double StepLr::schedule_lr(std::int64_t e) const {
-  return base_lr() * std::pow(gamma_, static_cast<double>(e / step_size_));
-}
-
 CosineLr::CosineLr(double base_lr, std::int64_t t_max, double eta_min, Warmup warmup)
-    : LrSchedule("CosineLr", base_lr, warmup), t_max_(t_max), eta_min_(eta_min) {
+    : LrSchedule("CosineLr", base_lr, warmup, [=](std::int64_t e) {
+        if (e >= t_max) return eta_min;
+        const double phase = std::numbers::pi * static_cast<double>(e) / static_cast<double>(t_max);
+        return eta_min + (base_lr - eta_min) * (1 + std::cos(phase)) / 2;
+      }) {
   TAPEGRAD_CHECK(t_max > 0, ValueError, "CosineLr: t_max = {} must be > 0", t_max);
   detail::check_non_negative("CosineLr", "eta_min", eta_min);
-}
-
-double CosineLr::schedule_lr(std::int64_t e) const {
-  if (e >= t_max_) return eta_min_;
-  const double phase = std::numbers::pi * static_cast<double>(e) / static_cast<double>(t_max_);
-  return eta_min_ + (base_lr() - eta_min_) * (1 + std::cos(phase)) / 2;
 }
 
 }  // namespace tapegrad::nn

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <new>
 #include <set>
@@ -55,27 +56,19 @@ void pread_all(const ParsedFile& f, std::uint8_t* dst, std::uint64_t n, std::uin
 // What a JSON value is, for the handler and its messages.
 enum class Kind { Null, Bool, Negative, Unsigned, Float, String, Object, Array };
 
-const char* kind_name(Kind k) {
-  switch (k) {
-    case Kind::Null:
-      return "null";
-    case Kind::Bool:
-      return "a boolean";
-    case Kind::Negative:
-      return "a negative number";
-    case Kind::Unsigned:
-      return "an integer";
-    case Kind::Float:
-      return "a non-integer number (or an integer beyond 2^64-1)";
-    case Kind::String:
-      return "a string";
-    case Kind::Object:
-      return "an object";
-    case Kind::Array:
-      return "an array";
-  }
-  return "?";
-}
+// Each Kind as the messages name it, in the enum's order.
+constexpr const char* kKindNames[] = {
+    "null",                                                // Null
+    "a boolean",                                           // Bool
+    "a negative number",                                   // Negative
+    "an integer",                                          // Unsigned
+    "a non-integer number (or an integer beyond 2^64-1)",  // Float
+    "a string",                                            // String
+    "an object",                                           // Object
+    "an array",                                            // Array
+};
+static_assert(std::size(kKindNames) == static_cast<std::size_t>(Kind::Array) + 1);
+const char* kind_name(Kind k) { return kKindNames[static_cast<std::size_t>(k)]; }
 
 // The header's grammar as a state machine over parser events. Every handler returns false to
 // stop the parse at the first violation, with `error` saying what and where.

@@ -1,6 +1,6 @@
 // Shared by the fused-recurrence tests: random inputs, the RNN and the LSTM unrolled op by op
 // with the core ops (the independent path the fused ops are compared with), a relative difference, and the
-// message of an error that must leave the tape unchanged.
+// check of an error that must leave the tape unchanged.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -9,9 +9,12 @@
 #include <cmath>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <tapegrad/tapegrad.h>
+
+#include "support/test_support.h"
 
 namespace tapegrad::recurrent_test {
 
@@ -83,20 +86,13 @@ double rel_diff(const Matrix<S>& a, const Matrix<S>& b) {
   return worst;
 }
 
-// Runs f, which must throw E, and returns its message; the tape must be unchanged.
+// testing::expect_error on a call that must also leave the tape unchanged.
 template <class E, class F>
-std::string error_of(Tape<double>& tape, F&& f) {
+void expect_error(Tape<double>& tape, F&& f, const std::vector<std::string>& words) {
   const Mark before = tape.mark();
-  std::string msg;
-  try {
-    f();
-    ADD_FAILURE() << "did not throw";
-  } catch (const E& e) {
-    msg = e.what();
-  }
+  testing::expect_error<E>(std::forward<F>(f), words);
   EXPECT_EQ(tape.mark().values, before.values);
   EXPECT_EQ(tape.mark().entries, before.entries);
-  return msg;
 }
 
 }  // namespace tapegrad::recurrent_test

@@ -11,17 +11,11 @@
 
 #include "engine_test_ops.h"
 
-namespace {
+using namespace tapegrad;
+using namespace tapegrad::testing;
+using M = Matrix<double>;
 
-using tapegrad::BackwardOptions;
-using tapegrad::OpCtx;
-using tapegrad::Tape;
-using tapegrad::TapeError;
-using tapegrad::Var;
-using tapegrad::testing::t_plus;
-using tapegrad::testing::t_sum;
-using tapegrad::testing::t_times;
-using M = tapegrad::Matrix<double>;
+namespace {
 
 // Two outputs of x: twice = 2x (main) and square = x^2 (extra). Backward records which outputs
 // it saw reached, so the tests can check when it runs and what it is told.
@@ -32,7 +26,7 @@ struct SeenOutputs {
 };
 
 std::vector<Var<double>> twice_and_square(const Var<double>& x, SeenOutputs* seen) {
-  return tapegrad::apply_outputs<double>(
+  return apply_outputs<double>(
       {"twice_and_square", x.shape(), {}, {}, {x.shape()}}, {x},
       [](OpCtx<double>& c) {
         c.y() = 2 * c.x(0);
@@ -106,14 +100,14 @@ TEST_F(OpOutputs, HooksOnAnExtraOutputRunWhenItsGradientIsFinal) {
 }
 
 TEST_F(OpOutputs, ApplyRefusesExtraOutputs) {
-  EXPECT_THROW((void)tapegrad::apply<double>(
+  EXPECT_THROW((void)apply<double>(
                    {"two", x.shape(), {}, {}, {x.shape()}}, {x}, [](OpCtx<double>&) {}, [](OpCtx<double>&) {}),
-               tapegrad::ValueError);
+               ValueError);
 }
 
 // An op with an aux tensor: y = x * x, the saved copy of x in aux(0).
 Var<double> square_saving_x(const Var<double>& x) {
-  return tapegrad::apply<double>(
+  return apply<double>(
       {"square_saving_x", x.shape(), {x.shape()}}, {x},
       [](OpCtx<double>& c) {
         c.aux(0) = c.x(0);
@@ -131,13 +125,13 @@ TEST(ReleaseSweep, LeavesGetTheSameGradientsAndAuxAndInnerGradientsAreFreed) {
     const Var<double> y = square_saving_x(x);
     const Var<double> z = square_saving_x(y);  // x^4
     const Var<double> loss = t_sum(z);
-    const std::size_t before = tapegrad::tape_value_bytes(tape);
+    const std::size_t before = tape_value_bytes(tape);
     tape.backward(loss, BackwardOptions{.release = release});
     EXPECT_TRUE(x.grad().isApprox(M(4 * kX.array().cube().matrix()), 1e-15)) << "release " << release;
     const std::size_t aux_bytes = 2 * sizeof(double) * static_cast<std::size_t>(kX.size());
-    EXPECT_EQ(tapegrad::tape_value_bytes(tape), release ? before - aux_bytes : before);
+    EXPECT_EQ(tape_value_bytes(tape), release ? before - aux_bytes : before);
     if (release) {
-      tapegrad::testing::expect_error<TapeError>([&] { (void)y.grad(); }, "freed by backward(release = true)");
+      expect_error<TapeError>([&] { (void)y.grad(); }, "freed by backward(release = true)");
       EXPECT_EQ(z.value(), M(kX.array().pow(4).matrix()));  // values stay readable
     } else {
       EXPECT_TRUE(y.grad().isApprox(M(2 * kX.array().square().matrix()), 1e-15));
@@ -157,7 +151,7 @@ TEST(ReleaseSweep, TheTapeRecordsAgainAfterARelease) {
 }
 
 TEST(ReleaseSweep, AParameterGetsTheSameGradient) {
-  tapegrad::Parameter<double> w(kX, "w");
+  Parameter<double> w(kX, "w");
   M plain;
   for (const bool release : {false, true}) {
     w.zero_grad();
@@ -183,7 +177,7 @@ TEST(ReleaseSweep, RecomputeSegmentsGiveTheSameGradients) {
     Tape<double> tape;
     const Var<double> x = tape.variable(x0);
     Var<double> y = x;
-    for (int s = 0; s < 2; ++s) y = tapegrad::recompute<double>({y}, segment)[0];
+    for (int s = 0; s < 2; ++s) y = recompute<double>({y}, segment)[0];
     tape.backward(t_sum(y), BackwardOptions{.release = release});
     EXPECT_TRUE(x.grad().isApprox(M(16 * x0.array().pow(15).matrix()), 1e-14)) << "release " << release;
   }
@@ -203,9 +197,9 @@ TEST(ReleaseSweep, CrossEntropyGivesTheSameGradientInPlace) {
       Var<double> loss;
       if (use == 1) {
         const Var<double> other = t_sum(x);
-        loss = t_plus(other, tapegrad::softmax_cross_entropy(x, targets, tapegrad::Reduction::Mean));
+        loss = t_plus(other, softmax_cross_entropy(x, targets, Reduction::Mean));
       } else {
-        loss = tapegrad::softmax_cross_entropy(x, targets, tapegrad::Reduction::Mean);
+        loss = softmax_cross_entropy(x, targets, Reduction::Mean);
         if (use == 2) loss = t_plus(loss, t_sum(x));
       }
       tape.backward(loss, BackwardOptions{.release = release});
@@ -223,9 +217,9 @@ TEST(ReleaseSweep, AnEntryThatThrowsIsStillReleased) {
   Tape<double> tape;
   tape.set_anomaly_mode(true);
   const Var<double> x = tape.variable(M::Zero(1, 2));
-  const Var<double> y = tapegrad::sqrt(x);  // the first (and only) entry the sweep runs throws
-  EXPECT_THROW(tape.backward(y, M::Ones(1, 2), BackwardOptions{.release = true}), tapegrad::NumericError);
-  tapegrad::testing::expect_error<TapeError>([&] { tape.backward(y, M::Ones(1, 2)); }, "released");
+  const Var<double> y = sqrt(x);  // the first (and only) entry the sweep runs throws
+  EXPECT_THROW(tape.backward(y, M::Ones(1, 2), BackwardOptions{.release = true}), NumericError);
+  expect_error<TapeError>([&] { tape.backward(y, M::Ones(1, 2)); }, "released");
 }
 
 }  // namespace

@@ -3,7 +3,6 @@
 // for the table, h0, (c0), the recurrent weight (and the GRU's b_hh); for the LSTM whichever
 // outputs the loss reads (h only, c only, both); over several weight-gradient chunks, with and
 // without a release sweep, in double and float; and their argument errors.
-#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <random>
@@ -16,14 +15,7 @@
 #include "recurrent_test_support.h"
 
 using namespace tapegrad;
-using recurrent_test::error_of;
-using recurrent_test::gru_unrolled;
-using recurrent_test::lstm_unrolled;
-using recurrent_test::rel_diff;
-using recurrent_test::rnn_unrolled;
-using recurrent_test::uniform;
-using ::testing::AllOf;
-using ::testing::HasSubstr;
+using namespace tapegrad::recurrent_test;
 
 namespace {
 
@@ -177,36 +169,36 @@ TEST(RecurrentGatherErrors, NameTheOpTheArgumentAndTheShapes) {
   const auto table = v(5, 12), h0 = v(2, 3), c0 = v(2, 3), w = v(3, 12);
   const auto table8 = v(5, 8), c_bad = v(2, 2), w33 = v(3, 3);
   const std::vector<std::int32_t> four = {0, 1, 2, 3}, three = {0, 1, 2}, bad = {0, 1, 5, 2};
-  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)lstm_sequence_gather(table8, four, h0, c0, w); }),
-              AllOf(HasSubstr("lstm_sequence_gather"), HasSubstr("table is [5 x 8]"), HasSubstr("[K x 12]")));
-  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)lstm_sequence_gather(table, three, h0, c0, w); }),
-              AllOf(HasSubstr("lstm_sequence_gather"), HasSubstr("3 ids"), HasSubstr("B = 2")));
-  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)lstm_sequence_gather(table, four, h0, c_bad, w); }),
-              AllOf(HasSubstr("lstm_sequence_gather"), HasSubstr("c0 is [2 x 2]"), HasSubstr("h0 is [2 x 3]")));
-  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)lstm_sequence_gather(table, four, h0, c0, w33); }),
-              AllOf(HasSubstr("lstm_sequence_gather"), HasSubstr("w_hh is [3 x 3]"), HasSubstr("[3 x 12]")));
-  EXPECT_THAT(error_of<ValueError>(tape, [&] { (void)lstm_sequence_gather(table, bad, h0, c0, w); }),
-              AllOf(HasSubstr("lstm_sequence_gather"), HasSubstr("ids[2] = 5"), HasSubstr("table [5 x 12]")));
+  expect_error<ShapeError>(tape, [&] { (void)lstm_sequence_gather(table8, four, h0, c0, w); },
+                           {"lstm_sequence_gather", "table is [5 x 8]", "[K x 12]"});
+  expect_error<ShapeError>(tape, [&] { (void)lstm_sequence_gather(table, three, h0, c0, w); },
+                           {"lstm_sequence_gather", "3 ids", "B = 2"});
+  expect_error<ShapeError>(tape, [&] { (void)lstm_sequence_gather(table, four, h0, c_bad, w); },
+                           {"lstm_sequence_gather", "c0 is [2 x 2]", "h0 is [2 x 3]"});
+  expect_error<ShapeError>(tape, [&] { (void)lstm_sequence_gather(table, four, h0, c0, w33); },
+                           {"lstm_sequence_gather", "w_hh is [3 x 3]", "[3 x 12]"});
+  expect_error<ValueError>(tape, [&] { (void)lstm_sequence_gather(table, bad, h0, c0, w); },
+                           {"lstm_sequence_gather", "ids[2] = 5", "table [5 x 12]"});
   const auto table3 = v(5, 3), w33b = v(3, 3), w34 = v(3, 4);
-  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)rnn_sequence_gather(table, four, h0, w33b); }),
-              AllOf(HasSubstr("rnn_sequence_gather"), HasSubstr("table is [5 x 12]"), HasSubstr("[K x 3]")));
-  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)rnn_sequence_gather(table3, three, h0, w33b); }),
-              AllOf(HasSubstr("rnn_sequence_gather"), HasSubstr("3 ids"), HasSubstr("B = 2")));
-  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)rnn_sequence_gather(table3, four, h0, w34); }),
-              AllOf(HasSubstr("rnn_sequence_gather"), HasSubstr("w is [3 x 4]"), HasSubstr("[3 x 3]")));
-  EXPECT_THAT(error_of<ValueError>(tape, [&] { (void)rnn_sequence_gather(table3, bad, h0, w33b); }),
-              AllOf(HasSubstr("rnn_sequence_gather"), HasSubstr("ids[2] = 5"), HasSubstr("table [5 x 3]")));
+  expect_error<ShapeError>(tape, [&] { (void)rnn_sequence_gather(table, four, h0, w33b); },
+                           {"rnn_sequence_gather", "table is [5 x 12]", "[K x 3]"});
+  expect_error<ShapeError>(tape, [&] { (void)rnn_sequence_gather(table3, three, h0, w33b); },
+                           {"rnn_sequence_gather", "3 ids", "B = 2"});
+  expect_error<ShapeError>(tape, [&] { (void)rnn_sequence_gather(table3, four, h0, w34); },
+                           {"rnn_sequence_gather", "w is [3 x 4]", "[3 x 3]"});
+  expect_error<ValueError>(tape, [&] { (void)rnn_sequence_gather(table3, bad, h0, w33b); },
+                           {"rnn_sequence_gather", "ids[2] = 5", "table [5 x 3]"});
   const auto table9 = v(5, 9), w39 = v(3, 9), b19 = v(1, 9), b29 = v(2, 9);
-  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)gru_sequence_gather(table, four, h0, w39, b19); }),
-              AllOf(HasSubstr("gru_sequence_gather"), HasSubstr("table is [5 x 12]"), HasSubstr("[K x 9]")));
-  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)gru_sequence_gather(table9, three, h0, w39, b19); }),
-              AllOf(HasSubstr("gru_sequence_gather"), HasSubstr("3 ids"), HasSubstr("B = 2")));
-  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)gru_sequence_gather(table9, four, h0, w, b19); }),
-              AllOf(HasSubstr("gru_sequence_gather"), HasSubstr("w_hh is [3 x 12]"), HasSubstr("[3 x 9]")));
-  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)gru_sequence_gather(table9, four, h0, w39, b29); }),
-              AllOf(HasSubstr("gru_sequence_gather"), HasSubstr("b_hh is [2 x 9]"), HasSubstr("[1 x 9]")));
-  EXPECT_THAT(error_of<ValueError>(tape, [&] { (void)gru_sequence_gather(table9, bad, h0, w39, b19); }),
-              AllOf(HasSubstr("gru_sequence_gather"), HasSubstr("ids[2] = 5"), HasSubstr("table [5 x 9]")));
+  expect_error<ShapeError>(tape, [&] { (void)gru_sequence_gather(table, four, h0, w39, b19); },
+                           {"gru_sequence_gather", "table is [5 x 12]", "[K x 9]"});
+  expect_error<ShapeError>(tape, [&] { (void)gru_sequence_gather(table9, three, h0, w39, b19); },
+                           {"gru_sequence_gather", "3 ids", "B = 2"});
+  expect_error<ShapeError>(tape, [&] { (void)gru_sequence_gather(table9, four, h0, w, b19); },
+                           {"gru_sequence_gather", "w_hh is [3 x 12]", "[3 x 9]"});
+  expect_error<ShapeError>(tape, [&] { (void)gru_sequence_gather(table9, four, h0, w39, b29); },
+                           {"gru_sequence_gather", "b_hh is [2 x 9]", "[1 x 9]"});
+  expect_error<ValueError>(tape, [&] { (void)gru_sequence_gather(table9, bad, h0, w39, b19); },
+                           {"gru_sequence_gather", "ids[2] = 5", "table [5 x 9]"});
 }
 
 }  // namespace

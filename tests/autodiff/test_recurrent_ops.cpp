@@ -3,7 +3,6 @@
 // (1e-10) and float (float rounding), for several T (including 1), batch sizes that split the
 // weight-gradient GEMM into several chunks, random output seeds reaching both h and c columns,
 // detached initial states, repeated sweeps, and the shape errors.
-#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <random>
@@ -16,14 +15,7 @@
 #include "recurrent_test_support.h"
 
 using namespace tapegrad;
-using recurrent_test::error_of;
-using recurrent_test::gru_unrolled;
-using recurrent_test::lstm_unrolled;
-using recurrent_test::rel_diff;
-using recurrent_test::rnn_unrolled;
-using recurrent_test::uniform;
-using ::testing::AllOf;
-using ::testing::HasSubstr;
+using namespace tapegrad::recurrent_test;
 
 namespace {
 
@@ -246,31 +238,28 @@ TEST(FusedRecurrence, ShapeErrorsNameOpArgumentAndShapes) {
   const auto h0 = v(2, 3), c0 = v(2, 3), c_bad = v(2, 2), empty = v(0, 0);
   const auto x53 = v(5, 3), x44 = v(4, 4), x43 = v(4, 3), x03 = v(0, 3), x4_12 = v(4, 12), x3_12 = v(3, 12);
   const auto w33 = v(3, 3), w32 = v(3, 2), w3_12 = v(3, 12);
-  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)rnn_sequence(x53, h0, w33); }),
-              AllOf(HasSubstr("rnn_sequence"), HasSubstr("xp is [5 x 3]"), HasSubstr("B = 2")));
-  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)rnn_sequence(x44, h0, w33); }),
-              AllOf(HasSubstr("rnn_sequence"), HasSubstr("xp is [4 x 4]"), HasSubstr("h0 is [2 x 3]")));
-  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)rnn_sequence(x43, h0, w32); }),
-              AllOf(HasSubstr("rnn_sequence"), HasSubstr("w is [3 x 2]"), HasSubstr("[3 x 3]")));
-  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)rnn_sequence(x03, h0, w33); }),
-              AllOf(HasSubstr("rnn_sequence"), HasSubstr("xp is [0 x 3]")));
-  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)rnn_sequence(empty, empty, empty); }),
-              AllOf(HasSubstr("rnn_sequence"), HasSubstr("h0 is [0 x 0]")));
-  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)lstm_sequence(x4_12, h0, c_bad, w3_12); }),
-              AllOf(HasSubstr("lstm_sequence"), HasSubstr("c0 is [2 x 2]"), HasSubstr("h0 is [2 x 3]")));
-  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)lstm_sequence(x43, h0, c0, w3_12); }),
-              AllOf(HasSubstr("lstm_sequence"), HasSubstr("xp is [4 x 3]"), HasSubstr("12 columns")));
-  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)lstm_sequence(x4_12, h0, c0, w33); }),
-              AllOf(HasSubstr("lstm_sequence"), HasSubstr("w_hh is [3 x 3]"), HasSubstr("[3 x 12]")));
-  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)lstm_sequence(x3_12, h0, c0, w3_12); }),
-              AllOf(HasSubstr("lstm_sequence"), HasSubstr("xp is [3 x 12]"), HasSubstr("B = 2")));
+  expect_error<ShapeError>(tape, [&] { (void)rnn_sequence(x53, h0, w33); }, {"rnn_sequence", "xp is [5 x 3]", "B = 2"});
+  expect_error<ShapeError>(tape, [&] { (void)rnn_sequence(x44, h0, w33); },
+                           {"rnn_sequence", "xp is [4 x 4]", "h0 is [2 x 3]"});
+  expect_error<ShapeError>(tape, [&] { (void)rnn_sequence(x43, h0, w32); },
+                           {"rnn_sequence", "w is [3 x 2]", "[3 x 3]"});
+  expect_error<ShapeError>(tape, [&] { (void)rnn_sequence(x03, h0, w33); }, {"rnn_sequence", "xp is [0 x 3]"});
+  expect_error<ShapeError>(tape, [&] { (void)rnn_sequence(empty, empty, empty); }, {"rnn_sequence", "h0 is [0 x 0]"});
+  expect_error<ShapeError>(tape, [&] { (void)lstm_sequence(x4_12, h0, c_bad, w3_12); },
+                           {"lstm_sequence", "c0 is [2 x 2]", "h0 is [2 x 3]"});
+  expect_error<ShapeError>(tape, [&] { (void)lstm_sequence(x43, h0, c0, w3_12); },
+                           {"lstm_sequence", "xp is [4 x 3]", "12 columns"});
+  expect_error<ShapeError>(tape, [&] { (void)lstm_sequence(x4_12, h0, c0, w33); },
+                           {"lstm_sequence", "w_hh is [3 x 3]", "[3 x 12]"});
+  expect_error<ShapeError>(tape, [&] { (void)lstm_sequence(x3_12, h0, c0, w3_12); },
+                           {"lstm_sequence", "xp is [3 x 12]", "B = 2"});
   const auto x4_9 = v(4, 9), w3_9 = v(3, 9), b1_9 = v(1, 9), b2_9 = v(2, 9);
-  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)gru_sequence(x4_12, h0, w3_9, b1_9); }),
-              AllOf(HasSubstr("gru_sequence"), HasSubstr("xp is [4 x 12]"), HasSubstr("9 columns")));
-  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)gru_sequence(x4_9, h0, w3_12, b1_9); }),
-              AllOf(HasSubstr("gru_sequence"), HasSubstr("w_hh is [3 x 12]"), HasSubstr("[3 x 9]")));
-  EXPECT_THAT(error_of<ShapeError>(tape, [&] { (void)gru_sequence(x4_9, h0, w3_9, b2_9); }),
-              AllOf(HasSubstr("gru_sequence"), HasSubstr("b_hh is [2 x 9]"), HasSubstr("[1 x 9]")));
+  expect_error<ShapeError>(tape, [&] { (void)gru_sequence(x4_12, h0, w3_9, b1_9); },
+                           {"gru_sequence", "xp is [4 x 12]", "9 columns"});
+  expect_error<ShapeError>(tape, [&] { (void)gru_sequence(x4_9, h0, w3_12, b1_9); },
+                           {"gru_sequence", "w_hh is [3 x 12]", "[3 x 9]"});
+  expect_error<ShapeError>(tape, [&] { (void)gru_sequence(x4_9, h0, w3_9, b2_9); },
+                           {"gru_sequence", "b_hh is [2 x 9]", "[1 x 9]"});
 }
 
 }  // namespace

@@ -19,13 +19,12 @@
 
 using example::IndRnnCell;
 using tapegrad::Tape;
-using tapegrad::testing::expect_error;
-using tapegrad::testing::expect_near;
-using tapegrad::testing::random_matrix;
 using Mat = tapegrad::Matrix<double>;
 using V = tapegrad::Var<double>;
 
 namespace {
+
+using namespace tapegrad::testing;  // expect_error, expect_near, random_matrix
 
 std::vector<std::string> names_of(nn::Module<double>& m) {
   std::vector<std::string> out;

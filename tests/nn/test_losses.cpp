@@ -18,7 +18,7 @@ namespace {
 
 using tapegrad::testing::expect_error;
 
-// Runs fn, expects it to throw E whose message contains every one of `words`.
+// The logits of the cross-entropy tests: two rows, three classes.
 M logits_2x3() {
   M x(2, 3);
   x << 1, 2, 3, 1, 1, 1;
@@ -28,6 +28,15 @@ M logits_2x3() {
 // -log softmax(x)_t of the fixture rows, by hand.
 const double kRow0 = std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0)) - 3.0;
 const double kRow1 = std::log(3.0);
+
+// Log-probabilities of three rows over two classes, and targets that pick -1.7 and -3 and
+// ignore row 1 (-100, the default ignore_index).
+M log_probs_3x2() {
+  M lp(3, 2);
+  lp << -0.2, -1.7, -0.9, -0.5, -3, -0.05;
+  return lp;
+}
+const std::vector<std::int32_t> kTargetsIgnoringRow1 = {1, -100, 0};
 
 }  // namespace
 
@@ -91,12 +100,9 @@ TEST(NllLoss, PicksNegatedLogProbabilities) {
 }
 
 TEST(NllLoss, IgnoreIndex) {
-  M lp(3, 2);
-  lp << -0.2, -1.7, -0.9, -0.5, -3, -0.05;
   Tape<double> t;
-  auto x = t.variable(lp);
-  const std::vector<std::int32_t> y = {1, -100, 0};
-  auto loss = nn::nll_loss(x, y);
+  auto x = t.variable(log_probs_3x2());
+  auto loss = nn::nll_loss(x, kTargetsIgnoringRow1);
   EXPECT_NEAR(loss.item(), (1.7 + 3) / 2, 1e-15);
   t.backward(loss);
   EXPECT_EQ(x.grad().row(1).norm(), 0.0);
@@ -195,12 +201,9 @@ TEST(CrossEntropy, NoneIsStableForLargeFloatLogits) {
 }
 
 TEST(NllLoss, NoneGivesNegatedPicksAndZeroForIgnoredRows) {
-  M lp(3, 2);
-  lp << -0.2, -1.7, -0.9, -0.5, -3, -0.05;
   Tape<double> t;
-  auto x = t.variable(lp);
-  const std::vector<std::int32_t> y = {1, -100, 0};
-  const Var<double> per_row = nn::nll_loss(x, y, {.reduction = Reduction::None});
+  auto x = t.variable(log_probs_3x2());
+  const Var<double> per_row = nn::nll_loss(x, kTargetsIgnoringRow1, {.reduction = Reduction::None});
   M want(3, 1);
   want << 1.7, 0, 3;
   EXPECT_EQ(per_row.value(), want);

@@ -125,6 +125,10 @@ std::string encode(const nn::SafetensorsFile& f) {
 const std::string kWb = R"("W":{"dtype":"F64","shape":[3,2],"data_offsets":[0,48]},)"
                         R"("b":{"dtype":"F64","shape":[1,2],"data_offsets":[48,64]})";
 std::string data64() { return std::string(64, '\0'); }
+/// The header of W alone, F64 with this shape and these data_offsets (JSON text as written).
+std::string w_header(const std::string& shape, const std::string& offsets = "[0,48]") {
+  return R"({"W":{"dtype":"F64","shape":)" + shape + R"(,"data_offsets":)" + offsets + "}}";
+}
 std::string nested(const std::string& open, const std::string& close, int depth) {
   std::string s;
   s.reserve(static_cast<std::size_t>(depth) * (open.size() + close.size()));
@@ -165,334 +169,129 @@ std::vector<Row> rows() {
       write_bytes(p, safetensors_bytes(header, data));
     };
   };
+  // A file no reader accepts: loading it (with Adam) and inspecting it both raise a
+  // CheckpointError naming `words`.
+  const auto refused_file = [&](std::string name, std::vector<std::string> words,
+                                std::function<void(Fixture&, const fs::path&)> make) {
+    r.push_back({std::move(name), Kind::Checkpoint, std::move(words), std::move(make), Opt::Adam, true});
+  };
+  // The same for the file of this header and data.
+  const auto refused = [&](std::string name, std::vector<std::string> words, std::string header,
+                           std::string data = data64()) {
+    refused_file(std::move(name), std::move(words), bytes(std::move(header), std::move(data)));
+  };
+  // A well-formed file that does not fit the model (W [3 x 2] and b [1 x 2] in F64): loading it
+  // without an optimizer raises a CheckpointError naming `words`.
+  const auto misfit_file = [&](std::string name, std::vector<std::string> words,
+                               std::function<void(Fixture&, const fs::path&)> make) {
+    r.push_back({std::move(name), Kind::Checkpoint, std::move(words), std::move(make), Opt::None});
+  };
   // ---- nesting: refused at the first level the format does not have, never recursed into
-  r.push_back(
-      {"nest_header_array", Kind::Checkpoint, {"corrupt header"}, bytes(nested("[", "]", 100000)), Opt::Adam, true});
-  r.push_back({"nest_object_deep",
-               Kind::Checkpoint,
-               {"tensor 'a'", "unexpected header field 'a'"},
-               bytes("{" + nested("\"a\":{", "}", 100000) + "}"),
-               Opt::Adam,
-               true});
-  r.push_back({"nest_in_shape",
-               Kind::Checkpoint,
-               {"tensor 'W'", "dimension #0", "nests at most 3"},
-               bytes(R"({"W":{"dtype":"F64","shape":)" + nested("[", "]", 100000) + R"(,"data_offsets":[0,48]}})"),
-               Opt::Adam,
-               true});
-  r.push_back({"nest_in_offsets",
-               Kind::Checkpoint,
-               {"tensor 'W'", "data_offsets", "nests at most 3"},
-               bytes(R"({"W":{"dtype":"F64","shape":[3,2],"data_offsets":)" + nested("[", "]", 100000) + "}}"),
-               Opt::Adam,
-               true});
-  r.push_back({"nest_in_metadata",
-               Kind::Checkpoint,
-               {"metadata 'a'", "an array", "not a string"},
-               bytes(R"({"__metadata__":{"a":)" + nested("[", "]", 100000) + "}}"),
-               Opt::Adam,
-               true});
-  r.push_back({"nest_in_dtype",
-               Kind::Checkpoint,
-               {"tensor 'W'", "'dtype' is an object"},
-               bytes(R"({"W":{"dtype":)" + nested("{\"x\":", "}", 100000) + "}}"),
-               Opt::Adam,
-               true});
+  refused("nest_header_array", {"corrupt header"}, nested("[", "]", 100000));
+  refused("nest_object_deep", {"tensor 'a'", "unexpected header field 'a'"},
+          "{" + nested("\"a\":{", "}", 100000) + "}");
+  refused("nest_in_shape", {"tensor 'W'", "dimension #0", "nests at most 3"}, w_header(nested("[", "]", 100000)));
+  refused("nest_in_offsets", {"tensor 'W'", "data_offsets", "nests at most 3"},
+          w_header("[3,2]", nested("[", "]", 100000)));
+  refused("nest_in_metadata", {"metadata 'a'", "an array", "not a string"},
+          R"({"__metadata__":{"a":)" + nested("[", "]", 100000) + "}}");
+  refused("nest_in_dtype", {"tensor 'W'", "'dtype' is an object"},
+          R"({"W":{"dtype":)" + nested("{\"x\":", "}", 100000) + "}}");
   // ---- size caps before parsing
-  r.push_back({"header_over_cap",
-               Kind::Checkpoint,
-               {"header length 100000001", "exceeds the limit"},
-               [](Fixture&, const fs::path& p) {
-                 std::string head(8, '\0');
-                 const std::uint64_t n = 100'000'001;
-                 for (int i = 0; i < 8; ++i) head[static_cast<std::size_t>(i)] = static_cast<char>(n >> (8 * i));
-                 write_bytes(p, head + "{");
-                 fs::resize_file(p, 8 + n);  // sparse: the cap fires before anything is read
-               },
-               Opt::Adam,
-               true});
-  r.push_back(
-      {"header_past_end",
-       Kind::Checkpoint,
-       {"header length", "larger than"},
-       [](Fixture&, const fs::path& p) { write_bytes(p, std::string("\xff\xff\xff\xff\xff\xff\xff\xff{}", 10)); },
-       Opt::Adam,
-       true});
-  r.push_back({"empty_file",
-               Kind::Checkpoint,
-               {"0 bytes", "truncated"},
-               [](Fixture&, const fs::path& p) { write_bytes(p, ""); },
-               Opt::Adam,
-               true});
+  refused_file("header_over_cap", {"header length 100000001", "exceeds the limit"}, [](Fixture&, const fs::path& p) {
+    std::string head(8, '\0');
+    const std::uint64_t n = 100'000'001;
+    for (int i = 0; i < 8; ++i) head[static_cast<std::size_t>(i)] = static_cast<char>(n >> (8 * i));
+    write_bytes(p, head + "{");
+    fs::resize_file(p, 8 + n);  // sparse: the cap fires before anything is read
+  });
+  refused_file("header_past_end", {"header length", "larger than"}, [](Fixture&, const fs::path& p) {
+    write_bytes(p, std::string("\xff\xff\xff\xff\xff\xff\xff\xff{}", 10));
+  });
+  refused_file("empty_file", {"0 bytes", "truncated"}, [](Fixture&, const fs::path& p) { write_bytes(p, ""); });
   // ---- duplicate keys (the format forbids them; a JSON parser would keep one silently)
-  r.push_back({"dup_tensor",
-               Kind::Checkpoint,
-               {"name 'W' appears twice"},
-               bytes("{" + kWb + R"(,"W":{"dtype":"F64","shape":[3,2],"data_offsets":[0,48]}})"),
-               Opt::Adam,
-               true});
-  r.push_back({"dup_tensor_escaped",
-               Kind::Checkpoint,
-               {"name 'W' appears twice"},
-               bytes("{" + kWb + R"(,"\u0057":{"dtype":"F64","shape":[3,2],"data_offsets":[0,48]}})"),
-               Opt::Adam,
-               true});
-  r.push_back({"dup_field",
-               Kind::Checkpoint,
-               {"tensor 'W'", "field 'dtype' appears twice"},
-               bytes(R"({"W":{"dtype":"F64","dtype":"F32","shape":[3,2],"data_offsets":[0,48]}})"),
-               Opt::Adam,
-               true});
-  r.push_back({"dup_offsets_field",
-               Kind::Checkpoint,
-               {"tensor 'b'", "field 'data_offsets' appears twice"},
-               bytes(R"({"b":{"dtype":"F64","shape":[1,2],"data_offsets":[0,16],"data_offsets":[48,64]}})"),
-               Opt::Adam,
-               true});
-  r.push_back({"dup_metadata_key",
-               Kind::Checkpoint,
-               {"metadata key 'step' appears twice"},
-               bytes(R"({"__metadata__":{"step":"1","step":"2"},)" + kWb + "}"),
-               Opt::Adam,
-               true});
-  r.push_back({"dup_metadata_object",
-               Kind::Checkpoint,
-               {"name '__metadata__' appears twice"},
-               bytes(R"({"__metadata__":{},"__metadata__":{"step":"2"},)" + kWb + "}"),
-               Opt::Adam,
-               true});
+  refused("dup_tensor", {"name 'W' appears twice"},
+          "{" + kWb + R"(,"W":{"dtype":"F64","shape":[3,2],"data_offsets":[0,48]}})");
+  refused("dup_tensor_escaped", {"name 'W' appears twice"},
+          "{" + kWb + R"(,"\u0057":{"dtype":"F64","shape":[3,2],"data_offsets":[0,48]}})");
+  refused("dup_field", {"tensor 'W'", "field 'dtype' appears twice"},
+          R"({"W":{"dtype":"F64","dtype":"F32","shape":[3,2],"data_offsets":[0,48]}})");
+  refused("dup_offsets_field", {"tensor 'b'", "field 'data_offsets' appears twice"},
+          R"({"b":{"dtype":"F64","shape":[1,2],"data_offsets":[0,16],"data_offsets":[48,64]}})");
+  refused("dup_metadata_key", {"metadata key 'step' appears twice"},
+          R"({"__metadata__":{"step":"1","step":"2"},)" + kWb + "}");
+  refused("dup_metadata_object", {"name '__metadata__' appears twice"},
+          R"({"__metadata__":{},"__metadata__":{"step":"2"},)" + kWb + "}");
   // ---- shapes: checked arithmetic, dimensions printed as given
-  r.push_back({"shape_dim_u64_max",
-               Kind::Checkpoint,
-               {"tensor 'W'", "18446744073709551615", "larger than 2^63-1"},
-               bytes(R"({"W":{"dtype":"F64","shape":[0,18446744073709551615],"data_offsets":[0,0]}})"),
-               Opt::Adam,
-               true});
-  r.push_back({"shape_dim_past_u64",
-               Kind::Checkpoint,
-               {"tensor 'W'", "18446744073709551616", "non-negative integer"},
-               bytes(R"({"W":{"dtype":"F64","shape":[18446744073709551616,2],"data_offsets":[0,48]}})"),
-               Opt::Adam,
-               true});
-  r.push_back({"shape_product_overflow",
-               Kind::Checkpoint,
-               {"tensor 'W'", "[4294967296, 4294967296]", "too large"},
-               bytes(R"({"W":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,48]}})"),
-               Opt::Adam,
-               true});
-  r.push_back({"shape_bytes_overflow",
-               Kind::Checkpoint,
-               {"tensor 'W'", "[1152921504606846976]", "too large"},
-               bytes(R"({"W":{"dtype":"F64","shape":[1152921504606846976],"data_offsets":[0,48]}})"),
-               Opt::Adam,
-               true});
-  r.push_back({"shape_negative",
-               Kind::Checkpoint,
-               {"tensor 'W'", "-3", "negative"},
-               bytes(R"({"W":{"dtype":"F64","shape":[-3,2],"data_offsets":[0,48]}})"),
-               Opt::Adam,
-               true});
-  r.push_back({"shape_float",
-               Kind::Checkpoint,
-               {"tensor 'W'", "1.5", "non-integer"},
-               bytes(R"({"W":{"dtype":"F64","shape":[1.5,2],"data_offsets":[0,48]}})"),
-               Opt::Adam,
-               true});
-  r.push_back({"shape_rank_65",
-               Kind::Checkpoint,
-               {"tensor 'W'", "more than 64 dimensions"},
-               bytes(R"({"W":{"dtype":"F64","shape":[)" + nested("1,", "", 64) + R"(1],"data_offsets":[0,8]}})",
-                     std::string(8, '\0')),
-               Opt::Adam,
-               true});
-  r.push_back({"shape_not_array",
-               Kind::Checkpoint,
-               {"tensor 'W'", "'shape' is", "expected an array"},
-               bytes(R"({"W":{"dtype":"F64","shape":"3x2","data_offsets":[0,48]}})"),
-               Opt::Adam,
-               true});
-  r.push_back({"shape_missing",
-               Kind::Checkpoint,
-               {"tensor 'W'", "no 'shape'"},
-               bytes(R"({"W":{"dtype":"F64","data_offsets":[0,48]}})", std::string(48, '\0')),
-               Opt::Adam,
-               true});
-  r.push_back({"shape_mismatch",
-               Kind::Checkpoint,
-               {"tensor 'W'", "shape mismatch", "[3, 2]", "[2, 3]"},
-               bytes(R"({"W":{"dtype":"F64","shape":[2,3],"data_offsets":[0,48]},)"
-                     R"("b":{"dtype":"F64","shape":[1,2],"data_offsets":[48,64]}})"),
-               Opt::None});
+  refused("shape_dim_u64_max", {"tensor 'W'", "18446744073709551615", "larger than 2^63-1"},
+          w_header("[0,18446744073709551615]", "[0,0]"));
+  refused("shape_dim_past_u64", {"tensor 'W'", "18446744073709551616", "non-negative integer"},
+          w_header("[18446744073709551616,2]"));
+  refused("shape_product_overflow", {"tensor 'W'", "[4294967296, 4294967296]", "too large"},
+          w_header("[4294967296,4294967296]"));
+  refused("shape_bytes_overflow", {"tensor 'W'", "[1152921504606846976]", "too large"},
+          w_header("[1152921504606846976]"));
+  refused("shape_negative", {"tensor 'W'", "-3", "negative"}, w_header("[-3,2]"));
+  refused("shape_float", {"tensor 'W'", "1.5", "non-integer"}, w_header("[1.5,2]"));
+  refused("shape_rank_65", {"tensor 'W'", "more than 64 dimensions"},
+          w_header("[" + nested("1,", "", 64) + "1]", "[0,8]"), std::string(8, '\0'));
+  refused("shape_not_array", {"tensor 'W'", "'shape' is", "expected an array"},
+          R"({"W":{"dtype":"F64","shape":"3x2","data_offsets":[0,48]}})");
+  refused("shape_missing", {"tensor 'W'", "no 'shape'"}, R"({"W":{"dtype":"F64","data_offsets":[0,48]}})",
+          std::string(48, '\0'));
+  misfit_file("shape_mismatch", {"tensor 'W'", "shape mismatch", "[3, 2]", "[2, 3]"},
+              bytes(R"({"W":{"dtype":"F64","shape":[2,3],"data_offsets":[0,48]},)"
+                    R"("b":{"dtype":"F64","shape":[1,2],"data_offsets":[48,64]}})"));
   // ---- offsets and data layout
-  r.push_back({"offsets_backwards",
-               Kind::Checkpoint,
-               {"tensor 'W'", "[48, 0]", "backwards"},
-               bytes(R"({"W":{"dtype":"F64","shape":[3,2],"data_offsets":[48,0]}})"),
-               Opt::Adam,
-               true});
-  r.push_back(
-      {"offsets_past_end",
-       Kind::Checkpoint,
-       {"tensor 'b'", "out of range", "64 bytes"},
-       bytes(R"({"W":{"dtype":"F64","shape":[3,2],"data_offsets":[0,48]},)"
-             R"("b":{"dtype":"F64","shape":[1,2],"data_offsets":[18446744073709551599,18446744073709551615]}})"),
-       Opt::Adam,
-       true});
-  r.push_back({"offsets_three",
-               Kind::Checkpoint,
-               {"tensor 'W'", "more than two"},
-               bytes(R"({"W":{"dtype":"F64","shape":[3,2],"data_offsets":[0,48,64]}})"),
-               Opt::Adam,
-               true});
-  r.push_back({"offsets_one",
-               Kind::Checkpoint,
-               {"tensor 'W'", "no 'data_offsets' pair"},
-               bytes(R"({"W":{"dtype":"F64","shape":[3,2],"data_offsets":[0]}})"),
-               Opt::Adam,
-               true});
-  r.push_back({"offsets_negative",
-               Kind::Checkpoint,
-               {"tensor 'W'", "data_offsets hold -48"},
-               bytes(R"({"W":{"dtype":"F64","shape":[3,2],"data_offsets":[-48,0]}})"),
-               Opt::Adam,
-               true});
-  r.push_back({"offsets_wrong_size",
-               Kind::Checkpoint,
-               {"tensor 'W'", "hold 40 bytes", "needs 48"},
-               bytes(R"({"W":{"dtype":"F64","shape":[3,2],"data_offsets":[0,40]}})"),
-               Opt::Adam,
-               true});
-  r.push_back({"tensors_overlap",
-               Kind::Checkpoint,
-               {"'W' and 'b' overlap"},
-               bytes(R"({"W":{"dtype":"F64","shape":[3,2],"data_offsets":[0,48]},)"
-                     R"("b":{"dtype":"F64","shape":[1,2],"data_offsets":[40,56]}})"),
-               Opt::Adam,
-               true});
-  r.push_back({"data_gap",
-               Kind::Checkpoint,
-               {"bytes [0, 16)", "belong to no tensor"},
-               bytes(R"({"b":{"dtype":"F64","shape":[1,2],"data_offsets":[16,32]}})", std::string(32, '\0')),
-               Opt::Adam,
-               true});
-  r.push_back({"data_left_over",
-               Kind::Checkpoint,
-               {"tensors cover 64 bytes", "holds 72"},
-               bytes("{" + kWb + "}", std::string(72, '\0')),
-               Opt::Adam,
-               true});
-  r.push_back({"data_short",
-               Kind::Checkpoint,
-               {"tensor 'b'", "out of range", "63 bytes", "truncated"},
-               bytes("{" + kWb + "}", std::string(63, '\0')),
-               Opt::Adam,
-               true});
+  refused("offsets_backwards", {"tensor 'W'", "[48, 0]", "backwards"}, w_header("[3,2]", "[48,0]"));
+  refused("offsets_past_end", {"tensor 'b'", "out of range", "64 bytes"},
+          R"({"W":{"dtype":"F64","shape":[3,2],"data_offsets":[0,48]},)"
+          R"("b":{"dtype":"F64","shape":[1,2],"data_offsets":[18446744073709551599,18446744073709551615]}})");
+  refused("offsets_three", {"tensor 'W'", "more than two"}, w_header("[3,2]", "[0,48,64]"));
+  refused("offsets_one", {"tensor 'W'", "no 'data_offsets' pair"}, w_header("[3,2]", "[0]"));
+  refused("offsets_negative", {"tensor 'W'", "data_offsets hold -48"}, w_header("[3,2]", "[-48,0]"));
+  refused("offsets_wrong_size", {"tensor 'W'", "hold 40 bytes", "needs 48"}, w_header("[3,2]", "[0,40]"));
+  refused("tensors_overlap", {"'W' and 'b' overlap"},
+          R"({"W":{"dtype":"F64","shape":[3,2],"data_offsets":[0,48]},)"
+          R"("b":{"dtype":"F64","shape":[1,2],"data_offsets":[40,56]}})");
+  refused("data_gap", {"bytes [0, 16)", "belong to no tensor"},
+          R"({"b":{"dtype":"F64","shape":[1,2],"data_offsets":[16,32]}})", std::string(32, '\0'));
+  refused("data_left_over", {"tensors cover 64 bytes", "holds 72"}, "{" + kWb + "}", std::string(72, '\0'));
+  refused("data_short", {"tensor 'b'", "out of range", "63 bytes", "truncated"}, "{" + kWb + "}",
+          std::string(63, '\0'));
   // ---- dtypes and entry fields
-  r.push_back({"dtype_unknown",
-               Kind::Checkpoint,
-               {"tensor 'W'", "unknown dtype 'F33'"},
-               bytes(R"({"W":{"dtype":"F33","shape":[3,2],"data_offsets":[0,48]}})"),
-               Opt::Adam,
-               true});
-  r.push_back({"dtype_number",
-               Kind::Checkpoint,
-               {"tensor 'W'", "'dtype' is 64"},
-               bytes(R"({"W":{"dtype":64,"shape":[3,2],"data_offsets":[0,48]}})"),
-               Opt::Adam,
-               true});
-  r.push_back({"dtype_mismatch",
-               Kind::Checkpoint,
-               {"tensor 'W'", "dtype mismatch", "expected F64", "found I64"},
-               bytes(R"({"W":{"dtype":"I64","shape":[3,2],"data_offsets":[0,48]},)"
-                     R"("b":{"dtype":"F64","shape":[1,2],"data_offsets":[48,64]}})"),
-               Opt::None});
-  r.push_back({"entry_extra_field",
-               Kind::Checkpoint,
-               {"tensor 'W'", "unexpected header field 'stride'"},
-               bytes(R"({"W":{"dtype":"F64","stride":1,"shape":[3,2],"data_offsets":[0,48]}})"),
-               Opt::Adam,
-               true});
-  r.push_back({"entry_not_object",
-               Kind::Checkpoint,
-               {"tensor 'W'", "header entry is an array"},
-               bytes(R"({"W":[1,2]})", ""),
-               Opt::Adam,
-               true});
-  r.push_back({"metadata_not_object",
-               Kind::Checkpoint,
-               {"__metadata__ is a string"},
-               bytes(R"({"__metadata__":"x"})", ""),
-               Opt::Adam,
-               true});
-  r.push_back({"metadata_number",
-               Kind::Checkpoint,
-               {"metadata 'step'", "an integer", "not a string"},
-               bytes(R"({"__metadata__":{"step":5}})", ""),
-               Opt::Adam,
-               true});
+  refused("dtype_unknown", {"tensor 'W'", "unknown dtype 'F33'"},
+          R"({"W":{"dtype":"F33","shape":[3,2],"data_offsets":[0,48]}})");
+  refused("dtype_number", {"tensor 'W'", "'dtype' is 64"}, R"({"W":{"dtype":64,"shape":[3,2],"data_offsets":[0,48]}})");
+  misfit_file("dtype_mismatch", {"tensor 'W'", "dtype mismatch", "expected F64", "found I64"},
+              bytes(R"({"W":{"dtype":"I64","shape":[3,2],"data_offsets":[0,48]},)"
+                    R"("b":{"dtype":"F64","shape":[1,2],"data_offsets":[48,64]}})"));
+  refused("entry_extra_field", {"tensor 'W'", "unexpected header field 'stride'"},
+          R"({"W":{"dtype":"F64","stride":1,"shape":[3,2],"data_offsets":[0,48]}})");
+  refused("entry_not_object", {"tensor 'W'", "header entry is an array"}, R"({"W":[1,2]})", "");
+  refused("metadata_not_object", {"__metadata__ is a string"}, R"({"__metadata__":"x"})", "");
+  refused("metadata_number", {"metadata 'step'", "an integer", "not a string"}, R"({"__metadata__":{"step":5}})", "");
   // ---- JSON syntax and encoding
-  r.push_back({"json_truncated",
-               Kind::Checkpoint,
-               {"corrupt header", "invalid JSON at byte 25", "missing closing quote"},
-               bytes(R"({"W":{"dtype":"F64","sha)", ""),
-               Opt::Adam,
-               true});
-  r.push_back({"json_trailing",
-               Kind::Checkpoint,
-               {"corrupt header", "invalid JSON at byte 116", "expected end of input"},
-               bytes("{" + kWb + "} x"),
-               Opt::Adam,
-               true});
-  r.push_back(
-      {"json_not_utf8",
-       Kind::Checkpoint,
-       {"invalid JSON at byte 4", "ill-formed UTF-8"},
-       bytes("{\"W\xff\xfe\":{\"dtype\":\"F64\",\"shape\":[3,2],\"data_offsets\":[0,48]}}", std::string(48, '\0')),
-       Opt::Adam,
-       true});
-  r.push_back(
-      {"json_not_object_start", Kind::Checkpoint, {"does not start with '{'"}, bytes(" {}", ""), Opt::Adam, true});
-  r.push_back({"json_nul_padding",
-               Kind::Checkpoint,
-               {"corrupt header", "NUL byte at header byte 114"},
-               bytes("{" + kWb + std::string("}\0\0\0", 4)),
-               Opt::Adam,
-               true});
+  refused("json_truncated", {"corrupt header", "invalid JSON at byte 25", "missing closing quote"},
+          R"({"W":{"dtype":"F64","sha)", "");
+  refused("json_trailing", {"corrupt header", "invalid JSON at byte 116", "expected end of input"}, "{" + kWb + "} x");
+  refused("json_not_utf8", {"invalid JSON at byte 4", "ill-formed UTF-8"},
+          "{\"W\xff\xfe\":{\"dtype\":\"F64\",\"shape\":[3,2],\"data_offsets\":[0,48]}}", std::string(48, '\0'));
+  refused("json_not_object_start", {"does not start with '{'"}, " {}", "");
+  refused("json_nul_padding", {"corrupt header", "NUL byte at header byte 114"}, "{" + kWb + std::string("}\0\0\0", 4));
   // ---- names in messages: long or binary names are cut and escaped
-  r.push_back({"long_binary_name",
-               Kind::Checkpoint,
-               {"extra tensor", "\\x01", "(10001 bytes)"},
-               bytes("{" + kWb + R"(,"\u0001)" + std::string(10000, 'A') +
-                     R"(":{"dtype":"U8","shape":[0],"data_offsets":[64,64]}})"),
-               Opt::None});
+  misfit_file("long_binary_name", {"extra tensor", "\\x01", "(10001 bytes)"},
+              bytes("{" + kWb + R"(,"\u0001)" + std::string(10000, 'A') +
+                    R"(":{"dtype":"U8","shape":[0],"data_offsets":[64,64]}})"));
   // ---- wrong kinds of file
-  r.push_back({"kind_directory",
-               Kind::Checkpoint,
-               {"is a directory"},
-               [](Fixture&, const fs::path& p) { fs::create_directory(p); },
-               Opt::Adam,
-               true});
-  r.push_back({"kind_fifo",
-               Kind::Checkpoint,
-               {"not a regular file"},
-               [](Fixture&, const fs::path& p) { ASSERT_EQ(::mkfifo(p.c_str(), 0600), 0); },
-               Opt::Adam,
-               true});
-  r.push_back({"kind_missing",
-               Kind::Checkpoint,
-               {"cannot open", "No such file"},
-               [](Fixture&, const fs::path&) {},
-               Opt::Adam,
-               true});
-  r.push_back({"kind_sparse_zeros",
-               Kind::Checkpoint,
-               {"does not start with '{'"},
-               [](Fixture&, const fs::path& p) {
-                 write_bytes(p, "");
-                 fs::resize_file(p, std::uint64_t{1} << 40);  // 1 TiB of holes
-               },
-               Opt::Adam,
-               true});
+  refused_file("kind_directory", {"is a directory"}, [](Fixture&, const fs::path& p) { fs::create_directory(p); });
+  refused_file("kind_fifo", {"not a regular file"},
+               [](Fixture&, const fs::path& p) { ASSERT_EQ(::mkfifo(p.c_str(), 0600), 0); });
+  refused_file("kind_missing", {"cannot open", "No such file"}, [](Fixture&, const fs::path&) {});
+  refused_file("kind_sparse_zeros", {"does not start with '{'"}, [](Fixture&, const fs::path& p) {
+    write_bytes(p, "");
+    fs::resize_file(p, std::uint64_t{1} << 40);  // 1 TiB of holes
+  });
   r.push_back({"kind_sparse_after_valid_file",
                Kind::Checkpoint,
                {"tensors cover 64 bytes", "holds 1099511627654"},
@@ -502,63 +301,41 @@ std::vector<Row> rows() {
                },
                Opt::None,
                true});
-  r.push_back({"kind_sparse_huge_tensor",
-               Kind::Checkpoint,
-               {"tensor 'W'", "shape mismatch", "[68719476736, 2]"},
-               [](Fixture&, const fs::path& p) {
-                 const std::string h =
-                     R"({"W":{"dtype":"F64","shape":[68719476736,2],"data_offsets":[0,1099511627776]},)"
-                     R"("b":{"dtype":"F64","shape":[1,2],"data_offsets":[1099511627776,1099511627792]}})";
-                 write_bytes(p, safetensors_bytes(h, ""));
-                 fs::resize_file(p, 8 + h.size() + (std::uint64_t{1} << 40) + 16);
-               },
-               Opt::None});
+  misfit_file(
+      "kind_sparse_huge_tensor", {"tensor 'W'", "shape mismatch", "[68719476736, 2]"}, [](Fixture&, const fs::path& p) {
+        const std::string h = R"({"W":{"dtype":"F64","shape":[68719476736,2],"data_offsets":[0,1099511627776]},)"
+                              R"("b":{"dtype":"F64","shape":[1,2],"data_offsets":[1099511627776,1099511627792]}})";
+        write_bytes(p, safetensors_bytes(h, ""));
+        fs::resize_file(p, 8 + h.size() + (std::uint64_t{1} << 40) + 16);
+      });
   // ---- values the optimizer would use: the next update must stay defined
-  const auto damaged = [](Opt opt, std::function<void(nn::SafetensorsFile&)> damage) {
-    return [opt, damage = std::move(damage)](Fixture& f, const fs::path& p) {
+  // A good save with `opt` whose state or metadata damage() spoils: loading it into `opt` fails.
+  const auto damaged = [&](std::string name, Opt opt, std::vector<std::string> words,
+                           std::function<void(nn::SafetensorsFile&)> damage) {
+    auto make = [opt, damage = std::move(damage)](Fixture& f, const fs::path& p) {
       nn::SafetensorsFile file = good(f, opt, p);
       damage(file);
       write_bytes(p, encode(file));
     };
+    r.push_back({std::move(name), Kind::Checkpoint, std::move(words), std::move(make), opt});
   };
-  r.push_back({"optim_step_int64_max",
-               Kind::Checkpoint,
-               {"optim.step", "9223372036854775807", "2^53"},
-               damaged(Opt::Adam, [](auto& file) { file.metadata["optim.step"] = "9223372036854775807"; })});
-  r.push_back({"optim_step_past_2_53",
-               Kind::Checkpoint,
-               {"optim.step", "9007199254740993"},
-               damaged(Opt::Adagrad, [](auto& file) { file.metadata["optim.step"] = "9007199254740993"; }),
-               Opt::Adagrad});
-  r.push_back({"optim_step_negative", Kind::Checkpoint, {"optim.step", "-1"}, damaged(Opt::Adam, [](auto& file) {
-                 file.metadata["optim.step"] = "-1";
-               })});
-  r.push_back({"optim_lr_nan",
-               Kind::Checkpoint,
-               {"optim.lr", "nan"},
-               damaged(Opt::Rmsprop, [](auto& file) { file.metadata["optim.lr"] = "nan"; }),
-               Opt::Rmsprop});
-  r.push_back({"adam_negative_v",
-               Kind::Checkpoint,
-               {"optim.adam.v.b", "element #1", "-1", ">= 0"},
-               damaged(Opt::Adam, [](auto& file) { poke(file, "optim.adam.v.b", 1, -1.0); })});
-  r.push_back({"adam_nan_m",
-               Kind::Checkpoint,
-               {"optim.adam.m.W", "element #4", "nan", "finite"},
-               damaged(Opt::Adam, [](auto& file) { poke(file, "optim.adam.m.W", 4, std::nan("")); })});
-  r.push_back({"adam_inf_v", Kind::Checkpoint, {"optim.adam.v.W", "inf", "finite"}, damaged(Opt::Adam, [](auto& file) {
-                 poke(file, "optim.adam.v.W", 0, std::numeric_limits<double>::infinity());
-               })});
-  r.push_back({"rmsprop_negative_square_avg",
-               Kind::Checkpoint,
-               {"optim.rmsprop.square_avg.W", "-0.5", ">= 0"},
-               damaged(Opt::Rmsprop, [](auto& file) { poke(file, "optim.rmsprop.square_avg.W", 2, -0.5); }),
-               Opt::Rmsprop});
-  r.push_back({"adagrad_negative_sum",
-               Kind::Checkpoint,
-               {"optim.adagrad.sum.b", "-2", ">= 0"},
-               damaged(Opt::Adagrad, [](auto& file) { poke(file, "optim.adagrad.sum.b", 0, -2.0); }),
-               Opt::Adagrad});
+  damaged("optim_step_int64_max", Opt::Adam, {"optim.step", "9223372036854775807", "2^53"},
+          [](auto& file) { file.metadata["optim.step"] = "9223372036854775807"; });
+  damaged("optim_step_past_2_53", Opt::Adagrad, {"optim.step", "9007199254740993"},
+          [](auto& file) { file.metadata["optim.step"] = "9007199254740993"; });
+  damaged("optim_step_negative", Opt::Adam, {"optim.step", "-1"},
+          [](auto& file) { file.metadata["optim.step"] = "-1"; });
+  damaged("optim_lr_nan", Opt::Rmsprop, {"optim.lr", "nan"}, [](auto& file) { file.metadata["optim.lr"] = "nan"; });
+  damaged("adam_negative_v", Opt::Adam, {"optim.adam.v.b", "element #1", "-1", ">= 0"},
+          [](auto& file) { poke(file, "optim.adam.v.b", 1, -1.0); });
+  damaged("adam_nan_m", Opt::Adam, {"optim.adam.m.W", "element #4", "nan", "finite"},
+          [](auto& file) { poke(file, "optim.adam.m.W", 4, std::nan("")); });
+  damaged("adam_inf_v", Opt::Adam, {"optim.adam.v.W", "inf", "finite"},
+          [](auto& file) { poke(file, "optim.adam.v.W", 0, std::numeric_limits<double>::infinity()); });
+  damaged("rmsprop_negative_square_avg", Opt::Rmsprop, {"optim.rmsprop.square_avg.W", "-0.5", ">= 0"},
+          [](auto& file) { poke(file, "optim.rmsprop.square_avg.W", 2, -0.5); });
+  damaged("adagrad_negative_sum", Opt::Adagrad, {"optim.adagrad.sum.b", "-2", ">= 0"},
+          [](auto& file) { poke(file, "optim.adagrad.sum.b", 0, -2.0); });
   // ---- saves: names and metadata must be UTF-8; a directory is no target
   const auto nothing = [](Fixture&, const fs::path&) {};
   const auto save_row = [&](std::string name, Kind kind, std::vector<std::string> words,

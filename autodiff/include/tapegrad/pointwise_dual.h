@@ -25,13 +25,14 @@ inline constexpr bool kIsDual = false;
 template <class S, int W, int K>
 inline constexpr bool kIsDual<Dual<S, W, K>> = true;
 
-/// Dual with Dual, or Dual with a constant on either side.
+template <class S, int W, int K>
+inline constexpr bool kHasLanes<Dual<S, W, K>> = true;
+
+/// Operands of the Dual arithmetic.
 template <class A, class B>
-concept DualOperands = (kIsDual<A> && (kIsDual<B> || Constant<B>)) || (Constant<A> && kIsDual<B>);
+concept DualOperands = (Operands<A, B> && (kIsDual<A> || kIsDual<B>));
 
 namespace detail {
-template <class A, class B>
-using DualOf = std::conditional_t<kIsDual<A>, A, B>;
 // The operand as a Dual of D's type: a constant has zero partials.
 template <class D>
 TAPEGRAD_POINTWISE_INLINE const D& dual_of(const D& x) {
@@ -66,7 +67,7 @@ TAPEGRAD_POINTWISE_INLINE Dual<S, W, K> operator-(const Dual<S, W, K>& x) {
 }
 template <class A, class B>
 TAPEGRAD_POINTWISE_INLINE auto operator+(const A& a, const B& b) requires DualOperands<A, B> {
-  detail::DualOf<A, B> y;
+  detail::OperandOf<A, B> y;
   if constexpr (kIsDual<A> && kIsDual<B>) {
     y.v = a.v + b.v;
     for (std::size_t k = 0; k < y.d.size(); ++k) y.d[k] = a.d[k] + b.d[k];
@@ -89,7 +90,7 @@ TAPEGRAD_POINTWISE_INLINE auto operator-(const A& a, const B& b) requires DualOp
 }
 template <class A, class B>
 TAPEGRAD_POINTWISE_INLINE auto operator*(const A& a, const B& b) requires DualOperands<A, B> {
-  detail::DualOf<A, B> y;
+  detail::OperandOf<A, B> y;
   if constexpr (kIsDual<A> && kIsDual<B>) {
     y.v = a.v * b.v;
     for (std::size_t k = 0; k < y.d.size(); ++k) y.d[k] = a.d[k] * b.v + a.v * b.d[k];
@@ -106,7 +107,7 @@ TAPEGRAD_POINTWISE_INLINE auto operator*(const A& a, const B& b) requires DualOp
 }
 template <class A, class B>
 TAPEGRAD_POINTWISE_INLINE auto operator/(const A& a, const B& b) requires DualOperands<A, B> {
-  detail::DualOf<A, B> y;
+  detail::OperandOf<A, B> y;
   if constexpr (kIsDual<A> && kIsDual<B>) {  // d(a/b) = (da - (a/b) db) / b
     y.v = a.v / b.v;
     for (std::size_t k = 0; k < y.d.size(); ++k) y.d[k] = (a.d[k] - y.v * b.d[k]) / b.v;
@@ -121,28 +122,10 @@ TAPEGRAD_POINTWISE_INLINE auto operator/(const A& a, const B& b) requires DualOp
   return y;
 }
 
-// ---- comparisons (of the values) and choices (the chosen side's partials) -----------------------
-template <class A, class B>
-TAPEGRAD_POINTWISE_INLINE auto operator<(const A& a, const B& b) requires DualOperands<A, B> {
-  using D = detail::DualOf<A, B>;
-  return Mask<D::Array::SizeAtCompileTime>{detail::dual_of<D>(a).v < detail::dual_of<D>(b).v};
-}
-template <class A, class B>
-TAPEGRAD_POINTWISE_INLINE auto operator>(const A& a, const B& b) requires DualOperands<A, B> {
-  return b < a;
-}
-template <class A, class B>
-TAPEGRAD_POINTWISE_INLINE auto operator<=(const A& a, const B& b) requires DualOperands<A, B> {
-  using D = detail::DualOf<A, B>;
-  return Mask<D::Array::SizeAtCompileTime>{detail::dual_of<D>(a).v <= detail::dual_of<D>(b).v};
-}
-template <class A, class B>
-TAPEGRAD_POINTWISE_INLINE auto operator>=(const A& a, const B& b) requires DualOperands<A, B> {
-  return b <= a;
-}
+// ---- choices (the chosen side's partials); comparisons, max and min are in pointwise_lanes.h -----
 template <int W, class A, class B>
 TAPEGRAD_POINTWISE_INLINE auto select(const Mask<W>& cond, const A& a, const B& b) requires DualOperands<A, B> {
-  using D = detail::DualOf<A, B>;
+  using D = detail::OperandOf<A, B>;
   const D& x = detail::dual_of<D>(a);
   const D& y = detail::dual_of<D>(b);
   D out;
@@ -150,51 +133,15 @@ TAPEGRAD_POINTWISE_INLINE auto select(const Mask<W>& cond, const A& a, const B& 
   for (std::size_t k = 0; k < out.d.size(); ++k) out.d[k] = detail::blend(cond.m, x.d[k], y.d[k]);
   return out;
 }
-template <class A, class B>
-TAPEGRAD_POINTWISE_INLINE auto max(const A& a, const B& b) requires DualOperands<A, B> {
-  return select(a >= b, a, b);
-}
-template <class A, class B>
-TAPEGRAD_POINTWISE_INLINE auto min(const A& a, const B& b) requires DualOperands<A, B> {
-  return select(a <= b, a, b);
-}
-
-// ---- functions: the value as in pointwise_lanes.h, the derivative as in the op's backward ------
-template <class S, int W, int K>
-TAPEGRAD_POINTWISE_INLINE Dual<S, W, K> exp(const Dual<S, W, K>& x) {
-  const typename Dual<S, W, K>::Array y = x.v.exp();
-  return detail::chain(x, y, y);
-}
-template <class S, int W, int K>
-TAPEGRAD_POINTWISE_INLINE Dual<S, W, K> log(const Dual<S, W, K>& x) {
-  return detail::chain(x, x.v.log(), x.v.inverse());
-}
-template <class S, int W, int K>
-TAPEGRAD_POINTWISE_INLINE Dual<S, W, K> sqrt(const Dual<S, W, K>& x) {
-  const typename Dual<S, W, K>::Array y = x.v.sqrt();
-  return detail::chain(x, y, S(0.5) / y);
-}
-template <class S, int W, int K>
-TAPEGRAD_POINTWISE_INLINE Dual<S, W, K> square(const Dual<S, W, K>& x) {
-  return detail::chain(x, x.v.square(), S(2) * x.v);
-}
-template <class S, int W, int K>
-TAPEGRAD_POINTWISE_INLINE Dual<S, W, K> abs(const Dual<S, W, K>& x) {
-  return detail::chain(x, x.v.abs(), x.v.sign());
-}
-template <class S, int W, int K>
-TAPEGRAD_POINTWISE_INLINE Dual<S, W, K> tanh(const Dual<S, W, K>& x) {
-  const typename Dual<S, W, K>::Array y = x.v.tanh();
-  return detail::chain(x, y, S(1) - y.square());
-}
-template <class S, int W, int K>
-TAPEGRAD_POINTWISE_INLINE Dual<S, W, K> sigmoid(const Dual<S, W, K>& x) {
-  const typename Dual<S, W, K>::Array y = sigmoid(Lanes<S, W>{x.v}).v;
-  return detail::chain(x, y, y * (S(1) - y));
-}
-template <class S, int W, int K>
-TAPEGRAD_POINTWISE_INLINE Dual<S, W, K> relu(const Dual<S, W, K>& x) {
-  return detail::chain(x, x.v.max(S(0)), (x.v > S(0)).template cast<S>());
-}
+// ---- functions: TAPEGRAD_POINTWISE_FUNCTIONS (pointwise_lanes.h), each value with its derivative
+#define TAPEGRAD_DUAL_FUNCTION(name, value, derivative)                     \
+  template <class S, int W, int K>                                          \
+  TAPEGRAD_POINTWISE_INLINE Dual<S, W, K> name(const Dual<S, W, K>& dual) { \
+    const typename Dual<S, W, K>::Array& x = dual.v;                        \
+    const typename Dual<S, W, K>::Array y = value;                          \
+    return detail::chain(dual, y, derivative);                              \
+  }
+TAPEGRAD_POINTWISE_FUNCTIONS(TAPEGRAD_DUAL_FUNCTION)
+#undef TAPEGRAD_DUAL_FUNCTION
 
 }  // namespace tapegrad::pointwise_math

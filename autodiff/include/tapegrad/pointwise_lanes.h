@@ -41,8 +41,31 @@ inline constexpr bool kIsLanes = false;
 template <class S, int W>
 inline constexpr bool kIsLanes<Lanes<S, W>> = true;
 
-/// Lanes with Lanes, or Lanes with a constant on either side.
+/// The values an expression runs on: Lanes, and Dual (pointwise_dual.h), whose lanes `v` hold
+/// its value. Comparisons, max and min read only those lanes, so one definition serves both.
+template <class T>
+inline constexpr bool kHasLanes = kIsLanes<T>;
+
+/// Two values, or a value with a constant on either side.
+template <class A, class B>
+concept Operands = (kHasLanes<A> && (kHasLanes<B> || Constant<B>)) || (Constant<A> && kHasLanes<B>);
+/// Operands of the Lanes arithmetic.
+template <class A, class B>
+concept LanesOperands = (Operands<A, B> && (kIsLanes<A> || kIsLanes<B>));
+
 namespace detail {
+// The operands' type: the one that is not a constant.
+template <class A, class B>
+using OperandOf = std::conditional_t<kHasLanes<A>, A, B>;
+// The operand's lanes as an array of T's shape: a constant is broadcast to every lane.
+template <class T>
+TAPEGRAD_POINTWISE_INLINE const typename T::Array& lanes_of(const T& x) {
+  return x.v;
+}
+template <class T, Constant C>
+TAPEGRAD_POINTWISE_INLINE typename T::Array lanes_of(C c) {
+  return T::Array::Constant(static_cast<typename T::Array::Scalar>(c));
+}
 // cond ? a : b lane by lane, as a plain loop: the compiler turns it into SIMD blends, where
 // Eigen 3.4's select() is evaluated one coefficient at a time.
 template <class A, int W>
@@ -53,123 +76,103 @@ TAPEGRAD_POINTWISE_INLINE A blend(const Eigen::Array<bool, W, 1>& cond, const A&
 }
 }  // namespace detail
 
-template <class A, class B>
-concept LanesOperands = (kIsLanes<A> && (kIsLanes<B> || Constant<B>)) || (Constant<A> && kIsLanes<B>);
-
-namespace detail {
-template <class A, class B>
-using LanesOf = std::conditional_t<kIsLanes<A>, A, B>;
-// The operand as an array of L's shape: a constant is broadcast to every lane.
-template <class L>
-TAPEGRAD_POINTWISE_INLINE const typename L::Array& array_of(const L& x) {
-  return x.v;
-}
-template <class L, Constant C>
-TAPEGRAD_POINTWISE_INLINE typename L::Array array_of(C c) {
-  return L::Array::Constant(static_cast<typename L::Array::Scalar>(c));
-}
-}  // namespace detail
-
 // ---- arithmetic --------------------------------------------------------------------------------
 template <class A, class B>
 TAPEGRAD_POINTWISE_INLINE auto operator+(const A& a, const B& b) requires LanesOperands<A, B> {
-  using L = detail::LanesOf<A, B>;
-  return L{detail::array_of<L>(a) + detail::array_of<L>(b)};
+  using L = detail::OperandOf<A, B>;
+  return L{detail::lanes_of<L>(a) + detail::lanes_of<L>(b)};
 }
 template <class A, class B>
 TAPEGRAD_POINTWISE_INLINE auto operator-(const A& a, const B& b) requires LanesOperands<A, B> {
-  using L = detail::LanesOf<A, B>;
-  return L{detail::array_of<L>(a) - detail::array_of<L>(b)};
+  using L = detail::OperandOf<A, B>;
+  return L{detail::lanes_of<L>(a) - detail::lanes_of<L>(b)};
 }
 template <class A, class B>
 TAPEGRAD_POINTWISE_INLINE auto operator*(const A& a, const B& b) requires LanesOperands<A, B> {
-  using L = detail::LanesOf<A, B>;
-  return L{detail::array_of<L>(a) * detail::array_of<L>(b)};
+  using L = detail::OperandOf<A, B>;
+  return L{detail::lanes_of<L>(a) * detail::lanes_of<L>(b)};
 }
 template <class A, class B>
 TAPEGRAD_POINTWISE_INLINE auto operator/(const A& a, const B& b) requires LanesOperands<A, B> {
-  using L = detail::LanesOf<A, B>;
-  return L{detail::array_of<L>(a) / detail::array_of<L>(b)};
+  using L = detail::OperandOf<A, B>;
+  return L{detail::lanes_of<L>(a) / detail::lanes_of<L>(b)};
 }
 template <class S, int W>
 TAPEGRAD_POINTWISE_INLINE Lanes<S, W> operator-(const Lanes<S, W>& x) {
   return {-x.v};
 }
 
-// ---- comparisons and choices -------------------------------------------------------------------
+// ---- comparisons (of the values, Lanes or Dual) and choices ------------------------------------
 template <class A, class B>
-TAPEGRAD_POINTWISE_INLINE auto operator<(const A& a, const B& b) requires LanesOperands<A, B> {
-  using L = detail::LanesOf<A, B>;
-  return Mask<L::Array::SizeAtCompileTime>{detail::array_of<L>(a) < detail::array_of<L>(b)};
+TAPEGRAD_POINTWISE_INLINE auto operator<(const A& a, const B& b) requires Operands<A, B> {
+  using T = detail::OperandOf<A, B>;
+  return Mask<T::Array::SizeAtCompileTime>{detail::lanes_of<T>(a) < detail::lanes_of<T>(b)};
 }
 template <class A, class B>
-TAPEGRAD_POINTWISE_INLINE auto operator>(const A& a, const B& b) requires LanesOperands<A, B> {
+TAPEGRAD_POINTWISE_INLINE auto operator>(const A& a, const B& b) requires Operands<A, B> {
   return b < a;
 }
 template <class A, class B>
-TAPEGRAD_POINTWISE_INLINE auto operator<=(const A& a, const B& b) requires LanesOperands<A, B> {
-  using L = detail::LanesOf<A, B>;
-  return Mask<L::Array::SizeAtCompileTime>{detail::array_of<L>(a) <= detail::array_of<L>(b)};
+TAPEGRAD_POINTWISE_INLINE auto operator<=(const A& a, const B& b) requires Operands<A, B> {
+  using T = detail::OperandOf<A, B>;
+  return Mask<T::Array::SizeAtCompileTime>{detail::lanes_of<T>(a) <= detail::lanes_of<T>(b)};
 }
 template <class A, class B>
-TAPEGRAD_POINTWISE_INLINE auto operator>=(const A& a, const B& b) requires LanesOperands<A, B> {
+TAPEGRAD_POINTWISE_INLINE auto operator>=(const A& a, const B& b) requires Operands<A, B> {
   return b <= a;
 }
 /// a where cond holds, else b (either may be a constant).
 template <int W, class A, class B>
 TAPEGRAD_POINTWISE_INLINE auto select(const Mask<W>& cond, const A& a, const B& b) requires LanesOperands<A, B> {
-  using L = detail::LanesOf<A, B>;
-  return L{detail::blend(cond.m, typename L::Array(detail::array_of<L>(a)), typename L::Array(detail::array_of<L>(b)))};
+  using L = detail::OperandOf<A, B>;
+  return L{detail::blend(cond.m, typename L::Array(detail::lanes_of<L>(a)), typename L::Array(detail::lanes_of<L>(b)))};
 }
-/// max(a, b), as the maximum op: ties give a.
+/// max(a, b), as the maximum op: ties give a (select() of Lanes above, of Dual in pointwise_dual.h).
 template <class A, class B>
-TAPEGRAD_POINTWISE_INLINE auto max(const A& a, const B& b) requires LanesOperands<A, B> {
+TAPEGRAD_POINTWISE_INLINE auto max(const A& a, const B& b) requires Operands<A, B> {
   return select(a >= b, a, b);
 }
 /// min(a, b), as the minimum op: ties give a.
 template <class A, class B>
-TAPEGRAD_POINTWISE_INLINE auto min(const A& a, const B& b) requires LanesOperands<A, B> {
+TAPEGRAD_POINTWISE_INLINE auto min(const A& a, const B& b) requires Operands<A, B> {
   return select(a <= b, a, b);
 }
 
 // ---- functions ---------------------------------------------------------------------------------
-template <class S, int W>
-TAPEGRAD_POINTWISE_INLINE Lanes<S, W> exp(const Lanes<S, W>& x) {
-  return {x.v.exp()};
-}
-template <class S, int W>
-TAPEGRAD_POINTWISE_INLINE Lanes<S, W> log(const Lanes<S, W>& x) {
-  return {x.v.log()};
-}
-template <class S, int W>
-TAPEGRAD_POINTWISE_INLINE Lanes<S, W> sqrt(const Lanes<S, W>& x) {
-  return {x.v.sqrt()};
-}
-template <class S, int W>
-TAPEGRAD_POINTWISE_INLINE Lanes<S, W> square(const Lanes<S, W>& x) {
-  return {x.v.square()};
-}
-template <class S, int W>
-TAPEGRAD_POINTWISE_INLINE Lanes<S, W> abs(const Lanes<S, W>& x) {
-  return {x.v.abs()};
-}
-template <class S, int W>
-TAPEGRAD_POINTWISE_INLINE Lanes<S, W> tanh(const Lanes<S, W>& x) {
-  return {x.v.tanh()};
-}
+namespace detail {
 /// The sigmoid op's formula: with e = exp(-|x|) <= 1 (no term overflows), 1 / (1 + e) for
 /// x >= 0 and e / (1 + e) below, here as one division of the chosen numerator.
 template <class S, int W>
-TAPEGRAD_POINTWISE_INLINE Lanes<S, W> sigmoid(const Lanes<S, W>& x) {
-  using Array = typename Lanes<S, W>::Array;
-  const Array e = (-x.v.abs()).exp();
-  const Eigen::Array<bool, W, 1> positive = x.v >= S(0);
-  return {detail::blend(positive, Array(Array::Constant(S(1))), e) / (S(1) + e)};
+TAPEGRAD_POINTWISE_INLINE Eigen::Array<S, W, 1> sigmoid_of(const Eigen::Array<S, W, 1>& x) {
+  using Array = Eigen::Array<S, W, 1>;
+  const Array e = (-x.abs()).exp();
+  const Eigen::Array<bool, W, 1> positive = x >= S(0);
+  return blend(positive, Array(Array::Constant(S(1))), e) / (S(1) + e);
 }
-/// max(x, 0).
-template <class S, int W>
-TAPEGRAD_POINTWISE_INLINE Lanes<S, W> relu(const Lanes<S, W>& x) {
-  return {x.v.max(S(0))};
-}
+}  // namespace detail
+
+// The functions an expression may call, one row each: F(name, y, dy/dx), the value y of the
+// lanes x (an Eigen array of S) and its derivative in x and y, written as in the backward of the
+// op of the same name (ops_unary.cpp). Lanes use the value (below), Dual both (pointwise_dual.h).
+// clang-format off
+#define TAPEGRAD_POINTWISE_FUNCTIONS(F)                  \
+  F(exp,     x.exp(),                y)                  \
+  F(log,     x.log(),                x.inverse())        \
+  F(sqrt,    x.sqrt(),               S(0.5) / y)         \
+  F(square,  x.square(),             S(2) * x)           \
+  F(abs,     x.abs(),                x.sign())           \
+  F(tanh,    x.tanh(),               S(1) - y.square())  \
+  F(sigmoid, detail::sigmoid_of(x),  y * (S(1) - y))     \
+  F(relu,    x.max(S(0)),            (x > S(0)).template cast<S>())
+// clang-format on
+
+#define TAPEGRAD_LANES_FUNCTION(name, value, derivative)                 \
+  template <class S, int W>                                              \
+  TAPEGRAD_POINTWISE_INLINE Lanes<S, W> name(const Lanes<S, W>& lanes) { \
+    const typename Lanes<S, W>::Array& x = lanes.v;                      \
+    return {value};                                                      \
+  }
+TAPEGRAD_POINTWISE_FUNCTIONS(TAPEGRAD_LANES_FUNCTION)
+#undef TAPEGRAD_LANES_FUNCTION
 
 }  // namespace tapegrad::pointwise_math

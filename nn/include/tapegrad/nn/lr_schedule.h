@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include <tapegrad/nn/optim.h>
 
@@ -20,7 +21,6 @@ struct Warmup {
 /// A learning-rate schedule: lr_at(epoch) gives the rate for that epoch (epoch >= 0).
 class LrSchedule {
  public:
-  virtual ~LrSchedule() = default;
   /// The learning rate for `epoch`, warmup included; epoch < 0 -> ValueError.
   [[nodiscard]] double lr_at(std::int64_t epoch) const;
   /// Sets opt's learning rate to lr_at(epoch).
@@ -32,27 +32,20 @@ class LrSchedule {
   [[nodiscard]] const Warmup& warmup() const { return warmup_; }
 
  protected:
-  LrSchedule(const char* name, double base_lr, Warmup warmup);
-  /// The schedule without warmup, at epoch e >= 0 (counted from the end of the warmup).
-  [[nodiscard]] virtual double schedule_lr(std::int64_t e) const = 0;
+  /// `schedule`: the rate without warmup at epoch e >= 0 (counted from the end of the warmup).
+  LrSchedule(const char* name, double base_lr, Warmup warmup, std::function<double(std::int64_t e)> schedule);
 
  private:
   const char* name_;
   double base_lr_;
   Warmup warmup_;
+  std::function<double(std::int64_t)> schedule_;
 };
 
 /// Step decay: lr = base_lr * gamma^floor(e / step_size).
 class StepLr final : public LrSchedule {
  public:
   StepLr(double base_lr, std::int64_t step_size, double gamma = 0.1, Warmup warmup = {});
-
- protected:
-  [[nodiscard]] double schedule_lr(std::int64_t e) const override;
-
- private:
-  std::int64_t step_size_;
-  double gamma_;
 };
 
 /// Cosine annealing: lr = eta_min + (base_lr - eta_min) (1 + cos(pi e / t_max)) / 2 for
@@ -60,13 +53,6 @@ class StepLr final : public LrSchedule {
 class CosineLr final : public LrSchedule {
  public:
   CosineLr(double base_lr, std::int64_t t_max, double eta_min = 0, Warmup warmup = {});
-
- protected:
-  [[nodiscard]] double schedule_lr(std::int64_t e) const override;
-
- private:
-  std::int64_t t_max_;
-  double eta_min_;
 };
 
 }  // namespace tapegrad::nn
