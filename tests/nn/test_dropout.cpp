@@ -231,10 +231,8 @@ TEST(Zoneout, GradientByFiniteDifferences) {
 // A researcher's cell: IndRNN, h' = relu(x W + u * d(h) + b) with zoneout on the update, where
 // d is variational dropout of the recurrent input (one mask per sequence).
 struct NoisyOptions {
-  Index input_size = 0;
-  Index hidden_size = 0;
-  double state_dropout = 0.0;
-  double zoneout = 0.0;
+  Index input_size = 0, hidden_size = 0;  // a cell's options start with these two
+  double state_dropout = 0.0, zoneout = 0.0;
 };
 
 template <class S>
