@@ -54,7 +54,7 @@ double train_chunks(Model<Cell>& model, Tape<S>& tape, const Batch& batch, int k
     const Var<S> loss = nn::cross_entropy(r.logits, targets) * (static_cast<S>(end - begin) / static_cast<S>(seq_len));
     tape.backward(loss);
     const double value = static_cast<double>(loss.item());
-    if (update) update(nn::UpdateInfo{index++, begin, end, begin, 1, value});
+    if (update) update(nn::UpdateInfo{index++, begin, end, begin, 1, value, {}});
     total += value;
     carried = nn::values_of(r.next);
   }

@@ -8,11 +8,13 @@
 #include <cmath>
 #include <cstring>
 #include <new>
+#include <optional>
 #include <set>
 #include <stdexcept>
 
 #include <tapegrad/error.h>
 
+#include "checkpoint_rng.h"
 #include "safetensors_format.h"
 
 namespace tapegrad::nn {
@@ -133,17 +135,18 @@ void check_state_values(const std::filesystem::path& path, const std::string& fi
 
 template <class S>
 void save_checked(const std::filesystem::path& path, const NamedParameters<S>& params, Optimizer<S>* optimizer,
-                  std::int64_t step, const std::map<std::string, std::string>& metadata) {
+                  std::int64_t step, const std::map<std::string, std::string>& metadata,
+                  const NamedGenerators& generators) {
   const std::vector<Target<S>> targets = targets_of<S>("save_checkpoint", params, optimizer);
   for (const Target<S>& t : targets) check_utf8(path, "tensor name", t.name);
   std::map<std::string, std::string> meta;
   for (const auto& [key, value] : metadata) {
     check_utf8(path, "metadata key", key);
     check_utf8(path, fmt::format("metadata value of key '{}':", detail::printable(key)), value);
-    TAPEGRAD_CHECK(
-        key != "step" && !has_prefix(key, kOptimPrefix), ValueError,
-        "save_checkpoint: metadata key '{}' is reserved ('step' and 'optim.*' are written by the checkpoint)",
-        detail::printable(key));
+    TAPEGRAD_CHECK(key != "step" && !has_prefix(key, kOptimPrefix) && !has_prefix(key, detail::kRngPrefix), ValueError,
+                   "save_checkpoint: metadata key '{}' is reserved ('step', 'optim.*' and 'rng.*' are written by the "
+                   "checkpoint)",
+                   detail::printable(key));
     meta[key] = value;
   }
   meta["step"] = std::to_string(step);
@@ -153,6 +156,7 @@ void save_checked(const std::filesystem::path& path, const NamedParameters<S>& p
     meta["optim.lr"] = fmt::format("{}", optimizer->learning_rate());  // shortest exact round trip
     for (const auto& [name, value] : optimizer->hyperparameters()) meta["optim." + name] = fmt::format("{}", value);
   }
+  detail::write_generator_state(path, generators, meta);
   std::vector<std::vector<std::uint8_t>> buffers;
   buffers.reserve(targets.size());
   std::map<std::string, detail::EncodeTensor> tensors;
@@ -169,10 +173,10 @@ void save_checked(const std::filesystem::path& path, const NamedParameters<S>& p
 template <class S>
 void save_checkpoint(const std::filesystem::path& path, const NamedParameters<S>& params,
                      std::type_identity_t<Optimizer<S>>* optimizer, std::int64_t step,
-                     const std::map<std::string, std::string>& metadata) {
+                     const std::map<std::string, std::string>& metadata, const NamedGenerators& generators) {
   // Memory and container-size failures become typed errors; nothing has been written then.
   try {
-    save_checked<S>(path, params, optimizer, step, metadata);
+    save_checked<S>(path, params, optimizer, step, metadata, generators);
   } catch (const std::bad_alloc&) {
     fail(path, "save failed: out of memory while encoding; the previous file (if any) is unchanged");
   } catch (const std::length_error&) {
@@ -184,7 +188,7 @@ namespace {
 
 template <class S>
 CheckpointInfo load_checked(const std::filesystem::path& path, const NamedParameters<S>& params,
-                            Optimizer<S>* optimizer, const LoadOptions& options) {
+                            Optimizer<S>* optimizer, const LoadOptions& options, const NamedGenerators& generators) {
   const std::vector<Target<S>> targets = targets_of<S>("load_checkpoint", params, optimizer);
   const detail::ParsedFile file = detail::parse_safetensors(path);
 
@@ -256,6 +260,7 @@ CheckpointInfo load_checked(const std::filesystem::path& path, const NamedParame
                              detail::printable(get("optim.lr"))));
     }
   }
+  const std::vector<std::optional<GeneratorState>> rng = detail::read_generator_state(path, file.metadata, generators);
   // 4. The data, read while the file stays open; optimizer state checked as the update will use it.
   std::vector<std::vector<std::uint8_t>> data;
   data.reserve(targets.size());
@@ -270,6 +275,13 @@ CheckpointInfo load_checked(const std::filesystem::path& path, const NamedParame
   // 5. Everything checked: copy.
   for (std::size_t i = 0; i < targets.size(); ++i) from_bytes(data[i].data(), *targets[i].tensor);
   if (optimizer != nullptr) optimizer->restore_scalars(optim_step, optim_lr);
+  for (std::size_t i = 0; i < generators.size(); ++i) {
+    if (rng[i]) {
+      generators[i].second->set_state(*rng[i]);
+    } else {
+      info.generators_not_in_file.push_back(generators[i].first);
+    }
+  }
   return info;
 }
 
@@ -277,9 +289,10 @@ CheckpointInfo load_checked(const std::filesystem::path& path, const NamedParame
 
 template <class S>
 CheckpointInfo load_checkpoint(const std::filesystem::path& path, const NamedParameters<S>& params,
-                               std::type_identity_t<Optimizer<S>>* optimizer, const LoadOptions& options) {
+                               std::type_identity_t<Optimizer<S>>* optimizer, const LoadOptions& options,
+                               const NamedGenerators& generators) {
   try {
-    return load_checked<S>(path, params, optimizer, options);
+    return load_checked<S>(path, params, optimizer, options, generators);
   } catch (const std::bad_alloc&) {
     fail(path, "out of memory while loading; the model and optimizer are unchanged");
   } catch (const std::length_error&) {
@@ -287,12 +300,13 @@ CheckpointInfo load_checkpoint(const std::filesystem::path& path, const NamedPar
   }
 }
 
-#define TAPEGRAD_NN_INSTANTIATE_CHECKPOINT(S)                                                         \
-  template void save_checkpoint<S>(const std::filesystem::path&, const NamedParameters<S>&,           \
-                                   std::type_identity_t<Optimizer<S>>*, std::int64_t,                 \
-                                   const std::map<std::string, std::string>&);                        \
-  template CheckpointInfo load_checkpoint<S>(const std::filesystem::path&, const NamedParameters<S>&, \
-                                             std::type_identity_t<Optimizer<S>>*, const LoadOptions&);
+#define TAPEGRAD_NN_INSTANTIATE_CHECKPOINT(S)                                                          \
+  template void save_checkpoint<S>(const std::filesystem::path&, const NamedParameters<S>&,            \
+                                   std::type_identity_t<Optimizer<S>>*, std::int64_t,                  \
+                                   const std::map<std::string, std::string>&, const NamedGenerators&); \
+  template CheckpointInfo load_checkpoint<S>(const std::filesystem::path&, const NamedParameters<S>&,  \
+                                             std::type_identity_t<Optimizer<S>>*, const LoadOptions&,  \
+                                             const NamedGenerators&);
 TAPEGRAD_NN_INSTANTIATE_CHECKPOINT(float)
 TAPEGRAD_NN_INSTANTIATE_CHECKPOINT(double)
 

@@ -94,22 +94,72 @@ void check_step_result(const StepResult<S>& r, const std::vector<Shape>& shapes,
   }
 }
 
+// The state entering a window: variables when their gradient is wanted, else constants.
+template <class S>
+State<S> start_state(Tape<S>& tape, const std::vector<Matrix<S>>& values, bool with_grad) {
+  if (!with_grad) return constant_state(tape, values);
+  State<S> out;
+  for (const Matrix<S>& v : values) out.tensors.push_back(tape.variable(v));
+  return out;
+}
+
+// d(last sweep)/d(start): added into sum (when given) and returned in double.
+template <class S>
+std::vector<Matrix<double>> read_start_grad(const State<S>& start, std::vector<Matrix<S>>* sum) {
+  std::vector<Matrix<double>> out;
+  for (std::size_t i = 0; i < start.size(); ++i) {
+    const Matrix<S>& g = start.tensors[i].grad();
+    if (sum != nullptr) (*sum)[i] += g;
+    out.push_back(g.template cast<double>());
+  }
+  return out;
+}
+
+template <class S>
+void record_loss(TbpttReport<S>& report, int t, const Var<S>& loss) {
+  if (!loss.empty()) report.losses.push_back({t, static_cast<double>(loss.item())});
+}
+
 template <class S>
 TbpttReport<S> run_per_output_window(Tape<S>& tape, int num_steps, const std::vector<Matrix<S>>& initial_state,
                                      const std::vector<Shape>& shapes, const StepFn<S>& step, const UpdateFn& update,
                                      TbpttReport<S> report) {
   tape.clear();
-  State<S> state = constant_state(tape, initial_state);
+  const bool grads = report.config.start_state_grad;
+  const State<S> start = start_state(tape, initial_state, grads);
+  State<S> state = start;
+  // Each sweep replaces the start's gradient: add it up before the next step records (the
+  // sweep of step t - 1 has run by then) and after the last.
+  bool swept = false;
+  const auto collect = [&] {
+    if (grads && swept) (void)read_start_grad(start, &report.initial_state_grad);
+    swept = false;
+  };
   const WindowReport w = backward_per_output_window(tape, num_steps, report.config.tau, [&](int t) -> Var<S> {
+    collect();
     StepResult<S> r = step(tape, t, state);
+    ++report.step_calls;
     check_step_result(r, shapes, t);
+    record_loss(report, t, r.loss);
     state = std::move(r.next);
+    swept = !r.loss.empty();
     return r.loss;
   });
+  collect();
   report.sweeps = w.sweeps;
   report.total_loss = w.loss;
   if (w.sweeps > 0) {
-    if (update) update(UpdateInfo{0, 0, num_steps, 0, w.sweeps, w.loss});
+    UpdateInfo info{.index = 0,
+                    .first_loss = 0,
+                    .end_step = num_steps,
+                    .window_begin = 0,
+                    .sweeps = w.sweeps,
+                    .loss = w.loss,
+                    .start_state_grad = {}};
+    if (grads) {
+      for (const Matrix<S>& g : report.initial_state_grad) info.start_state_grad.push_back(g.template cast<double>());
+    }
+    if (update) update(info);
     report.updates = 1;
   }
   report.final_state = values_of(state);
@@ -130,6 +180,9 @@ TbpttReport<S> run_tbptt(Tape<S>& tape, int num_steps, const std::vector<Matrix<
   report.num_steps = num_steps;
   std::vector<Shape> shapes;
   for (const Matrix<S>& m : initial_state) shapes.push_back(shape_of(m));
+  if (config.start_state_grad) {
+    for (const Matrix<S>& m : initial_state) report.initial_state_grad.push_back(Matrix<S>::Zero(m.rows(), m.cols()));
+  }
   if (config.mode == TbpttMode::PerOutputWindow) {
     return run_per_output_window(tape, num_steps, initial_state, shapes, step, update, std::move(report));
   }
@@ -157,7 +210,9 @@ TbpttReport<S> run_tbptt(Tape<S>& tape, int num_steps, const std::vector<Matrix<
                    "run_tbptt: internal error, no saved state for step {}", begin);
 
     tape.clear();
-    State<S> state = constant_state(tape, saved.front().second);  // every tensor detached: no gradient crosses
+    // Every tensor detached: no gradient crosses into the last window.
+    const State<S> start = start_state(tape, saved.front().second, config.start_state_grad);
+    State<S> state = start;
     losses.clear();
     double window_loss = 0.0;
     for (int t = begin; t < end; ++t) {
@@ -166,11 +221,13 @@ TbpttReport<S> run_tbptt(Tape<S>& tape, int num_steps, const std::vector<Matrix<
         auto scope = tape.time_step(t);
         r = step(tape, t, state);
       }
+      ++report.step_calls;
       check_step_result(r, shapes, t);
       state = std::move(r.next);
       if (t >= first_loss && !r.loss.empty()) {
         losses.push_back(r.loss);
         window_loss += static_cast<double>(r.loss.item());
+        record_loss(report, t, r.loss);
       }
       // Keep the state before step t + 1 if a later window starts there. A re-recorded step
       // replaces the value computed under older parameters (see the note in tbptt.h).
@@ -186,7 +243,17 @@ TbpttReport<S> run_tbptt(Tape<S>& tape, int num_steps, const std::vector<Matrix<
     if (!losses.empty()) {
       tape.backward(add_n(std::span<const Var<S>>(losses)));  // one entry: one sweep per window
       ++report.sweeps;
-      if (update) update(UpdateInfo{report.updates, first_loss, end, begin, 1, window_loss});
+      UpdateInfo info{.index = report.updates,
+                      .first_loss = first_loss,
+                      .end_step = end,
+                      .window_begin = begin,
+                      .sweeps = 1,
+                      .loss = window_loss,
+                      .start_state_grad = {}};
+      if (config.start_state_grad) {
+        info.start_state_grad = read_start_grad(start, begin == 0 ? &report.initial_state_grad : nullptr);
+      }
+      if (update) update(info);
       ++report.updates;
     }
     report.total_loss += window_loss;

@@ -237,6 +237,7 @@ TEST(Modules, DropoutMaskIsInvertedAndSeedable) {
   tg::Tape<double> tape;
   const V x = tape.constant(Mat::Random(50, 4));
   const auto run = [&] {
+    auto scope = tape.time_step(0);  // the step picks the mask
     const nn::State<double> s = stack.step(x, stack.initial_state(tape, 50));
     const Mat h0 = s.tensors[0].value();
     const Mat pre = s.tensors[1].value().array().atanh().matrix();  // = mask * h0

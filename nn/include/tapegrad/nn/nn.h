@@ -1,11 +1,13 @@
 // Every public header of tapegrad::nn: modules, cells and their base, stacks, unrolling,
-// losses, optimizers, clipping, schedules, truncated BPTT, diagnostics, checkpoints.
+// dropout and its generator, losses, optimizers, clipping, schedules, truncated BPTT,
+// diagnostics, checkpoints.
 #pragma once
 
 #include <tapegrad/nn/cell.h>
 #include <tapegrad/nn/checkpoint.h>
 #include <tapegrad/nn/clip.h>
 #include <tapegrad/nn/diagnostics.h>
+#include <tapegrad/nn/dropout.h>
 #include <tapegrad/nn/embedding.h>
 #include <tapegrad/nn/gru_cell.h>
 #include <tapegrad/nn/init.h>
@@ -15,6 +17,7 @@
 #include <tapegrad/nn/lstm_cell.h>
 #include <tapegrad/nn/module.h>
 #include <tapegrad/nn/optim.h>
+#include <tapegrad/nn/random.h>
 #include <tapegrad/nn/rnn_cell.h>
 #include <tapegrad/nn/sequence.h>
 #include <tapegrad/nn/stacked.h>

@@ -4,9 +4,10 @@
 // (Options::hidden_sizes). Layer 0 reads x, layer l > 0 reads layer l-1's output (its h).
 // Each layer has its own weights, shared across time steps. The state
 // is the per-layer states concatenated: for LSTM layers {h0, c0, h1, c1, ...}. In training
-// mode with dropout p > 0, the output of every layer but the last is multiplied by a fresh
-// mask each step: each unit is kept with probability 1 - p and scaled by 1/(1 - p) (inverted
-// dropout, so evaluation needs no rescaling). Masks come from the module's own seedable rng.
+// mode with dropout p > 0, the output of every layer but the last goes through nn::dropout
+// (dropout.h) with a fresh mask each step: each unit is kept with probability 1 - p and scaled
+// by 1/(1 - p). The mask of layer l at step t is drawn from the module's own Generator with
+// key (stream l, step t): recording step t again draws the same mask.
 // Stacked<Cell> is itself a cell (step / initial_state / output), so it unrolls, stacks into
 // Bidirectional, and drives truncated BPTT like any other cell.
 //
@@ -25,6 +26,7 @@
 #include <fmt/format.h>
 
 #include <tapegrad/error.h>
+#include <tapegrad/nn/dropout.h>
 #include <tapegrad/nn/gru_cell.h>
 #include <tapegrad/nn/lstm_cell.h>
 #include <tapegrad/nn/module.h>
@@ -56,7 +58,7 @@ class Stacked : public Module<typename Cell::Scalar> {
     typename Cell::Options cell;
     Index num_layers = 1;
     double dropout = 0.0;    ///< Probability of dropping a unit between layers (training only), in [0, 1).
-    std::uint64_t seed = 0;  ///< Seed of the dropout masks' rng.
+    std::uint64_t seed = 0;  ///< Seed of the dropout masks' Generator.
     /// Per-layer hidden sizes, layer 0 first. When given, they set the number of layers
     /// (num_layers stays 1 or equals their count) and each layer's hidden_size (cell.hidden_size
     /// stays 0 or equals the first).
@@ -67,7 +69,7 @@ class Stacked : public Module<typename Cell::Scalar> {
 
   /// Builds the layers from rng (in order). ValueError for num_layers < 1, dropout outside
   /// [0, 1) or hidden_sizes that disagree with num_layers or cell.hidden_size.
-  Stacked(const Options& options, std::mt19937_64& rng) : options_(options), dropout_rng_(options.seed) {
+  Stacked(const Options& options, std::mt19937_64& rng) : options_(options), generator_(options.seed) {
     const std::vector<Index> sizes = layer_sizes(options);
     options_.num_layers = static_cast<Index>(sizes.size());
     TAPEGRAD_CHECK(options.dropout >= 0.0 && options.dropout < 1.0, ValueError,
@@ -84,20 +86,26 @@ class Stacked : public Module<typename Cell::Scalar> {
 
   /// One step of every layer with the module's Parameters.
   State<S> step(const Var<S>& x, const State<S>& s) { return step(bind(x.tape()), x, s); }
-  /// One step of every layer with the given weights (draws dropout masks when training).
+  /// One step of every layer with the given weights. With dropout in training, the step must be
+  /// recorded inside tape.time_step(t) (ValueError otherwise): t picks the masks.
   State<S> step(const Weights& w, const Var<S>& x, const State<S>& s) {
     TAPEGRAD_CHECK(w.size() == layers_.size(), ValueError, "Stacked.step: got weights for {} layer(s), expected {}",
                    w.size(), layers_.size());
     TAPEGRAD_CHECK(s.size() == state_tensors(), ShapeError,
                    "Stacked.step: the state has {} tensor(s), expected {} ({} layer(s) x {})", s.size(),
                    state_tensors(), layers_.size(), per_layer());
+    const bool drop = training_ && options_.dropout > 0 && layers_.size() > 1;
+    const int t = x.tape().current_time();
+    TAPEGRAD_CHECK(!drop || t != kNoTime, ValueError,
+                   "Stacked.step: dropout between layers needs the time step: record the step inside "
+                   "tape.time_step(t) (unroll and run_tbptt do), or call train(false)");
     State<S> out;
     out.tensors.reserve(s.size());
     Var<S> input = x;
     for (std::size_t l = 0; l < layers_.size(); ++l) {
       State<S> next = layers_[l].step(w[l], input, layer_state(s, l));
       input = layers_[l].output(next);
-      if (l + 1 < layers_.size() && training_ && options_.dropout > 0) input = mask_mul(input, dropout_mask(input));
+      if (l + 1 < layers_.size()) input = dropout(input, generator_, dropout_options(l, t));
       for (Var<S>& v : next.tensors) out.tensors.push_back(v);
     }
     return out;
@@ -108,8 +116,8 @@ class Stacked : public Module<typename Cell::Scalar> {
     return forward_sequence(bind(x_all.tape()), x_all, s0, options);
   }
   /// The same with the given weights. Layer l runs its whole sequence over layer l-1's outputs
-  /// [T*B x H]; in training with dropout, those get one fresh mask over all T*B rows (drawn
-  /// row-major, so for two layers it is the very mask step() would draw step by step).
+  /// [T*B x H]; in training with dropout, row block t of those gets the mask of step
+  /// options.first_step + t: the very masks step() draws inside time_step(first_step + t).
   SequenceResult<S> forward_sequence(const Weights& w, const Var<S>& x_all, const State<S>& s0,
                                      const SequenceOptions& options = {}) {
     return run_layers("Stacked.forward_sequence", w, s0, options, [&](const State<S>& layer0_s0) {
@@ -174,8 +182,12 @@ class Stacked : public Module<typename Cell::Scalar> {
   /// Dropout on (training) or off (evaluation).
   void train(bool on = true) { training_ = on; }
   [[nodiscard]] bool training() const { return training_; }
-  /// Restarts the dropout mask sequence.
-  void seed(std::uint64_t s) { dropout_rng_.seed(s); }
+  /// Restarts the dropout masks: seed s, sequence 0.
+  void seed(std::uint64_t s) { generator_ = Generator(s); }
+  /// The dropout masks' Generator: next_sequence() per batch for fresh masks; save it in
+  /// checkpoints (checkpoint.h) to resume bit for bit.
+  [[nodiscard]] Generator& generator() { return generator_; }
+  [[nodiscard]] const Generator& generator() const { return generator_; }
 
   [[nodiscard]] Cell& layer(std::size_t l) { return layers_.at(l); }
   [[nodiscard]] const Cell& layer(std::size_t l) const { return layers_.at(l); }
@@ -227,26 +239,23 @@ class Stacked : public Module<typename Cell::Scalar> {
       SequenceResult<S> r = l == 0 ? first_layer(layer_state(s0, 0))
                                    : layers_[l].forward_sequence(w[l], input, layer_state(s0, l), options);
       input = r.outputs;
-      if (l + 1 < layers_.size() && training_ && options_.dropout > 0) input = mask_mul(input, dropout_mask(input));
+      if (l + 1 < layers_.size()) {
+        input = dropout_sequence(input, r.final_state.tensors[0].rows(), generator_,
+                                 dropout_options(l, options.first_step));
+      }
       for (Var<S>& v : r.final_state.tensors) out.final_state.tensors.push_back(v);
     }
     out.outputs = input;
     return out;
   }
-  Matrix<S> dropout_mask(const Var<S>& like) {
-    const double p = options_.dropout;
-    const S keep_scale = static_cast<S>(1.0 / (1.0 - p));
-    std::uniform_real_distribution<double> u(0.0, 1.0);
-    Matrix<S> m(like.rows(), like.cols());
-    for (Index i = 0; i < m.rows(); ++i) {
-      for (Index j = 0; j < m.cols(); ++j) m(i, j) = u(dropout_rng_) < p ? S(0) : keep_scale;
-    }
-    return m;
+  // Layer l's dropout site at step t: stream l.
+  DropoutOptions dropout_options(std::size_t l, std::int64_t t) const {
+    return {.p = options_.dropout, .stream = l, .training = training_, .step = t};
   }
 
   Options options_;
   std::vector<Cell> layers_;
-  std::mt19937_64 dropout_rng_;
+  Generator generator_;
   bool training_ = true;
 };
 
