@@ -59,7 +59,9 @@ std::vector<std::optional<GeneratorState>> read_generator_state(const std::files
                                                                 const NamedGenerators& generators) {
   check_names<CheckpointError>("load_checkpoint", path, generators);
   std::vector<std::optional<GeneratorState>> out;
-  for (const auto& [name, gen] : generators) {
+  for (const auto& entry : generators) {
+    // A named reference, not a structured binding: clang 14 (the fuzz build) cannot capture those.
+    const std::string& name = entry.first;
     std::array<const std::string*, kFields.size()> found{};
     std::size_t present = 0;
     for (std::size_t f = 0; f < kFields.size(); ++f) {
