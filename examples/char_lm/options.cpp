@@ -68,6 +68,14 @@ ParseResult parse_options(int argc, char** argv) {
   app.add_option("--clip", o.clip, "Global gradient-norm threshold (0 disables clipping; the norm is reported)")
       ->check(real_in(0.0, 1e6));
   app.add_option("--lr", o.lr, "Learning rate")->check(real_above(0.0, 10.0));
+  app.add_option("--lr-schedule", o.lr_schedule,
+                 "constant, or cosine: the rate falls from --lr to --lr-min over --steps (one value per step)")
+      ->check(CLI::IsMember({"constant", "cosine"}));
+  app.add_option("--lr-min", o.lr_min, "The last learning rate of --lr-schedule cosine")->check(real_in(0.0, 10.0));
+  app.add_option("--dropout", o.dropout,
+                 "Dropout probability on each layer's output (between layers and before the head), training only; "
+                 "masks are functions of (--seed, step), so --resume repeats them")
+      ->check(real_in(0.0, 0.95));
   app.add_option("--optimizer", o.optimizer, "Optimizer")->check(CLI::IsMember({"adam", "sgd"}));
   app.add_option("--steps", o.steps,
                  "Training steps in all (one step = one batch of --batch sequences of --seq-len characters); "

@@ -22,6 +22,9 @@ struct Options {
   int tau = -1;  ///< -1: not given
   double clip = 5.0;
   double lr = 3e-3;
+  std::string lr_schedule = "constant";  ///< constant | cosine (from --lr down to --lr-min over --steps)
+  double lr_min = 0.0;
+  double dropout = 0.0;  ///< between layers and before the head, in training only
   std::string optimizer = "adam";
   int steps = 500;
   std::uint64_t seed = 1;

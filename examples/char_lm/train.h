@@ -12,6 +12,7 @@
 #include <limits>
 #include <memory>
 #include <numbers>
+#include <optional>
 #include <random>
 #include <stdexcept>
 
@@ -20,6 +21,7 @@
 #include <tapegrad/nn/checkpoint.h>
 #include <tapegrad/nn/clip.h>
 #include <tapegrad/nn/loss.h>
+#include <tapegrad/nn/lr_schedule.h>
 #include <tapegrad/nn/tbptt.h>
 
 #include "chunks.h"
@@ -41,7 +43,7 @@ template <class Cell>
 int train_and_sample(const Options& o, const Corpus& corpus) {
   const double baseline = std::log(static_cast<double>(corpus.vocab.size()));
   std::mt19937_64 init_rng(mix_seed(o.seed, 0, 0));  // stream 0: the initial weights
-  Model<Cell> model({corpus.vocab.size(), o.embed, o.hidden, o.layers}, init_rng);
+  Model<Cell> model({corpus.vocab.size(), o.embed, o.hidden, o.layers, o.dropout, mix_seed(o.seed, 3, 0)}, init_rng);
   const std::vector<tapegrad::Parameter<S>*> params = model.parameters();
   std::unique_ptr<nn::Optimizer<S>> opt = make_optimizer(o, model.named_parameters());
   const nn::TbpttConfig config = truncation(o);
@@ -56,7 +58,6 @@ int train_and_sample(const Options& o, const Corpus& corpus) {
   if (!o.resume.empty()) {
     check_resume_compatible(o.resume, o, corpus.vocab);
     start = nn::load_checkpoint<S>(o.resume, model, opt.get()).step;
-    opt->set_learning_rate(o.lr);
     check_resumed_counts(o, start, opt->step_count());
   }
   const std::filesystem::path out_dir(o.out);
@@ -73,8 +74,13 @@ int train_and_sample(const Options& o, const Corpus& corpus) {
              baseline / std::numbers::ln2);
   fmt::print("model    embed {} -> {} x {} {} -> linear {}: {} parameters (float32)\n", o.embed, o.layers, o.hidden,
              o.cell, corpus.vocab.size(), n_params);
-  fmt::print("training {} lr {}, clip {}, {} ({}), batch {} x {} chars = {} tokens/step, seed {}\n", o.optimizer, o.lr,
-             o.clip > 0 ? fmt::format("global norm {}", o.clip) : std::string("off"), config.describe(),
+  const std::optional<nn::CosineLr> cosine =
+      o.lr_schedule == "cosine"
+          ? std::optional<nn::CosineLr>(std::in_place, o.lr, std::max<std::int64_t>(o.steps - 1, 1), o.lr_min)
+          : std::nullopt;
+  fmt::print("training {} lr {}{}, dropout {}, clip {}, {} ({}), batch {} x {} chars = {} tokens/step, seed {}\n",
+             o.optimizer, o.lr, cosine ? fmt::format(" cosine to {} at step {}", o.lr_min, o.steps) : std::string(),
+             o.dropout, o.clip > 0 ? fmt::format("global norm {}", o.clip) : std::string("off"), config.describe(),
              whole_chunks ? "whole-chunk ops" : "per-step ops", o.batch, o.seq_len, tokens_per_step, o.seed);
   if (start > 0) fmt::print("resumed  from {} at step {}\n", o.resume, start);
   if (start >= o.steps) fmt::print("nothing to train: the run is already at step {} (--steps {})\n", start, o.steps);
@@ -110,10 +116,13 @@ int train_and_sample(const Options& o, const Corpus& corpus) {
   auto validate = [&](std::int64_t s) {
     if (o.threads >= 2) {
       pending.push_back({s, std::async(std::launch::async, [m = model, &corpus, &o]() mutable {
+                           m.train(false);
                            return validation_loss(m, corpus.valid, o.batch, o.seq_len, o.eval_batches);
                          })});
     } else {
+      model.train(false);
       report_val(s, validation_loss(model, corpus.valid, o.batch, o.seq_len, o.eval_batches));
+      model.train(true);
     }
   };
   auto save = [&](std::int64_t s) {
@@ -128,6 +137,8 @@ int train_and_sample(const Options& o, const Corpus& corpus) {
   std::int64_t updates = 0, clipped = 0;
   for (std::int64_t s = start + 1; s <= o.steps; ++s) {
     const Batch batch = training_batch(corpus.train, o.batch, o.seq_len, o.seed, s);
+    model.set_mask_step(s);
+    opt->set_learning_rate(cosine ? cosine->lr_at(s - 1) : o.lr);
     // Each position's loss is the batch mean divided by seq_len, so a step's summed loss is
     // the mean loss per character and the gradient does not grow with --seq-len.
     nn::StepFn<S> step = [&](Tape<S>& t, int i, const nn::State<S>& state) -> nn::StepResult<S> {
@@ -175,6 +186,7 @@ int train_and_sample(const Options& o, const Corpus& corpus) {
     fmt::print("saved    {} (step {}, weights + {} state)\n", ckpt.string(), o.steps, opt->kind());
   }
 
+  model.train(false);  // the diagnostic and the sample read the deterministic network
   // The gradient-flow picture of the last step's first sequence.
   const std::int64_t last = std::max<std::int64_t>(o.steps, 1);
   const Batch last_batch = training_batch(corpus.train, 1, o.seq_len, o.seed, last);

@@ -12,6 +12,8 @@ set(char_lm_cases
   "--k2,5|--k2"
   "--tau,2,--k1,3|--tau"
   "--clip,-1|--clip"
+  "--dropout,0.99|--dropout: must be in"
+  "--lr-schedule,linear|--lr-schedule"
   "--temperature,0|--temperature"
   "--data,/nonexistent/file.txt|--data"
   "--threads,0|--threads"

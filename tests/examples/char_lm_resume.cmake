@@ -1,9 +1,11 @@
 # Resume test: the loss log of 8 steps in one run equals 4 steps + --resume for steps 5..8,
-# for each truncation mode (chunked, overlapping, per-output window). Losses are printed with
+# for each truncation mode (chunked, overlapping, per-output window), and with dropout masks
+# on the whole-chunk and per-step paths (the masks are functions of the step). Losses are printed with
 # 9 significant digits, so equal text means the float32 trajectories agree bit for bit or nearly.
 include(${CMAKE_CURRENT_LIST_DIR}/char_lm_common.cmake)
 file(REMOVE_RECURSE ${WORK_DIR})
-set(modes "--k1,4" "--k1,3,--k2,6" "--tau,2")  # commas: one list element per mode
+set(modes "--k1,4" "--k1,3,--k2,6" "--tau,2" "--k1,4,--layers,2,--dropout,0.3"
+  "--k1,3,--k2,6,--layers,2,--dropout,0.3")  # commas: one list element per mode
 set(i 0)
 foreach(mode IN LISTS modes)
   string(REPLACE "," ";" mode "${mode}")
@@ -28,6 +30,15 @@ foreach(mode IN LISTS modes)
     message(FATAL_ERROR "${mode}: resumed run differs from the uninterrupted one\nuninterrupted:\n${a}\nresumed:\n${b}")
   endif()
 endforeach()
+
+# Dropout is not ignored: the same run without it trains on other losses.
+file(STRINGS ${WORK_DIR}/mode4/whole.csv with_dropout)
+char_lm_run(plain ${CHAR_LM_TINY} --k1 3 --k2 6 --layers 2 --steps 8 --out ${WORK_DIR}/plain
+  --log-file ${WORK_DIR}/plain.csv)
+file(STRINGS ${WORK_DIR}/plain.csv without_dropout)
+if("${with_dropout}" STREQUAL "${without_dropout}")
+  message(FATAL_ERROR "--dropout 0.3 gave the losses of a run without dropout")
+endif()
 
 # Resuming with another model shape stops with a message naming the option.
 execute_process(COMMAND ${CHAR_LM} ${CHAR_LM_TINY} --hidden 13 --steps 9 --out ${WORK_DIR}/mismatch
