@@ -40,6 +40,9 @@ GradientSync<S>::GradientSync(const Communicator& comm, std::vector<Parameter<S>
 
 template <class S>
 GradientSync<S>::~GradientSync() {
+  int finalised = 0;
+  MPI_Finalized(&finalised);
+  if (finalised) return;
   for (Bucket& b : buckets_) {
     if (b.request != MPI_REQUEST_NULL) MPI_Wait(&b.request, MPI_STATUS_IGNORE);
   }

@@ -34,7 +34,8 @@ template <class S>
 class GradientSync {
  public:
   /// Collective: checks that every rank lists the same parameters (ParameterMismatchError on
-  /// every rank otherwise, see parameters.h). bucket_bytes == 0 -> ValueError.
+  /// every rank otherwise, see parameters.h). bucket_bytes == 0 -> ValueError. comm must
+  /// outlive this object.
   GradientSync(const Communicator& comm, std::vector<Parameter<S>*> params, const GradientSyncOptions& options = {});
   GradientSync(const GradientSync&) = delete;
   GradientSync& operator=(const GradientSync&) = delete;
