@@ -126,9 +126,17 @@ void GradientSync<S>::start_ready_buckets() {
   }
 }
 
+// Without overlap nothing runs meanwhile, and Open MPI's blocking allreduce is the faster one
+// (bench/mpi_allreduce.cpp): several times faster than MPI_Iallreduce for MiB-sized buckets.
 template <class S>
 void GradientSync<S>::start(Bucket& b) {
   b.started = true;
+  if (!options_.overlap) {
+    check_mpi(MPI_Allreduce(MPI_IN_PLACE, b.data.data(), static_cast<int>(b.data.size()), detail::mpi_type<S>(),
+                            MPI_SUM, comm_),
+              "GradientSync: MPI_Allreduce");
+    return;
+  }
   check_mpi(MPI_Iallreduce(MPI_IN_PLACE, b.data.data(), static_cast<int>(b.data.size()), detail::mpi_type<S>(), MPI_SUM,
                            comm_, &b.request),
             "GradientSync: MPI_Iallreduce");

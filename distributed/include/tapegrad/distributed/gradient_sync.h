@@ -7,7 +7,8 @@
 // Overlap: attach(tape) records every parameter's leaf with a hook. A hook runs once the sweep
 // has made that leaf's gradient final (docs/design.md, hooks), so a bucket's MPI_Iallreduce
 // starts while the sweep is still working on earlier steps. finish() starts what is left, waits,
-// and writes the result into Parameter::grad. With overlap off, finish() does all of it.
+// and writes the result into Parameter::grad. With overlap off, finish() does all of it, with
+// blocking MPI_Allreduce calls.
 #pragma once
 
 #include <cstddef>
