@@ -2,6 +2,8 @@
 // the combined batch, which every rank computes itself on its own copy of the model.
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include <tapegrad/nn/loss.h>
 #include <tapegrad/ops.h>
 
@@ -17,9 +19,11 @@ constexpr std::uint64_t kRank0Seed = 100;
 // The summed loss of the given rows over every step. The head reads all steps' states at once,
 // after the recurrence, so its hooks (sync attached right before it) run before the sweep
 // enters the recurrence: the head's bucket starts while the recurrence's backward still runs.
+// mid_sweep, if given, runs when the sweep reaches the middle step's state, half way through the
+// recurrence's backward.
 template <class S>
 Var<S> sequence_loss(Tape<S>& tape, TinyModel<S>& m, const Dataset& data, const std::vector<Index>& rows,
-                     Reduction reduction, GradientSync<S>* sync) {
+                     Reduction reduction, GradientSync<S>* sync, const std::function<void()>& mid_sweep = {}) {
   tape.clear();
   if (sync != nullptr) sync->attach(tape, m.cell.parameters());
   nn::State<S> s = m.cell.initial_state(tape, static_cast<Index>(rows.size()));
@@ -27,6 +31,7 @@ Var<S> sequence_loss(Tape<S>& tape, TinyModel<S>& m, const Dataset& data, const 
   for (int t = 0; t < kSteps; ++t) {
     s = m.cell.step(tape.constant(take_rows<S>(data.x[static_cast<std::size_t>(t)], rows)), s);
     hs.push_back(s.h());
+    if (mid_sweep && t == kSteps / 2) s.h().register_hook([&mid_sweep](Matrix<S>&) { mid_sweep(); });
   }
   if (sync != nullptr) sync->attach(tape, m.head.parameters());
   Var<S> loss;
@@ -144,6 +149,26 @@ TEST(GradientSync, SecondSweepWithOverlapThrowsOnEveryRank) {
   sequence_loss(tape, model, data, sharder.rows(0, 6), Reduction::Mean, &sync).backward();
   sync.finish();
   EXPECT_EQ(sync.started_during_sweep(), sync.num_buckets());
+}
+
+// The head reads the states after the recurrence and its parameters are attached right before
+// it, so its bucket (64-byte buckets: head.b and head.W alone) is on its way before the sweep
+// is half way through the recurrence, whose parameters' buckets wait for the sweep's end.
+TEST(GradientSync, OverlapStartsTheHeadsBucketBeforeTheRecurrenceIsSwept) {
+  const Communicator& comm = world();
+  const Dataset data(kSteps, 6, kDataSeed);
+  TinyModel<double> model(kRank0Seed);
+  GradientSync<double> sync(comm, model.parameters(), {GradReduce::Average, kSmallBuckets, true});
+  const BatchSharder sharder(5, comm.rank(), comm.size());
+  std::size_t started_mid_sweep = 0;
+  Tape<double> tape;
+  sequence_loss<double>(tape, model, data, sharder.rows(0, 6), Reduction::Mean, &sync, [&] {
+    started_mid_sweep = sync.started();
+  }).backward();
+  EXPECT_EQ(started_mid_sweep, 1u);
+  EXPECT_EQ(sync.started(), sync.num_buckets());
+  sync.finish();
+  EXPECT_EQ(sync.started(), 0u);
 }
 
 TEST(GradientSync, ZeroBucketBytesIsAValueError) {

@@ -62,6 +62,8 @@ class GradientSync {
   void finish();
 
   [[nodiscard]] std::size_t num_buckets() const { return buckets_.size(); }
+  /// Buckets started since the last finish() (with overlap, hooks start them during the sweep).
+  [[nodiscard]] std::size_t started() const { return next_to_start_; }
   /// Buckets started by hooks during the sweeps behind the last finish() (0 without overlap).
   [[nodiscard]] std::size_t started_during_sweep() const { return last_started_during_sweep_; }
 
