@@ -134,41 +134,43 @@ TEST(GradientSync, BroadcastMakesEveryRankStartFromRankZero) {
   for (std::size_t i = 0; i < mine.size(); ++i) EXPECT_EQ(mine[i]->value, expected[i]->value) << i;
 }
 
-TEST(GradientSync, SecondSweepWithOverlapThrowsOnEveryRank) {
-  const Communicator& comm = world();
-  const Dataset data(kSteps, 6, kDataSeed);
-  TinyModel<double> model(kRank0Seed);
-  GradientSync<double> sync(comm, model.parameters(), {GradReduce::Average, kSmallBuckets, true});
-  const BatchSharder sharder(5, comm.rank(), comm.size());
+// A model with an overlapping sync over 64-byte buckets, and this rank's rows of 6.
+struct OverlapRun {
+  Dataset data{kSteps, 6, kDataSeed};
+  TinyModel<double> model{kRank0Seed};
+  GradientSync<double> sync{world(), model.parameters(), {GradReduce::Average, kSmallBuckets, true}};
+  std::vector<Index> rows = BatchSharder(5, world().rank(), world().size()).rows(0, 6);
   Tape<double> tape;
-  const Var<double> loss = sequence_loss(tape, model, data, sharder.rows(0, 6), Reduction::Mean, &sync);
+
+  Var<double> loss(const std::function<void()>& mid_sweep = {}) {
+    return sequence_loss<double>(tape, model, data, rows, Reduction::Mean, &sync, mid_sweep);
+  }
+};
+
+TEST(GradientSync, SecondSweepWithOverlapThrowsOnEveryRank) {
+  OverlapRun run;
+  const Var<double> loss = run.loss();
   loss.backward();
   tapegrad::testing::expect_error<DistributedError>([&] { loss.backward(); }, {"second sweep", "finish()"});
-  sync.finish();  // the first sweep's buckets complete; the sync is usable again
-  model.zero_grad();
-  sequence_loss(tape, model, data, sharder.rows(0, 6), Reduction::Mean, &sync).backward();
-  sync.finish();
-  EXPECT_EQ(sync.started_during_sweep(), sync.num_buckets());
+  run.sync.finish();  // the first sweep's buckets complete; the sync is usable again
+  run.model.zero_grad();
+  run.loss().backward();
+  run.sync.finish();
+  EXPECT_EQ(run.sync.started_during_sweep(), run.sync.num_buckets());
 }
 
 // The head reads the states after the recurrence and its parameters are attached right before
 // it, so its bucket (64-byte buckets: head.b and head.W alone) is on its way before the sweep
 // is half way through the recurrence, whose parameters' buckets wait for the sweep's end.
 TEST(GradientSync, OverlapStartsTheHeadsBucketBeforeTheRecurrenceIsSwept) {
-  const Communicator& comm = world();
-  const Dataset data(kSteps, 6, kDataSeed);
-  TinyModel<double> model(kRank0Seed);
-  GradientSync<double> sync(comm, model.parameters(), {GradReduce::Average, kSmallBuckets, true});
-  const BatchSharder sharder(5, comm.rank(), comm.size());
+  OverlapRun run;
   std::size_t started_mid_sweep = 0;
-  Tape<double> tape;
-  sequence_loss<double>(tape, model, data, sharder.rows(0, 6), Reduction::Mean, &sync, [&] {
-    started_mid_sweep = sync.started();
-  }).backward();
+  const std::function<void()> probe = [&] { started_mid_sweep = run.sync.started(); };
+  run.loss(probe).backward();
   EXPECT_EQ(started_mid_sweep, 1u);
-  EXPECT_EQ(sync.started(), sync.num_buckets());
-  sync.finish();
-  EXPECT_EQ(sync.started(), 0u);
+  EXPECT_EQ(run.sync.started(), run.sync.num_buckets());
+  run.sync.finish();
+  EXPECT_EQ(run.sync.started(), 0u);
 }
 
 TEST(GradientSync, ZeroBucketBytesIsAValueError) {
