@@ -5,9 +5,10 @@
 set -euo pipefail
 
 # libopenblas-openmp-dev: the openmp and peers presets (TAPEGRAD_OPENBLAS) link its OpenMP variant;
-# installing it leaves the system's libblas.so.3 choice as it was.
+# installing it leaves the system's libblas.so.3 choice as it was. libopenmpi-dev and openmpi-bin:
+# tapegrad::distributed and its tests under mpirun (docs/distributed.md).
 PACKAGES=(build-essential cmake libeigen3-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
-  nlohmann-json3-dev libopenblas-openmp-dev "$@")
+  nlohmann-json3-dev libopenblas-openmp-dev libopenmpi-dev openmpi-bin "$@")
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

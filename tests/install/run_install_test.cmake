@@ -31,6 +31,9 @@ foreach(f include/tapegrad/tape.h include/tapegrad/threading.h include/tapegrad/
     message(FATAL_ERROR "install_consumer: ${prefix}/${f} was not installed")
   endif()
 endforeach()
+if(DISTRIBUTED AND NOT EXISTS ${prefix}/include/tapegrad/distributed/gradient_sync.h)
+  message(FATAL_ERROR "install_consumer: tapegrad::distributed was built but its headers were not installed")
+endif()
 # Only public headers: the kernels are private to the library.
 file(GLOB_RECURSE installed_headers RELATIVE ${prefix}/include ${prefix}/include/*)
 foreach(f ${installed_headers})
