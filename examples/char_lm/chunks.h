@@ -34,10 +34,11 @@ inline void flatten_steps(const Batch& batch, int begin, int end, std::vector<st
 /// Trains on batch in chunks of k steps (k >= seq_len: full BPTT) from the state values
 /// `initial`, calling update after each chunk's backward. Returns the summed loss: each chunk's
 /// mean cross-entropy times (its steps / seq_len), so the total is the mean loss per character,
-/// exactly what the per-step path sums.
+/// exactly what the per-step path sums. Every loss is also multiplied by weight (a rank's share
+/// of the global batch).
 template <class Cell>
 double train_chunks(Model<Cell>& model, Tape<S>& tape, const Batch& batch, int k, const std::vector<Matrix<S>>& initial,
-                    const tapegrad::nn::UpdateFn& update) {
+                    const tapegrad::nn::UpdateFn& update, S weight = S(1)) {
   namespace nn = tapegrad::nn;
   const int seq_len = static_cast<int>(batch.inputs.size());
   std::vector<Matrix<S>> carried = initial;
@@ -51,7 +52,8 @@ double train_chunks(Model<Cell>& model, Tape<S>& tape, const Batch& batch, int k
     auto scope = tape.time_step(begin);
     const auto w = model.bind(tape);
     const auto r = model.forward_sequence(w, ids, nn::constant_state(tape, carried));
-    const Var<S> loss = nn::cross_entropy(r.logits, targets) * (static_cast<S>(end - begin) / static_cast<S>(seq_len));
+    const Var<S> loss =
+        nn::cross_entropy(r.logits, targets) * (static_cast<S>(end - begin) / static_cast<S>(seq_len) * weight);
     tape.backward(loss);
     const double value = static_cast<double>(loss.item());
     if (update) update(nn::UpdateInfo{index++, begin, end, begin, 1, value, {}});

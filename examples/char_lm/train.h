@@ -1,7 +1,9 @@
 // The training run for one cell type: build or resume the model, train with truncated BPTT
 // (nn/tbptt.h) and global-norm clipping, validate, checkpoint, write the gradient-flow
 // picture, and sample. Everything random is a function of (--seed, step), so a resumed run
-// repeats an uninterrupted one exactly.
+// repeats an uninterrupted one exactly. On several ranks (ranks.h) each trains on its share of
+// every global batch, the gradients are summed before clipping, and rank 0 does all the printing
+// and writing.
 #pragma once
 
 #include <cmath>
@@ -31,8 +33,10 @@
 #include "model.h"
 #include "options.h"
 #include "progress.h"
+#include "ranks.h"
 #include "run_config.h"
 #include "sample.h"
+#include "shard.h"
 
 namespace char_lm {
 
@@ -40,7 +44,7 @@ namespace nn = tapegrad::nn;
 
 /// Trains, evaluates, saves and samples as the options say. Returns the exit code.
 template <class Cell>
-int train_and_sample(const Options& o, const Corpus& corpus) {
+int train_and_sample(const Options& o, const Corpus& corpus, Ranks& ranks) {
   const double baseline = std::log(static_cast<double>(corpus.vocab.size()));
   std::mt19937_64 init_rng(mix_seed(o.seed, 0, 0));  // stream 0: the initial weights
   Model<Cell> model({corpus.vocab.size(), o.embed, o.hidden, o.layers, o.dropout, mix_seed(o.seed, 3, 0)}, init_rng);
@@ -60,40 +64,57 @@ int train_and_sample(const Options& o, const Corpus& corpus) {
     start = nn::load_checkpoint<S>(o.resume, model, opt.get()).step;
     check_resumed_counts(o, start, opt->step_count());
   }
+  // Every rank built (or loaded) the same model; rank 0's values win all the same. The
+  // optimizer state needs no copy: it follows from the same gradients on every rank.
+  ranks.share_parameters(params);
+  // This rank's sequences of each global batch. Its loss is weighted by its share of the batch,
+  // so the summed gradient is the global batch's mean loss's, whatever the number of ranks.
+  const Share share = share_of(o.batch, ranks.rank(), ranks.size());
+  const S weight = static_cast<S>(share.rows()) / static_cast<S>(o.batch);
+  const bool lead = ranks.lead();
   const std::filesystem::path out_dir(o.out);
   const std::filesystem::path ckpt(checkpoint_path(o));
-  std::filesystem::create_directories(out_dir);
-  if (ckpt.has_parent_path()) std::filesystem::create_directories(ckpt.parent_path());
+  if (lead) {
+    std::filesystem::create_directories(out_dir);
+    if (ckpt.has_parent_path()) std::filesystem::create_directories(ckpt.parent_path());
+  }
 
   std::size_t n_params = 0;
   for (const auto* p : params) n_params += static_cast<std::size_t>(p->size());
   const std::int64_t tokens_per_step = static_cast<std::int64_t>(o.batch) * o.seq_len;
-  fmt::print("data     {}: {} bytes, vocabulary {} bytes, {} train / {} validation tokens\n", corpus.path.string(),
-             corpus.num_bytes, corpus.vocab.size(), corpus.train.size(), corpus.valid.size());
-  fmt::print("baseline uniform guess: ln({}) = {:.3f} nats/char ({:.3f} bits/char)\n", corpus.vocab.size(), baseline,
-             baseline / std::numbers::ln2);
-  fmt::print("model    embed {} -> {} x {} {} -> linear {}: {} parameters (float32)\n", o.embed, o.layers, o.hidden,
-             o.cell, corpus.vocab.size(), n_params);
   const std::optional<nn::CosineLr> cosine =
       o.lr_schedule == "cosine"
           ? std::optional<nn::CosineLr>(std::in_place, o.lr, std::max<std::int64_t>(o.steps - 1, 1), o.lr_min)
           : std::nullopt;
-  fmt::print("training {} lr {}{}, dropout {}, clip {}, {} ({}), batch {} x {} chars = {} tokens/step, seed {}\n",
-             o.optimizer, o.lr, cosine ? fmt::format(" cosine to {} at step {}", o.lr_min, o.steps) : std::string(),
-             o.dropout, o.clip > 0 ? fmt::format("global norm {}", o.clip) : std::string("off"), config.describe(),
-             whole_chunks ? "whole-chunk ops" : "per-step ops", o.batch, o.seq_len, tokens_per_step, o.seed);
-  if (start > 0) fmt::print("resumed  from {} at step {}\n", o.resume, start);
-  if (start >= o.steps) fmt::print("nothing to train: the run is already at step {} (--steps {})\n", start, o.steps);
-  std::fflush(stdout);
+  if (lead) {
+    fmt::print("data     {}: {} bytes, vocabulary {} bytes, {} train / {} validation tokens\n", corpus.path.string(),
+               corpus.num_bytes, corpus.vocab.size(), corpus.train.size(), corpus.valid.size());
+    fmt::print("baseline uniform guess: ln({}) = {:.3f} nats/char ({:.3f} bits/char)\n", corpus.vocab.size(), baseline,
+               baseline / std::numbers::ln2);
+    fmt::print("model    embed {} -> {} x {} {} -> linear {}: {} parameters (float32)\n", o.embed, o.layers, o.hidden,
+               o.cell, corpus.vocab.size(), n_params);
+    fmt::print("training {} lr {}{}, dropout {}, clip {}, {} ({}), batch {} x {} chars = {} tokens/step, seed {}\n",
+               o.optimizer, o.lr, cosine ? fmt::format(" cosine to {} at step {}", o.lr_min, o.steps) : std::string(),
+               o.dropout, o.clip > 0 ? fmt::format("global norm {}", o.clip) : std::string("off"), config.describe(),
+               whole_chunks ? "whole-chunk ops" : "per-step ops", o.batch, o.seq_len, tokens_per_step, o.seed);
+    if (start > 0) fmt::print("resumed  from {} at step {}\n", o.resume, start);
+    if (ranks.size() > 1) {
+      fmt::print("ranks    {} processes, {} to {} sequences of each batch per rank, gradients summed\n", ranks.size(),
+                 share_of(o.batch, ranks.size() - 1, ranks.size()).rows(), share_of(o.batch, 0, ranks.size()).rows());
+    }
+    if (start >= o.steps) fmt::print("nothing to train: the run is already at step {} (--steps {})\n", start, o.steps);
+    std::fflush(stdout);
+  }
 
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> log(nullptr, &std::fclose);
-  if (!o.log_file.empty()) {
+  if (lead && !o.log_file.empty()) {
     log.reset(std::fopen(o.log_file.c_str(), "w"));
     if (!log) throw std::runtime_error(fmt::format("--log-file: cannot write {}", o.log_file));
     std::fputs("step,train_loss,grad_norm\n", log.get());
   }
 
-  Progress progress(Progress::style_from(o.progress), start + 1, o.steps, tokens_per_step, baseline);
+  Progress progress(lead ? Progress::style_from(o.progress) : Progress::Style::None, start + 1, o.steps,
+                    tokens_per_step, baseline);
   double last_val = std::numeric_limits<double>::quiet_NaN();
   auto report_val = [&](std::int64_t s, double v) {
     last_val = v;
@@ -130,17 +151,18 @@ int train_and_sample(const Options& o, const Corpus& corpus) {
   };
 
   Tape<S> tape;
-  const std::vector<Matrix<S>> zero = model.zero_state(o.batch);
-  const S inv_len = S(1) / static_cast<S>(o.seq_len);
+  const std::vector<Matrix<S>> zero = model.zero_state(share.rows());
+  const S inv_len = S(1) / static_cast<S>(o.seq_len) * weight;
   const double clip_at = o.clip > 0 ? o.clip : std::numeric_limits<double>::infinity();
   double first_loss = std::numeric_limits<double>::quiet_NaN(), last_loss = first_loss;
   std::int64_t updates = 0, clipped = 0;
   for (std::int64_t s = start + 1; s <= o.steps; ++s) {
-    const Batch batch = training_batch(corpus.train, o.batch, o.seq_len, o.seed, s);
+    const Batch batch = rows_of(training_batch(corpus.train, o.batch, o.seq_len, o.seed, s), share);
     model.set_mask_step(s);
     opt->set_learning_rate(cosine ? cosine->lr_at(s - 1) : o.lr);
     // Each position's loss is the batch mean divided by seq_len, so a step's summed loss is
-    // the mean loss per character and the gradient does not grow with --seq-len.
+    // the mean loss per character and the gradient does not grow with --seq-len (inv_len also
+    // carries the rank's weight).
     nn::StepFn<S> step = [&](Tape<S>& t, int i, const nn::State<S>& state) -> nn::StepResult<S> {
       const auto ti = static_cast<std::size_t>(i);
       auto r = model.step(model.bind(t), batch.inputs[ti], state);
@@ -148,6 +170,7 @@ int train_and_sample(const Options& o, const Corpus& corpus) {
     };
     double norm = 0.0;
     nn::UpdateFn update = [&](const nn::UpdateInfo&) {
+      ranks.sum_gradients();  // the global norm below is the global batch's
       const nn::ClipReport c = nn::clip_grad_norm(params, clip_at);
       norm = std::max(norm, c.norm_seen);
       clipped += c.clipped ? 1 : 0;
@@ -155,8 +178,9 @@ int train_and_sample(const Options& o, const Corpus& corpus) {
       opt->step();
       opt->zero_grad();
     };
-    const double total = whole_chunks ? train_chunks(model, tape, batch, chunk, zero, update)
-                                      : nn::run_tbptt<S>(tape, o.seq_len, zero, step, update, config).total_loss;
+    const double total =
+        ranks.sum(whole_chunks ? train_chunks(model, tape, batch, chunk, zero, update, weight)
+                               : nn::run_tbptt<S>(tape, o.seq_len, zero, step, update, config).total_loss);
     if (!std::isfinite(total)) {
       throw std::runtime_error(
           fmt::format("step {}: the training loss is {} (try a smaller --lr or --clip)", s, total));
@@ -166,13 +190,14 @@ int train_and_sample(const Options& o, const Corpus& corpus) {
     if (log) std::fputs(fmt::format("{},{:.9g},{:.9g}\n", s, total, norm).c_str(), log.get());
     progress.update(s, total, norm);
     drain(false);
-    if (o.eval_every > 0 && s % o.eval_every == 0) {
+    if (lead && o.eval_every > 0 && s % o.eval_every == 0) {
       save(s);
       validate(s);
     }
   }
   drain(true);
   progress.finish();
+  if (!lead) return 0;
   const bool trained = o.steps > start;
   if (trained && (o.eval_every == 0 || o.steps % o.eval_every != 0)) validate(o.steps);
   drain(true);
