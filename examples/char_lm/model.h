@@ -89,6 +89,9 @@ class Model : public tapegrad::nn::Module<S> {
   void train(bool on) { rnn_.train(on); }
   /// Selects the dropout masks of training step `step` (each step draws its own).
   void set_mask_step(std::int64_t step) { rnn_.generator().set_sequence(static_cast<std::uint64_t>(step)); }
+  /// This model's batch is rows [first_row, ...) of a larger global batch (one rank's share):
+  /// every dropout mask is that of the same rows of the global batch.
+  void set_mask_first_row(int first_row) { rnn_.set_mask_first_row(first_row); }
 
   /// The recurrent layers.
   tapegrad::nn::Stacked<Cell>& rnn() { return rnn_; }
@@ -111,7 +114,8 @@ class Model : public tapegrad::nn::Module<S> {
   }
   // The head's dropout site: the stream after Stacked's (0 .. L-2), the mode of the layers.
   tapegrad::nn::DropoutOptions head_site() const {
-    return {.p = dropout_, .stream = rnn_.num_layers(), .training = rnn_.training()};
+    return {
+        .p = dropout_, .stream = rnn_.num_layers(), .training = rnn_.training(), .first_row = rnn_.mask_first_row()};
   }
 
   tapegrad::nn::Embedding<S> embed_;

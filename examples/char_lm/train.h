@@ -71,6 +71,7 @@ int train_and_sample(const Options& o, const Corpus& corpus, Ranks& ranks) {
   // so the summed gradient is the global batch's mean loss's, whatever the number of ranks.
   const Share share = share_of(o.batch, ranks.rank(), ranks.size());
   const S weight = static_cast<S>(share.rows()) / static_cast<S>(o.batch);
+  model.set_mask_first_row(share.begin);  // the global batch's masks: the trajectory does not depend on N
   const bool lead = ranks.lead();
   const std::filesystem::path out_dir(o.out);
   const std::filesystem::path ckpt(checkpoint_path(o));

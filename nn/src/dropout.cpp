@@ -13,6 +13,11 @@ void check_p(std::string_view fn, double p) {
   TAPEGRAD_CHECK(p >= 0.0 && p < 1.0, ValueError, "{}: p (DropoutOptions::p) is {}; it must be in [0, 1)", fn, p);
 }
 
+void check_first_row(std::string_view fn, Index first_row) {
+  TAPEGRAD_CHECK(first_row >= 0, ValueError, "{}: first_row (DropoutOptions::first_row) is {}; it must be >= 0", fn,
+                 first_row);
+}
+
 // The mask's step: the one given, else the tape's time step.
 template <class S>
 std::int64_t step_of(std::string_view fn, const Var<S>& x, const DropoutOptions& o) {
@@ -25,15 +30,16 @@ std::int64_t step_of(std::string_view fn, const Var<S>& x, const DropoutOptions&
   return t;
 }
 
-// Rows [row0, row0 + rows) of m from draw `key`: element (i, j) of the block is draw i * cols + j;
-// value(u) maps the uniform to the mask value.
+// Rows [row0, row0 + rows) of m from draw `key`: element (i, j) of the block is draw
+// (first_row + i) * cols + j; value(u) maps the uniform to the mask value.
 template <class S, class Value>
-void fill_block(Matrix<S>& m, Index row0, Index rows, const Generator& gen, const DrawKey& key, Value value) {
+void fill_block(Matrix<S>& m, Index row0, Index rows, Index first_row, const Generator& gen, const DrawKey& key,
+                Value value) {
   const std::uint64_t state = gen.draw_state(key);
   const Index cols = m.cols();
   for (Index i = 0; i < rows; ++i) {
     for (Index j = 0; j < cols; ++j) {
-      const auto k = static_cast<std::uint64_t>(i * cols + j);
+      const auto k = static_cast<std::uint64_t>((first_row + i) * cols + j);
       m(row0 + i, j) = value(Generator::to_unit(splitmix64(state, k)));
     }
   }
@@ -48,18 +54,20 @@ auto dropout_value(double p) {
 }  // namespace
 
 template <class S>
-Matrix<S> dropout_mask(const Generator& gen, const DrawKey& key, Index rows, Index cols, double p) {
+Matrix<S> dropout_mask(const Generator& gen, const DrawKey& key, Index rows, Index cols, double p, Index first_row) {
   check_p("dropout_mask", p);
+  check_first_row("dropout_mask", first_row);
   Matrix<S> m(rows, cols);
-  fill_block<S>(m, 0, rows, gen, key, dropout_value<S>(p));
+  fill_block<S>(m, 0, rows, first_row, gen, key, dropout_value<S>(p));
   return m;
 }
 
 template <class S>
-Matrix<S> zoneout_mask(const Generator& gen, const DrawKey& key, Index rows, Index cols, double p) {
+Matrix<S> zoneout_mask(const Generator& gen, const DrawKey& key, Index rows, Index cols, double p, Index first_row) {
   check_p("zoneout_mask", p);
+  check_first_row("zoneout_mask", first_row);
   Matrix<S> m(rows, cols);
-  fill_block<S>(m, 0, rows, gen, key, [p](double u) { return u < p ? S(1) : S(0); });
+  fill_block<S>(m, 0, rows, first_row, gen, key, [p](double u) { return u < p ? S(1) : S(0); });
   return m;
 }
 
@@ -68,7 +76,7 @@ Var<S> dropout(const Var<S>& x, const Generator& gen, const DropoutOptions& o) {
   check_p("dropout", o.p);
   if (!o.training || o.p == 0.0) return x;
   const DrawKey key{o.stream, step_of("dropout", x, o)};
-  return mask_mul(x, dropout_mask<S>(gen, key, x.rows(), x.cols(), o.p));
+  return mask_mul(x, dropout_mask<S>(gen, key, x.rows(), x.cols(), o.p, o.first_row));
 }
 
 template <class S>
@@ -77,10 +85,11 @@ Var<S> dropout_sequence(const Var<S>& x_all, Index batch, const Generator& gen, 
   TAPEGRAD_CHECK(batch >= 1 && x_all.rows() % batch == 0, ShapeError,
                  "dropout_sequence: x_all is {}, not [T*B x n] for batch B = {}", x_all.shape(), batch);
   if (!o.training || o.p == 0.0) return x_all;
+  check_first_row("dropout_sequence", o.first_row);
   const std::int64_t first = step_of("dropout_sequence", x_all, o);
   Matrix<S> m(x_all.rows(), x_all.cols());
   for (Index t = 0; t * batch < m.rows(); ++t) {
-    fill_block<S>(m, t * batch, batch, gen, DrawKey{o.stream, first + t}, dropout_value<S>(o.p));
+    fill_block<S>(m, t * batch, batch, o.first_row, gen, DrawKey{o.stream, first + t}, dropout_value<S>(o.p));
   }
   return mask_mul(x_all, m);
 }
@@ -93,7 +102,7 @@ Var<S> variational_dropout(const Var<S>& x, const Generator& gen, const DropoutO
                  "leave step unset (call Generator::next_sequence() for a new mask)",
                  o.step.value_or(0));
   if (!o.training || o.p == 0.0) return x;
-  return mask_mul(x, dropout_mask<S>(gen, DrawKey{o.stream, kWholeSequence}, x.rows(), x.cols(), o.p));
+  return mask_mul(x, dropout_mask<S>(gen, DrawKey{o.stream, kWholeSequence}, x.rows(), x.cols(), o.p, o.first_row));
 }
 
 template <class S>
@@ -104,12 +113,12 @@ Var<S> zoneout(const Var<S>& h_prev, const Var<S>& h_new, const Generator& gen, 
   if (o.p == 0.0) return h_new;
   if (!o.training) return h_prev * static_cast<S>(o.p) + h_new * static_cast<S>(1.0 - o.p);
   const DrawKey key{o.stream, step_of("zoneout", h_new, o)};
-  return where(zoneout_mask<S>(gen, key, h_new.rows(), h_new.cols(), o.p), h_prev, h_new);
+  return where(zoneout_mask<S>(gen, key, h_new.rows(), h_new.cols(), o.p, o.first_row), h_prev, h_new);
 }
 
 #define TAPEGRAD_NN_INSTANTIATE_DROPOUT(S)                                                            \
-  template Matrix<S> dropout_mask<S>(const Generator&, const DrawKey&, Index, Index, double);         \
-  template Matrix<S> zoneout_mask<S>(const Generator&, const DrawKey&, Index, Index, double);         \
+  template Matrix<S> dropout_mask<S>(const Generator&, const DrawKey&, Index, Index, double, Index);  \
+  template Matrix<S> zoneout_mask<S>(const Generator&, const DrawKey&, Index, Index, double, Index);  \
   template Var<S> dropout<S>(const Var<S>&, const Generator&, const DropoutOptions&);                 \
   template Var<S> dropout_sequence<S>(const Var<S>&, Index, const Generator&, const DropoutOptions&); \
   template Var<S> variational_dropout<S>(const Var<S>&, const Generator&, const DropoutOptions&);     \

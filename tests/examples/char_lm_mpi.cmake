@@ -1,7 +1,8 @@
 # char_lm under mpirun: the loss log of 8 steps on 2 ranks equals the single process's, and 4
 # steps on 2 ranks resumed on 3 ranks for steps 5..8 equal the uninterrupted single process, for
-# the whole-chunk path (--k1 4) and the per-step path (--k1 3 --k2 6). The global batch of 3
-# sequences splits unevenly (2 + 1 rows), so the share weighting is exercised. Only the summation
+# the whole-chunk path (--k1 4) and the per-step path (--k1 3 --k2 6), without and with dropout
+# (each rank draws its rows' masks of the global batch). The global batch of 3 sequences splits
+# unevenly (2 + 1 rows), so the share weighting is exercised. Only the summation
 # order differs from one process, so the logs agree to float32 rounding: 1e-4 relative.
 include(${CMAKE_CURRENT_LIST_DIR}/char_lm_common.cmake)
 file(REMOVE_RECURSE ${WORK_DIR})
@@ -64,7 +65,8 @@ function(expect_close_logs what expected actual)
   endforeach()
 endfunction()
 
-set(modes "--k1,4" "--k1,3,--k2,6")
+set(modes "--k1,4" "--k1,3,--k2,6" "--k1,4,--layers,2,--dropout,0.3"
+  "--k1,3,--k2,6,--layers,2,--dropout,0.3")
 set(i 0)
 foreach(mode IN LISTS modes)
   string(REPLACE "," ";" mode "${mode}")

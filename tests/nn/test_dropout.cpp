@@ -162,6 +162,32 @@ TEST(Dropout, SequenceMaskIsThePerStepMaskBlockByBlock) {
                                {"dropout_sequence", "[12 x 5]", "5"});
 }
 
+TEST(Dropout, FirstRowDrawsThoseRowsOfTheWholeBatchsMasks) {
+  // Rows [4, 7) of a batch of 7, held alone (one rank's share): the whole batch's masks.
+  std::mt19937_64 rng(5);
+  const nn::Generator gen(8);
+  const Index first = 4, rows = 3, whole = 7, n = 5, T = 2;
+  tg::Tape<double> tape;
+  const Mat x = random_matrix(rows, n, rng);
+  const Mat whole_keep = kept_units(gen, {2, 9}, whole, n, 0.5);
+  const Mat got = nn::dropout(tape.constant(x), gen, {.p = 0.5, .stream = 2, .step = 9, .first_row = first}).value();
+  EXPECT_EQ(got, Mat(x.array() * 2.0 * whole_keep.middleRows(first, rows).array()));
+  const Mat x_all = random_matrix(T * rows, n, rng);
+  const Mat seq =
+      nn::dropout_sequence(tape.constant(x_all), rows, gen, {.p = 0.5, .stream = 2, .step = 9, .first_row = first})
+          .value();
+  for (Index t = 0; t < T; ++t) {
+    const Mat keep = kept_units(gen, {2, 9 + t}, whole, n, 0.5).middleRows(first, rows);
+    EXPECT_EQ(Mat(seq.middleRows(t * rows, rows)), Mat(x_all.middleRows(t * rows, rows).array() * 2.0 * keep.array()))
+        << "step " << t;
+  }
+  EXPECT_EQ(nn::zoneout_mask<double>(gen, {2, 9}, rows, n, 0.5, first),
+            Mat(nn::zoneout_mask<double>(gen, {2, 9}, whole, n, 0.5).middleRows(first, rows)));
+  expect_error<tg::ValueError>(
+      [&] { (void)nn::dropout(tape.constant(x), gen, {.p = 0.5, .step = 0, .first_row = -1}); },
+      {"dropout_mask", "first_row", "-1"});
+}
+
 TEST(VariationalDropout, OneMaskPerSequenceAtEveryStep) {
   const Index B = 10, H = 40;
   nn::Generator gen(8);

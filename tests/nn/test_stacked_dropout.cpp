@@ -102,6 +102,33 @@ TEST(StackedDropout, ThreeLayersSequenceAndSteppingDrawTheSameMasks) {
   expect_near(late.outputs.value(), stack.output(states[2]).value(), "first_step 2", 1e-12);
 }
 
+TEST(StackedDropout, AShareOfTheBatchGetsTheWholeBatchsOutputsForItsRows) {
+  // Rows are independent, so rows [2, 5) of a batch of 6, run alone with mask_first_row 2 (one
+  // rank's share), must give exactly those rows of the whole batch's outputs, masks included.
+  std::mt19937_64 rng(6);
+  Stack stack({.cell = {.input_size = 3, .hidden_size = 4}, .num_layers = 3, .dropout = 0.5, .seed = 9}, rng);
+  const Index T = 3, B = 6, first = 2, rows = 3;
+  const Mat x_all = random_matrix(T * B, 3, rng);
+  Mat x_share(T * rows, 3);
+  for (Index t = 0; t < T; ++t) x_share.middleRows(t * rows, rows) = x_all.middleRows(t * B + first, rows);
+  tg::Tape<double> tape;
+  const Mat whole =
+      stack.forward_sequence(tape.constant(x_all), stack.initial_state(tape, B), {.first_step = 0}).outputs.value();
+  stack.set_mask_first_row(first);
+  const Mat share = stack.forward_sequence(tape.constant(x_share), stack.initial_state(tape, rows), {.first_step = 0})
+                        .outputs.value();
+  for (Index t = 0; t < T; ++t) {
+    expect_near(Mat(share.middleRows(t * rows, rows)), Mat(whole.middleRows(t * B + first, rows)),
+                "step " + std::to_string(t), 1e-12);
+  }
+  // Without the offset the share draws rows [0, 3)'s masks and its outputs differ.
+  stack.set_mask_first_row(0);
+  const Mat unshifted =
+      stack.forward_sequence(tape.constant(x_share), stack.initial_state(tape, rows), {.first_step = 0})
+          .outputs.value();
+  EXPECT_GT((unshifted - share).cwiseAbs().maxCoeff(), 1e-3);
+}
+
 TEST(StackedDropout, NextSequenceDrawsFreshMasksAndSeedRestarts) {
   Stack stack = pass_through_stack(0.5, 5);
   tg::Tape<double> tape;

@@ -30,16 +30,21 @@ struct DropoutOptions {
   /// The mask's time step. Unset: the tape's time step (the tape.time_step(t) scope in force,
   /// opened by run_tbptt, unroll and forward_sequence); ValueError outside any scope.
   std::optional<std::int64_t> step = std::nullopt;
+  /// Where x's first row sits in the batch the masks are drawn for: row i of x gets the mask
+  /// of row first_row + i. A process holding rows [r, r + b) of a larger batch (data-parallel
+  /// training) passes r and draws exactly those rows' masks of the whole batch.
+  Index first_row = 0;
 };
 
 /// The inverted-dropout mask of draw `key`: element (i, j) is 0 when
-/// gen.uniform(key, i * cols + j) < p, else 1/(1-p). ValueError unless p is in [0, 1).
+/// gen.uniform(key, (first_row + i) * cols + j) < p, else 1/(1-p). ValueError unless p is in
+/// [0, 1) and first_row >= 0.
 template <class S>
-Matrix<S> dropout_mask(const Generator& gen, const DrawKey& key, Index rows, Index cols, double p);
+Matrix<S> dropout_mask(const Generator& gen, const DrawKey& key, Index rows, Index cols, double p, Index first_row = 0);
 /// The zoneout mask of draw `key`: element (i, j) is 1 (keep h_{t-1}) when
-/// gen.uniform(key, i * cols + j) < p, else 0. ValueError unless p is in [0, 1).
+/// gen.uniform(key, (first_row + i) * cols + j) < p, else 0. ValueError as dropout_mask.
 template <class S>
-Matrix<S> zoneout_mask(const Generator& gen, const DrawKey& key, Index rows, Index cols, double p);
+Matrix<S> zoneout_mask(const Generator& gen, const DrawKey& key, Index rows, Index cols, double p, Index first_row = 0);
 
 /// x times dropout_mask(gen, {o.stream, step}, ...) in training; x itself in evaluation or for p = 0.
 template <class S>

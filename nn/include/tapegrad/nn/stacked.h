@@ -188,6 +188,11 @@ class Stacked : public Module<typename Cell::Scalar> {
   /// checkpoints (checkpoint.h) to resume bit for bit.
   [[nodiscard]] Generator& generator() { return generator_; }
   [[nodiscard]] const Generator& generator() const { return generator_; }
+  /// Where the batch's first row sits in the batch the masks are drawn for
+  /// (DropoutOptions::first_row): a data-parallel rank holding rows [r, r + b) of the global
+  /// batch sets r and draws those rows' masks of the global batch.
+  void set_mask_first_row(Index first_row) { mask_first_row_ = first_row; }
+  [[nodiscard]] Index mask_first_row() const { return mask_first_row_; }
 
   [[nodiscard]] Cell& layer(std::size_t l) { return layers_.at(l); }
   [[nodiscard]] const Cell& layer(std::size_t l) const { return layers_.at(l); }
@@ -250,12 +255,13 @@ class Stacked : public Module<typename Cell::Scalar> {
   }
   // Layer l's dropout site at step t: stream l.
   DropoutOptions dropout_options(std::size_t l, std::int64_t t) const {
-    return {.p = options_.dropout, .stream = l, .training = training_, .step = t};
+    return {.p = options_.dropout, .stream = l, .training = training_, .step = t, .first_row = mask_first_row_};
   }
 
   Options options_;
   std::vector<Cell> layers_;
   Generator generator_;
+  Index mask_first_row_ = 0;
   bool training_ = true;
 };
 
