@@ -2,7 +2,8 @@
 # steps on 2 ranks resumed on 3 ranks for steps 5..8 equal the uninterrupted single process, for
 # the whole-chunk path (--k1 4) and the per-step path (--k1 3 --k2 6), without and with dropout
 # (each rank draws its rows' masks of the global batch). The global batch of 3 sequences splits
-# unevenly (2 + 1 rows), so the share weighting is exercised. Only the summation
+# unevenly (2 + 1 rows), so the share weighting is exercised. A --batch smaller than the number
+# of ranks must stop the job with a message. Only the summation
 # order differs from one process, so the logs agree to float32 rounding: 1e-4 relative.
 include(${CMAKE_CURRENT_LIST_DIR}/char_lm_common.cmake)
 file(REMOVE_RECURSE ${WORK_DIR})
@@ -97,4 +98,11 @@ list(GET other 1 o1)
 list(GET one 1 e1)
 if(o1 STREQUAL e1)
   message(FATAL_ERROR "--seed 8 gave the first loss of --seed 7: ${o1}")
+endif()
+
+# A batch smaller than the number of ranks stops every rank with a message, not a hang.
+execute_process(COMMAND ${MPI_RUN} 2 ${CHAR_LM} ${CHAR_LM_TINY} --batch 1 --steps 2 --out ${WORK_DIR}/small
+  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 60)
+if(NOT rc MATCHES "^[0-9]+$" OR rc EQUAL 0 OR NOT err MATCHES "--batch 1 is smaller than the 2 ranks")
+  message(FATAL_ERROR "mpirun -np 2 char_lm --batch 1: rc '${rc}'\n${out}${err}")
 endif()
