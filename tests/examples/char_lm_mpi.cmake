@@ -2,9 +2,9 @@
 # steps on 2 ranks resumed on 3 ranks for steps 5..8 equal the uninterrupted single process, for
 # the whole-chunk path (--k1 4) and the per-step path (--k1 3 --k2 6), without and with dropout
 # (each rank draws its rows' masks of the global batch). The global batch of 3 sequences splits
-# unevenly (2 + 1 rows), so the share weighting is exercised. A --batch smaller than the number
-# of ranks must stop the job with a message. Only the summation
-# order differs from one process, so the logs agree to float32 rounding: 1e-4 relative.
+# unevenly (2 + 1 rows), so the share weighting is exercised. Only the summation order differs
+# from one process, so the logs agree to float32 rounding: 1e-4 relative. A --batch smaller than
+# the number of ranks must stop the job with a message.
 include(${CMAKE_CURRENT_LIST_DIR}/char_lm_common.cmake)
 file(REMOVE_RECURSE ${WORK_DIR})
 file(MAKE_DIRECTORY ${WORK_DIR})
