@@ -9,6 +9,8 @@
 
 #include <tapegrad/parameter.h>
 
+#include "shard.h"
+
 namespace char_lm {
 
 class Ranks {
@@ -21,6 +23,9 @@ class Ranks {
 
   [[nodiscard]] int rank() const;
   [[nodiscard]] int size() const;
+  /// Rank `rank`'s sequences of a global batch of `batch`; std::runtime_error when a rank
+  /// would get none.
+  [[nodiscard]] Share share_of(int batch, int rank) const;
   /// Rank 0 prints, validates, samples and writes every file.
   [[nodiscard]] bool lead() const { return rank() == 0; }
 

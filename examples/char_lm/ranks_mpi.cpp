@@ -2,6 +2,9 @@
 // global batch, so the gradients are summed (GradReduce::Sum), not averaged. The sums run after
 // the backward sweep (overlap off): the whole-chunk path records the parameters' leaves itself.
 #include <optional>
+#include <stdexcept>
+
+#include <fmt/format.h>
 
 #include <mpi.h>
 
@@ -22,6 +25,15 @@ Ranks::Ranks() : impl_(std::make_unique<Impl>()) {}
 Ranks::~Ranks() = default;
 int Ranks::rank() const { return impl_->comm.rank(); }
 int Ranks::size() const { return impl_->comm.size(); }
+
+Share Ranks::share_of(int batch, int rank) const {
+  if (batch < size()) {
+    throw std::runtime_error(
+        fmt::format("--batch {} is smaller than the {} ranks: every rank needs a sequence", batch, size()));
+  }
+  const auto [begin, end] = dist::BatchSharder::share(batch, rank, size());
+  return {static_cast<int>(begin), static_cast<int>(end)};
+}
 
 void Ranks::share_parameters(const std::vector<tapegrad::Parameter<float>*>& params) {
   if (size() == 1) return;

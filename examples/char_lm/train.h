@@ -36,7 +36,6 @@
 #include "ranks.h"
 #include "run_config.h"
 #include "sample.h"
-#include "shard.h"
 
 namespace char_lm {
 
@@ -69,7 +68,7 @@ int train_and_sample(const Options& o, const Corpus& corpus, Ranks& ranks) {
   ranks.share_parameters(params);
   // This rank's sequences of each global batch. Its loss is weighted by its share of the batch,
   // so the summed gradient is the global batch's mean loss's, whatever the number of ranks.
-  const Share share = share_of(o.batch, ranks.rank(), ranks.size());
+  const Share share = ranks.share_of(o.batch, ranks.rank());
   const S weight = static_cast<S>(share.rows()) / static_cast<S>(o.batch);
   model.set_mask_first_row(share.begin);  // the global batch's masks: the trajectory does not depend on N
   const bool lead = ranks.lead();
@@ -101,7 +100,7 @@ int train_and_sample(const Options& o, const Corpus& corpus, Ranks& ranks) {
     if (start > 0) fmt::print("resumed  from {} at step {}\n", o.resume, start);
     if (ranks.size() > 1) {
       fmt::print("ranks    {} processes, {} to {} sequences of each batch per rank, gradients summed\n", ranks.size(),
-                 share_of(o.batch, ranks.size() - 1, ranks.size()).rows(), share_of(o.batch, 0, ranks.size()).rows());
+                 ranks.share_of(o.batch, ranks.size() - 1).rows(), ranks.share_of(o.batch, 0).rows());
     }
     if (start >= o.steps) fmt::print("nothing to train: the run is already at step {} (--steps {})\n", start, o.steps);
     std::fflush(stdout);
